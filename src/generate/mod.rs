@@ -1,0 +1,1 @@
+//! Deterministic synthetic extracts in the DATA_CONTRACT.md layout.

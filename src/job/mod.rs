@@ -1,0 +1,5 @@
+//! Job files: YAML spec, validation with locations, interpolation.
+
+pub mod model;
+
+pub use model::*;

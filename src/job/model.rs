@@ -1,0 +1,154 @@
+//! The resolved job: what `job::load` returns once a YAML file has passed
+//! validation. Everything downstream (run, scheduler, explain) works from these
+//! plain types; the serde types with source locations stay inside `job`.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// A validated job file.
+#[derive(Debug, Clone)]
+pub struct Job {
+    /// Path of the YAML file it was loaded from.
+    pub file: PathBuf,
+    /// Directory that relative paths in the job (SQL files, `file://` roots) resolve against:
+    /// the current directory at load time, so `c360 run jobs/x.yaml` from the repo root
+    /// finds `sql/…` and `sample_data/…`.
+    pub base_dir: PathBuf,
+    pub name: String,
+    /// IANA time zone of the job; the default logical date is "today" there.
+    pub timezone: chrono_tz::Tz,
+    /// Job parameters (`params:`), scalars kept as their YAML text.
+    pub params: BTreeMap<String, String>,
+    /// Storage roots before `--set` overrides: `raw`, `warehouse` (URL or path templates).
+    pub storage: StorageSpec,
+    /// Sources in file order.
+    pub sources: Vec<SourceSpec>,
+    /// Steps in a valid execution order (dependencies first).
+    pub steps: Vec<StepSpec>,
+    /// Data checks per output/step name; parsed now, executed by a later stage.
+    pub checks: BTreeMap<String, Vec<CheckSpec>>,
+    /// Outputs in file order.
+    pub outputs: Vec<OutputSpec>,
+    /// Optional cap on DataFusion's memory pool, in bytes (`memory_limit: 2GiB`).
+    pub memory_limit: Option<u64>,
+}
+
+/// Storage roots (templates; may be relative paths, `file://`, `s3://`, `gs://`, `az://`).
+#[derive(Debug, Clone)]
+pub struct StorageSpec {
+    pub raw: String,
+    pub warehouse: String,
+    /// Extra object_store options (endpoint, region, …) passed to the builders.
+    pub options: BTreeMap<String, String>,
+}
+
+/// File format of a source, declared in the job, never guessed from content.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Csv,
+    Ndjson,
+    Parquet,
+}
+
+/// The contract schema a source is validated against (DATA_CONTRACT.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContractSchema {
+    Profiles,
+    Transactions,
+    Communications,
+    Suppressions,
+    FxRates,
+}
+
+/// Reject budget of a source: over it the run fails and publishes nothing.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RejectBudget {
+    /// Largest allowed fraction of rejected rows (default 0.01).
+    pub max_fraction: f64,
+    /// Optional absolute cap on rejected rows.
+    pub max_rows: Option<u64>,
+}
+
+impl Default for RejectBudget {
+    fn default() -> Self {
+        Self {
+            max_fraction: 0.01,
+            max_rows: None,
+        }
+    }
+}
+
+/// One raw extract.
+#[derive(Debug, Clone)]
+pub struct SourceSpec {
+    pub name: String,
+    /// Path template, e.g. `{raw}/transactions` (a folder of `dt=` partitions or one file).
+    pub path: String,
+    pub format: Format,
+    pub schema: ContractSchema,
+    /// Hive partition columns of the raw layout; `[dt]` for daily extracts, empty for reference files.
+    pub partitions: Vec<String>,
+    pub rejects: RejectBudget,
+    /// Name of the source holding fx rates (for `unknown_currency`), transactions only.
+    pub currencies: Option<String>,
+    /// A missing folder is an empty source instead of an error (e.g. suppressions).
+    pub optional: bool,
+}
+
+/// What a step runs.
+#[derive(Debug, Clone)]
+pub enum StepKind {
+    /// A SQL file; `sql` is its text as read at load time (before interpolation).
+    Sql { file: PathBuf, sql: String },
+    /// A builtin Rust step (`builtin: stitch_identities`), with its input table names.
+    Builtin { name: String, inputs: Vec<String> },
+}
+
+/// One named step; its result is registered under `name`.
+#[derive(Debug, Clone)]
+pub struct StepSpec {
+    pub name: String,
+    pub kind: StepKind,
+    /// Source and step names this step reads (inferred from the SQL for SQL steps).
+    pub depends_on: Vec<String>,
+}
+
+/// One data check, parsed from the `checks:` block.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CheckSpec {
+    Unique { columns: Vec<String>, severity: Severity },
+    NotNull { columns: Vec<String>, severity: Severity },
+    AcceptedValues { column: String, values: Vec<String>, severity: Severity },
+    Relationships { column: String, to: String, field: String, severity: Severity },
+    RowCount { min: Option<u64>, max: Option<u64>, max_change_pct: Option<f64>, severity: Severity },
+    Freshness { column: String, max_age_days: u32, severity: Severity },
+    Sql { name: String, sql: String, severity: Severity },
+}
+
+/// How a failed check affects the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Severity {
+    #[default]
+    Error,
+    Warn,
+}
+
+/// Parquet compression codec of an output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Compression {
+    #[default]
+    Zstd,
+    Snappy,
+    Uncompressed,
+}
+
+/// A published output: the step (or source) of the same name, written as Parquet.
+#[derive(Debug, Clone)]
+pub struct OutputSpec {
+    pub name: String,
+    /// Path template, e.g. `{warehouse}/customer_360`.
+    pub path: String,
+    pub partition_by: Vec<String>,
+    pub sort_by: Vec<String>,
+    pub compression: Compression,
+}

@@ -1,0 +1,18 @@
+//! c360: a batch ETL and warehouse loader for a unified customer view.
+//!
+//! The flow of a run (DESIGN.md): a YAML job is loaded and validated (`job`),
+//! raw extracts are read, validated and typed (`source`) from object storage
+//! (`storage`), SQL and builtin steps run on DataFusion (`engine`, `steps`, `udf`),
+//! and outputs are written as Hive-partitioned Parquet (`sink`). `run` ties one
+//! load together; `generate` makes synthetic extracts in the contract layout.
+
+pub mod cli;
+pub mod engine;
+pub mod generate;
+pub mod job;
+pub mod run;
+pub mod sink;
+pub mod source;
+pub mod steps;
+pub mod storage;
+pub mod udf;

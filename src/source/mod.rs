@@ -1,0 +1,1 @@
+//! Raw extract reading: formats, contract schemas, typing, rejects.

@@ -1,0 +1,1 @@
+//! Step execution: SQL views and builtin Rust steps.

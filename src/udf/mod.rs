@@ -1,0 +1,1 @@
+//! DataFusion UDFs shared by every SQL file.

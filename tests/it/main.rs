@@ -1,0 +1,3 @@
+//! Integration tests: one test binary, one module per behaviour area (STYLE.md).
+
+mod util;
