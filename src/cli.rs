@@ -1,1 +1,256 @@
-//! (module under construction)
+//! Command-line interface: clap definitions and the dispatch from a parsed
+//! command to the library. `main` only parses, sets up logging and exits.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use chrono::NaiveDate;
+use clap::{Parser, Subcommand};
+
+use crate::clock::SystemClock;
+use crate::run::{RunOptions, RunSummary};
+
+/// Exit codes, documented in the README and `--help`.
+pub mod exit {
+    /// The command did what it was asked.
+    pub const SUCCESS: u8 = 0;
+    /// A run (or generate) started and failed: storage, data, a query, a budget.
+    pub const RUN_FAILED: u8 = 1;
+    /// The job file or the command line is invalid; nothing was run.
+    pub const INVALID: u8 = 2;
+}
+
+/// c360 loads a customer data warehouse from raw CRM extracts.
+#[derive(Debug, Parser)]
+#[command(
+    name = "c360",
+    version,
+    about,
+    after_help = "Examples:\n  c360 run jobs/customer_360.yaml --date 2026-03-01\n  c360 run jobs/customer_360.yaml --set warehouse=/tmp/wh --set reporting_currency=EUR\n  c360 validate jobs/*.yaml\n  c360 generate --customers 2000 --days 60 --seed 7 --out sample_data/raw\n\nExit codes: 0 success, 1 run failed, 2 invalid job or usage."
+)]
+pub struct Cli {
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Log output formats.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a job once for a logical date.
+    Run {
+        /// The job file.
+        job: PathBuf,
+        /// Logical date (YYYY-MM-DD); default: today in the job's time zone.
+        #[arg(long)]
+        date: Option<NaiveDate>,
+        /// Override a storage root (`raw`, `warehouse`) or a param: `--set key=value`.
+        #[arg(long = "set", value_parser = parse_key_value)]
+        sets: Vec<(String, String)>,
+        /// Cap DataFusion's memory pool, e.g. `2GiB` or `512MiB`; beyond it sorts spill to disk.
+        #[arg(long, value_parser = parse_bytes)]
+        memory_limit: Option<u64>,
+    },
+    /// Check job files and report every problem as file:line:col.
+    Validate {
+        /// Job files.
+        #[arg(required = true)]
+        jobs: Vec<PathBuf>,
+    },
+    /// Write deterministic synthetic raw extracts (and their ground truth).
+    Generate {
+        /// Number of customers (people).
+        #[arg(long, default_value_t = 2000)]
+        customers: u64,
+        /// Number of extract days.
+        #[arg(long, default_value_t = 60)]
+        days: u32,
+        /// Random seed: same seed, same bytes.
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        /// First extract day.
+        #[arg(long, default_value = "2026-01-01")]
+        start_date: NaiveDate,
+        /// Raw root to write to (path or object-store URL).
+        #[arg(long)]
+        out: String,
+    },
+}
+
+fn parse_key_value(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.trim().is_empty() => {
+            Ok((key.trim().to_string(), value.to_string()))
+        }
+        _ => Err(format!("expected key=value, got `{text}`")),
+    }
+}
+
+/// Parses sizes like `512MiB`, `2GiB`, `1.5GB`, `1000000`.
+pub fn parse_bytes(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a size like 512MiB or 2GiB"))?;
+    let scale: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "kb" => 1e3,
+        "mb" => 1e6,
+        "gb" => 1e9,
+        "kib" | "k" => 1024.0,
+        "mib" | "m" => 1024.0 * 1024.0,
+        "gib" | "g" => 1024.0 * 1024.0 * 1024.0,
+        other => return Err(format!("unknown size unit `{other}` in `{text}`")),
+    };
+    Ok((number * scale) as u64)
+}
+
+/// Runs a parsed command and returns the process exit code.
+pub async fn dispatch(cli: Cli) -> ExitCode {
+    match cli.command {
+        Command::Validate { jobs } => {
+            let problems = crate::job::validate_paths(&jobs);
+            for problem in &problems {
+                eprintln!("{problem}");
+            }
+            if problems.is_empty() {
+                println!("{} job file(s) valid", jobs.len());
+                ExitCode::from(exit::SUCCESS)
+            } else {
+                eprintln!("{} problem(s) found", problems.len());
+                ExitCode::from(exit::INVALID)
+            }
+        }
+        Command::Run {
+            job,
+            date,
+            sets,
+            memory_limit,
+        } => {
+            let job = match crate::job::load(&job) {
+                Ok(job) => job,
+                Err(diagnostics) => {
+                    eprintln!("{diagnostics}");
+                    return ExitCode::from(exit::INVALID);
+                }
+            };
+            let options = RunOptions {
+                date,
+                overrides: sets,
+                memory_limit,
+                clock: Arc::new(SystemClock),
+            };
+            match crate::run::run(&job, &options).await {
+                Ok(summary) => {
+                    print_summary(&summary);
+                    ExitCode::from(exit::SUCCESS)
+                }
+                Err(e) => {
+                    eprintln!("error: run of {} failed: {e}", job.name);
+                    ExitCode::from(exit::RUN_FAILED)
+                }
+            }
+        }
+        Command::Generate {
+            customers,
+            days,
+            seed,
+            start_date,
+            out,
+        } => generate(customers, days, seed, start_date, &out).await,
+    }
+}
+
+async fn generate(customers: u64, days: u32, seed: u64, start_date: NaiveDate, out: &str) -> ExitCode {
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+    let registry = crate::storage::StorageRegistry::new(cwd, Default::default());
+    let location = match registry.resolve_for_write(out) {
+        Ok(location) => location,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(exit::INVALID);
+        }
+    };
+    let options = crate::generate::GenerateOptions {
+        customers,
+        days,
+        seed,
+        start_date,
+    };
+    match crate::generate::generate(&options, location.store.clone(), &location.prefix).await {
+        Ok(report) => {
+            println!("{report}");
+            ExitCode::from(exit::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("error: generate failed: {e}");
+            ExitCode::from(exit::RUN_FAILED)
+        }
+    }
+}
+
+fn print_summary(summary: &RunSummary) {
+    println!(
+        "run {} of {} for {} succeeded in {:.1}s",
+        summary.run_id, summary.job, summary.date, summary.elapsed_secs
+    );
+    println!("{:<16} {:>10} {:>10} {:>10}", "source", "read", "accepted", "rejected");
+    for source in &summary.sources {
+        let r = &source.report;
+        println!(
+            "{:<16} {:>10} {:>10} {:>10}",
+            source.name, r.rows_read, r.rows_accepted, r.rows_rejected
+        );
+    }
+    println!("{:<16} {:>10} {:>6}  location", "output", "rows", "files");
+    for output in summary.outputs.iter().chain(&summary.rejects) {
+        let name = if summary.rejects.iter().any(|r| std::ptr::eq(r, output)) {
+            format!("rejects/{}", output.name)
+        } else {
+            output.name.clone()
+        };
+        println!(
+            "{:<16} {:>10} {:>6}  {}",
+            name, output.rows, output.files, output.location
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse_with_binary_and_decimal_units() {
+        assert_eq!(parse_bytes("512MiB"), Ok(512 * 1024 * 1024));
+        assert_eq!(parse_bytes("2GiB"), Ok(2 * 1024 * 1024 * 1024));
+        assert_eq!(parse_bytes("1.5GB"), Ok(1_500_000_000));
+        assert_eq!(parse_bytes("1000"), Ok(1000));
+        assert!(parse_bytes("lots").is_err());
+        assert!(parse_bytes("3 parsecs").is_err());
+    }
+
+    #[test]
+    fn set_takes_key_equals_value() {
+        assert_eq!(
+            parse_key_value("warehouse=s3://b/w=x"),
+            Ok(("warehouse".into(), "s3://b/w=x".into()))
+        );
+        assert!(parse_key_value("novalue").is_err());
+        assert!(parse_key_value("=x").is_err());
+    }
+}

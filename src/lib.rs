@@ -7,6 +7,7 @@
 //! load together; `generate` makes synthetic extracts in the contract layout.
 
 pub mod cli;
+pub mod clock;
 pub mod engine;
 pub mod generate;
 pub mod job;

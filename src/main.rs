@@ -1,1 +1,21 @@
-fn main() {}
+//! The `c360` binary: parse the command line, set up logging, run, exit.
+
+use std::process::ExitCode;
+
+use c360::cli::{self, Cli, LogFormat};
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = EnvFilter::try_from_env("C360_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+    cli::dispatch(cli).await
+}

@@ -1,0 +1,43 @@
+-- Clean order lines in the reporting currency, as of the logical date.
+--
+-- DATA_CONTRACT.md:
+-- * Duplicates: key (transaction_id, line_no, status); the copy in the latest
+--   file wins (files sort by dt, then name: the order of `_file`).
+-- * cancelled rows count nowhere; order dates are UTC dates; lines dated after
+--   the logical date are not counted yet.
+-- * Money: line amount = quantity * unit_price - discount (for the whole line),
+--   times the currency's rate_to_reporting. `amount` keeps full precision
+--   (scale 10); round only after summing.
+SELECT
+    l.transaction_id,
+    l.line_no,
+    l.source_system,
+    l.source_customer_id,
+    l.email,
+    l.order_ts,
+    CAST(l.order_ts AS DATE) AS order_date,
+    l.channel,
+    l.product_id,
+    l.category,
+    l.quantity,
+    l.unit_price,
+    COALESCE(l.discount, CAST(0 AS DECIMAL(12, 2))) AS discount,
+    l.unit_cost,
+    l.currency,
+    l.status,
+    (CAST(l.quantity AS DECIMAL(20, 0)) * l.unit_price - COALESCE(l.discount, CAST(0 AS DECIMAL(12, 2))))
+        * fx.rate_to_reporting AS amount,
+    CASE WHEN l.status = 'returned' THEN -1 ELSE 1 END AS sign
+FROM (
+    SELECT
+        t.*,
+        ROW_NUMBER() OVER (
+            PARTITION BY transaction_id, line_no, status
+            ORDER BY _file DESC, _line DESC
+        ) AS copy_rank
+    FROM transactions t
+) l
+JOIN fx_rates_current fx ON fx.currency = l.currency
+WHERE l.copy_rank = 1
+  AND l.status IN ('completed', 'returned')
+  AND CAST(l.order_ts AS DATE) <= DATE '{date}'

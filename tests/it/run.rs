@@ -1,0 +1,196 @@
+//! The real job (`jobs/customer_360.yaml` and `sql/`) over hand-made extracts
+//! whose answers were worked out by hand, and over the bundled sample.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use c360::clock::SystemClock;
+use c360::run::{RunOptions, run};
+use chrono::NaiveDate;
+use datafusion::arrow::array::{Array, AsArray, RecordBatch};
+use datafusion::arrow::datatypes::{DataType, Date32Type, Decimal128Type, Int32Type, Int64Type, TimeUnit};
+use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+use crate::util::repo_root;
+
+fn date(text: &str) -> NaiveDate {
+    NaiveDate::parse_from_str(text, "%Y-%m-%d").unwrap()
+}
+
+async fn run_job(raw: &Path, warehouse: &Path, on: &str) -> c360::run::RunSummary {
+    let job = c360::job::load(&repo_root().join("jobs/customer_360.yaml")).unwrap();
+    let options = RunOptions {
+        date: Some(date(on)),
+        overrides: vec![
+            ("raw".into(), raw.display().to_string()),
+            ("warehouse".into(), warehouse.display().to_string()),
+        ],
+        memory_limit: None,
+        clock: Arc::new(SystemClock),
+    };
+    run(&job, &options).await.unwrap()
+}
+
+/// Reads every Parquet file of a partition folder with the parquet crate's own reader.
+fn read_partition(dir: &Path) -> Vec<RecordBatch> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
+        .collect();
+    files.sort();
+    files
+        .iter()
+        .flat_map(|f| {
+            ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(f).unwrap())
+                .unwrap()
+                .build()
+                .unwrap()
+                .map(|b| b.unwrap())
+        })
+        .collect()
+}
+
+/// One customer's measures, as a user reads them.
+#[derive(Debug, PartialEq)]
+struct Measures {
+    frequency: i64,
+    frequency_net: i64,
+    purchase_days: i64,
+    monetary_cents: i128,
+    first: Option<NaiveDate>,
+    last: Option<NaiveDate>,
+    recency_days: Option<i32>,
+}
+
+fn measures_by_key(batches: &[RecordBatch]) -> BTreeMap<String, Measures> {
+    let mut out = BTreeMap::new();
+    for b in batches {
+        let col = |name: &str| b.column_by_name(name).unwrap().clone();
+        let keys = col("customer_key");
+        let keys = keys.as_string::<i32>();
+        let (freq, net, days) = (col("frequency"), col("frequency_net"), col("purchase_days"));
+        let money = col("monetary");
+        let (first, last, recency) = (col("first_purchase_date"), col("last_purchase_date"), col("recency_days"));
+        let d = |a: &dyn Array, i: usize| {
+            a.is_valid(i).then(|| {
+                NaiveDate::from_num_days_from_ce_opt(
+                    a.as_primitive::<Date32Type>().value(i) + 719_163,
+                )
+                .unwrap()
+            })
+        };
+        for i in 0..b.num_rows() {
+            out.insert(
+                keys.value(i).to_string(),
+                Measures {
+                    frequency: freq.as_primitive::<Int64Type>().value(i),
+                    frequency_net: net.as_primitive::<Int64Type>().value(i),
+                    purchase_days: days.as_primitive::<Int64Type>().value(i),
+                    monetary_cents: money.as_primitive::<Decimal128Type>().value(i),
+                    first: d(first.as_ref(), i),
+                    last: d(last.as_ref(), i),
+                    recency_days: recency
+                        .is_valid(i)
+                        .then(|| recency.as_primitive::<Int32Type>().value(i)),
+                },
+            );
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn hand_made_extracts_give_hand_computed_measures() {
+    let wh = tempfile::tempdir().unwrap();
+    let raw = repo_root().join("tests/fixtures/tiny_raw");
+    let summary = run_job(&raw, wh.path(), "2026-02-02").await;
+    assert!(summary.sources.iter().all(|s| s.report.rows_rejected == 0));
+
+    let batches = read_partition(&wh.path().join("customer_360/snapshot_date=2026-02-02"));
+    let got = measures_by_key(&batches);
+    let m = |frequency, frequency_net, purchase_days, monetary_cents, first: Option<&str>, last: Option<&str>, recency_days| Measures {
+        frequency,
+        frequency_net,
+        purchase_days,
+        monetary_cents,
+        first: first.map(date),
+        last: last.map(date),
+        recency_days,
+    };
+    // C1: T1 = 2 x 10.00 - 1.50 discount + 1 x 6.00 (the re-sent copy in the later file
+    // corrects 5.00 to 6.00) = 24.50 EUR; T2 = 3 x 3.33 GBP x 1.15 = 11.4885 EUR, ordered
+    // 2026-01-20T23:30-02:00 = 21 Jan UTC. T5 is cancelled; T9 sits in dt=2026-02-03,
+    // after the logical date. 24.50 + 11.4885 = 35.9885 -> 35.99; last purchase 21 Jan,
+    // 12 days before 2 Feb.
+    assert_eq!(got["crm:C1"], m(2, 2, 2, 3599, Some("2026-01-15"), Some("2026-01-21"), Some(12)));
+    // C2: 100 USD x 0.9 = 90.00, returned on 2 Feb -> net 0: an order, but not a net one.
+    // T8 is dated 3 Feb, after the logical date, although its file is in dt=2026-02-02.
+    assert_eq!(got["crm:C2"], m(1, 0, 1, 0, Some("2026-01-25"), Some("2026-01-25"), Some(8)));
+    // C3: 2.50 SEK x 0.05 = 0.125 EUR -> 0.13 (half away from zero, not to even).
+    assert_eq!(got["crm:C3"], m(1, 1, 1, 13, Some("2026-01-30"), Some("2026-01-30"), Some(3)));
+    // C4: only a return of 0.125 EUR -> -0.13, no purchase.
+    assert_eq!(got["crm:C4"], m(0, 0, 0, -13, None, None, None));
+    // The guest order (no source_customer_id) is in no source customer's figures.
+    assert_eq!(got.len(), 4);
+}
+
+#[tokio::test]
+async fn output_columns_are_typed_for_bi_tools() {
+    let wh = tempfile::tempdir().unwrap();
+    let raw = repo_root().join("tests/fixtures/tiny_raw");
+    run_job(&raw, wh.path(), "2026-02-02").await;
+    let batches = read_partition(&wh.path().join("customer_360/snapshot_date=2026-02-02"));
+    let schema = batches[0].schema();
+    let ty = |name: &str| schema.field_with_name(name).unwrap().data_type().clone();
+    assert_eq!(ty("monetary"), DataType::Decimal128(18, 2));
+    assert_eq!(ty("first_purchase_date"), DataType::Date32);
+    assert_eq!(ty("birth_date"), DataType::Date32);
+    assert_eq!(ty("signup_ts"), DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())));
+    // The partition value lives in the path, not in the file.
+    assert!(schema.field_with_name("snapshot_date").is_err());
+    // Sorted by customer_key.
+    let keys: Vec<String> = batches
+        .iter()
+        .flat_map(|b| {
+            let k = b.column_by_name("customer_key").unwrap().as_string::<i32>().clone();
+            (0..k.len()).map(move |i| k.value(i).to_string()).collect::<Vec<_>>()
+        })
+        .collect();
+    let mut sorted = keys.clone();
+    sorted.sort();
+    assert_eq!(keys, sorted);
+    // The current profile is the newest one.
+    let city = batches[0].column_by_name("city").unwrap().as_string::<i32>().value(0).to_string();
+    assert_eq!(city, "Manchester");
+    let email = batches[0].column_by_name("email_normalized").unwrap().as_string::<i32>().value(0).to_string();
+    assert_eq!(email, "ann.lee@example.com");
+}
+
+#[tokio::test]
+async fn rerunning_a_date_replaces_only_that_partition() {
+    let wh = tempfile::tempdir().unwrap();
+    let raw = repo_root().join("tests/fixtures/tiny_raw");
+    run_job(&raw, wh.path(), "2026-02-01").await;
+    run_job(&raw, wh.path(), "2026-02-02").await;
+    let before = read_partition(&wh.path().join("customer_360/snapshot_date=2026-02-01"));
+    run_job(&raw, wh.path(), "2026-02-02").await;
+
+    let mut files: Vec<_> = std::fs::read_dir(wh.path().join("customer_360/snapshot_date=2026-02-02"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    files.sort();
+    assert_eq!(files, vec!["_SUCCESS", "part-00000.parquet"]);
+    let again = measures_by_key(&read_partition(&wh.path().join("customer_360/snapshot_date=2026-02-02")));
+    assert_eq!(again["crm:C1"].monetary_cents, 3599);
+    assert_eq!(again.len(), 4);
+    // The other date is untouched, and as of 1 Feb C1 had only the first copies: 18.50 + 5.00 + 11.4885.
+    let other = measures_by_key(&read_partition(&wh.path().join("customer_360/snapshot_date=2026-02-01")));
+    assert_eq!(other, measures_by_key(&before));
+    assert_eq!(other["crm:C1"].monetary_cents, 3499);
+    // No staging debris is left behind.
+    let tmp = wh.path().join("_c360/tmp");
+    assert!(!tmp.exists() || std::fs::read_dir(&tmp).unwrap().all(|e| std::fs::read_dir(e.unwrap().path()).map(|mut d| d.next().is_none()).unwrap_or(true)));
+}
