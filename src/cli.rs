@@ -161,7 +161,11 @@ pub async fn dispatch(cli: Cli) -> ExitCode {
                 }
                 Err(e) => {
                     eprintln!("error: run of {} failed: {e}", job.name);
-                    ExitCode::from(exit::RUN_FAILED)
+                    match e {
+                        // A bad --set is a usage error: nothing was run.
+                        crate::run::RunError::Bind(_) => ExitCode::from(exit::INVALID),
+                        _ => ExitCode::from(exit::RUN_FAILED),
+                    }
                 }
             }
         }
@@ -216,15 +220,12 @@ fn print_summary(summary: &RunSummary) {
             source.name, r.rows_read, r.rows_accepted, r.rows_rejected
         );
     }
-    println!("{:<16} {:>10} {:>6}  location", "output", "rows", "files");
-    for output in summary.outputs.iter().chain(&summary.rejects) {
-        let name = if summary.rejects.iter().any(|r| std::ptr::eq(r, output)) {
-            format!("rejects/{}", output.name)
-        } else {
-            output.name.clone()
-        };
+    println!("{:<24} {:>10} {:>6}  location", "output", "rows", "files");
+    let rejects = summary.rejects.iter().map(|r| (format!("rejects/{}", r.name), r));
+    let outputs = summary.outputs.iter().map(|o| (o.name.clone(), o));
+    for (name, output) in outputs.chain(rejects) {
         println!(
-            "{:<16} {:>10} {:>6}  {}",
+            "{:<24} {:>10} {:>6}  {}",
             name, output.rows, output.files, output.location
         );
     }

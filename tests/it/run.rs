@@ -12,7 +12,7 @@ use datafusion::arrow::array::{Array, AsArray, RecordBatch};
 use datafusion::arrow::datatypes::{DataType, Date32Type, Decimal128Type, Int32Type, Int64Type, TimeUnit};
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
-use crate::util::repo_root;
+use crate::util::{files_under, repo_root};
 
 fn date(text: &str) -> NaiveDate {
     NaiveDate::parse_from_str(text, "%Y-%m-%d").unwrap()
@@ -191,6 +191,55 @@ async fn rerunning_a_date_replaces_only_that_partition() {
     assert_eq!(other, measures_by_key(&before));
     assert_eq!(other["crm:C1"].monetary_cents, 3499);
     // No staging debris is left behind.
-    let tmp = wh.path().join("_c360/tmp");
-    assert!(!tmp.exists() || std::fs::read_dir(&tmp).unwrap().all(|e| std::fs::read_dir(e.unwrap().path()).map(|mut d| d.next().is_none()).unwrap_or(true)));
+    assert_eq!(files_under(&wh.path().join("_c360/tmp")), Vec::<std::path::PathBuf>::new());
+}
+
+/// Copies a fixture tree so a test can add files to it.
+fn copy_tree(from: &Path, to: &Path) {
+    for file in files_under(from) {
+        let target = to.join(file.strip_prefix(from).unwrap());
+        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+        std::fs::copy(&file, &target).unwrap();
+    }
+}
+
+#[tokio::test]
+async fn over_the_reject_budget_the_run_fails_and_publishes_only_rejects() {
+    let raw = tempfile::tempdir().unwrap();
+    let wh = tempfile::tempdir().unwrap();
+    copy_tree(&repo_root().join("tests/fixtures/tiny_raw"), raw.path());
+    run_job(raw.path(), wh.path(), "2026-02-01").await;
+    let good = read_partition(&wh.path().join("customer_360/snapshot_date=2026-02-01"));
+
+    // One bad row in nine transaction rows is far over the default 1% budget.
+    std::fs::write(
+        raw.path().join("transactions/dt=2026-02-01/late.csv"),
+        "transaction_id,line_no,source_system,source_customer_id,email,order_ts,channel,product_id,category,quantity,unit_price,discount,unit_cost,currency,status\n\
+         T10,1,crm,C1,,2026-01-31T10:00:00Z,online,P1,shoes,-1,10.00,,,EUR,completed\n",
+    )
+    .unwrap();
+    let job = c360::job::load(&repo_root().join("jobs/customer_360.yaml")).unwrap();
+    let options = RunOptions {
+        date: Some(date("2026-02-01")),
+        overrides: vec![
+            ("raw".into(), raw.path().display().to_string()),
+            ("warehouse".into(), wh.path().display().to_string()),
+        ],
+        memory_limit: None,
+        clock: Arc::new(SystemClock),
+    };
+    let error = run(&job, &options).await.unwrap_err().to_string();
+    assert!(error.contains("source transactions"), "{error}");
+    assert!(error.contains("negative_quantity 1"), "{error}");
+
+    // The rejects are there for the engineer to fix upstream …
+    let rejects = read_partition(&wh.path().join("rejects/extract=transactions/run_date=2026-02-01"));
+    let rows: usize = rejects.iter().map(|b| b.num_rows()).sum();
+    assert_eq!(rows, 1);
+    let file = rejects[0].column_by_name("file").unwrap().as_string::<i32>().value(0).to_string();
+    let line = rejects[0].column_by_name("line").unwrap().as_primitive::<Int64Type>().value(0);
+    assert_eq!((file.as_str(), line), ("transactions/dt=2026-02-01/late.csv", 2));
+    // … and the published snapshot is the previous good one.
+    let after = read_partition(&wh.path().join("customer_360/snapshot_date=2026-02-01"));
+    assert_eq!(measures_by_key(&after), measures_by_key(&good));
 }
