@@ -231,6 +231,103 @@ fn map_columns(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::job::ContractSchema;
+    use crate::source::rows::FileContext;
+    use datafusion::arrow::array::{Array, AsArray};
+    use datafusion::arrow::datatypes::Int64Type;
+
+    /// Hands out one byte per read: the worst case for BOM detection and for
+    /// keeping the raw window in step with the parser.
+    struct OneByte<'a>(&'a [u8]);
+
+    impl Read for OneByte<'_> {
+        fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+            match (self.0.split_first(), out.is_empty()) {
+                (Some((b, rest)), false) => {
+                    out[0] = *b;
+                    self.0 = rest;
+                    Ok(1)
+                }
+                _ => Ok(0),
+            }
+        }
+    }
+
+    fn fx_rows() -> FileRows {
+        let ctx = FileContext {
+            extract: "fx_rates".into(),
+            file: "reference/fx.csv".into(),
+            schema: ContractSchema::FxRates,
+            currencies: None,
+            batch_rows: 100,
+        };
+        FileRows::new(ctx).unwrap()
+    }
+
+    fn run(bytes: &[u8]) -> Result<(Vec<Output>, FileStats), SourceError> {
+        let mut out = Vec::new();
+        let stats = read_csv(
+            OneByte(bytes),
+            fx_rows(),
+            "raw/reference/fx.csv",
+            &mut |o| {
+                out.push(o);
+                Ok(())
+            },
+        )?;
+        Ok((out, stats))
+    }
+
+    #[test]
+    fn byte_by_byte_reading_keeps_lines_raw_text_and_bom_handling() {
+        let file = "\u{feff}currency,rate_to_reporting\r\n\"E\r\nUR\",1\r\n\r\nUSD,-1\r\nGBP\r\n";
+        let (out, stats) = run(file.as_bytes()).unwrap();
+        assert_eq!((stats.rows_accepted, stats.rows_rejected), (1, 2));
+        for o in out {
+            match o {
+                Output::Accepted(b) => {
+                    assert_eq!(b.column(0).as_string::<i32>().value(0), "E\r\nUR");
+                    assert_eq!(b.column(3).as_primitive::<Int64Type>().value(0), 2);
+                }
+                Output::Rejected(b) => {
+                    let lines = b.column(2).as_primitive::<Int64Type>();
+                    let raw = b.column(4).as_string::<i32>();
+                    assert_eq!((lines.value(0), raw.value(0)), (5, "USD,-1"));
+                    assert_eq!((lines.value(1), raw.value(1)), (6, "GBP"));
+                    assert_eq!(
+                        b.column(3).as_string::<i32>().value(1),
+                        "wrong_column_count"
+                    );
+                    assert!(!raw.is_null(1));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn invalid_utf8_in_a_contract_field_names_file_and_line() {
+        let err = run(b"currency,rate_to_reporting\nEUR,1\n\xff\xfe,2\n").unwrap_err();
+        match err {
+            SourceError::Malformed { file, line, .. } => {
+                assert_eq!((file.as_str(), line), ("raw/reference/fx.csv", 3));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_empty_file_has_no_rows_and_a_header_only_file_neither() {
+        assert_eq!(run(b"").unwrap().1.rows_read, 0);
+        assert_eq!(run(b"currency,rate_to_reporting\n").unwrap().1.rows_read, 0);
+    }
+
+    #[test]
+    fn a_missing_header_column_is_an_error() {
+        match run(b"currency,rate\nEUR,1\n").unwrap_err() {
+            SourceError::MissingColumn { column, .. } => assert_eq!(column, "rate_to_reporting"),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
 
     fn window(text: &[u8], start: u64, line: u64) -> RawWindow {
         RawWindow {
