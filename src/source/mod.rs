@@ -256,6 +256,24 @@ async fn read_file(
     })?
 }
 
+/// The currency codes of accepted `fx_rates` batches (already trimmed and upper-cased),
+/// for `SourceInput::currencies` of the transactions read.
+pub fn known_currencies(fx_batches: &[RecordBatch]) -> HashSet<String> {
+    use datafusion::arrow::array::{Array, AsArray};
+    let mut codes = HashSet::new();
+    for batch in fx_batches {
+        let column = batch.column_by_name("currency");
+        if let Some(text) = column.and_then(|c| c.as_string_opt::<i32>()) {
+            codes.extend(
+                (0..text.len())
+                    .filter(|&i| text.is_valid(i))
+                    .map(|i| text.value(i).to_string()),
+            );
+        }
+    }
+    codes
+}
+
 /// Sends a batch to the sink of its kind.
 async fn route(
     out: Output,
@@ -271,6 +289,16 @@ async fn route(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn known_currencies_come_from_the_currency_column() {
+        use datafusion::arrow::array::{ArrayRef, StringArray};
+        let codes: ArrayRef = Arc::new(StringArray::from(vec![Some("EUR"), None, Some("GBP")]));
+        let batch = RecordBatch::try_from_iter(vec![("currency", codes)]).unwrap();
+        let expected: HashSet<String> = ["EUR".to_string(), "GBP".to_string()].into();
+        assert_eq!(known_currencies(&[batch]), expected);
+        assert!(known_currencies(&[]).is_empty());
+    }
 
     #[test]
     fn budget_uses_fraction_and_row_cap() {
