@@ -2,4 +2,5 @@
 
 mod run;
 mod sample;
+mod source;
 mod util;
