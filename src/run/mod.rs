@@ -8,20 +8,21 @@
 //! Nothing is published until every output has been written to staging, so a
 //! failing step or query leaves every previous snapshot as it was.
 
-use std::collections::{BTreeMap, HashSet};
+mod outputs;
+mod staging;
+
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::NaiveDate;
-use datafusion::arrow::array::{Array, AsArray};
 use datafusion::error::DataFusionError;
-use datafusion::prelude::{ParquetReadOptions, SessionContext, ident};
 use object_store::path::Path;
 
 use crate::clock::Clock;
 use crate::engine::{self, EngineOptions};
-use crate::job::{Compression, ContractSchema, Job, OutputSpec, SourceSpec};
-use crate::sink::{self, SinkError, StagedPartition};
+use crate::job::{ContractSchema, Job, SourceSpec};
+use crate::sink::{self, SinkError};
 use crate::source::{self, SourceReport};
 use crate::steps::{self, StepError};
 use crate::storage::{StorageLocation, StorageRegistry};
@@ -65,9 +66,9 @@ pub enum RunError {
     },
     #[error(transparent)]
     Step(#[from] StepError),
-    #[error("output {output}: {source}")]
-    Output {
-        output: String,
+    #[error("engine: {what}: {source}")]
+    Query {
+        what: String,
         source: DataFusionError,
     },
     #[error("output {output}: {message}")]
@@ -112,9 +113,6 @@ struct Bound {
     raw: StorageLocation,
     warehouse: StorageLocation,
 }
-
-/// Rows of each source batch read from raw files.
-const SOURCE_BATCH_ROWS: usize = 8192;
 
 /// Runs `job` once. See the module docs for the order of work.
 pub async fn run(job: &Job, options: &RunOptions) -> Result<RunSummary, RunError> {
@@ -171,10 +169,10 @@ async fn execute(
     let mut staged_rejects = Vec::new();
     for spec in ordered {
         let currencies = match &spec.currencies {
-            Some(fx) => Some(known_currencies(&ctx, fx).await?),
+            Some(fx) => Some(staging::known_currencies(&ctx, fx).await?),
             None => None,
         };
-        let (report, rejects) = stage_source(&ctx, bound, spec, currencies, tmp).await?;
+        let (report, rejects) = staging::stage_source(&ctx, bound, spec, currencies, tmp).await?;
         staged_rejects.push((spec, rejects));
         sources.push(SourceSummary {
             name: spec.name.clone(),
@@ -195,13 +193,9 @@ async fn execute(
         let published = sink::publish(&bound.warehouse.store, staged, &target, run_id).await?;
         rejects.push(summary_of(&spec.name, &bound.warehouse, &published));
     }
-    for (spec, summary) in job.sources.iter().filter_map(|spec| {
-        sources
-            .iter()
-            .find(|s| s.name == spec.name)
-            .map(|s| (spec, s))
-    }) {
-        check_reject_budget(spec, &summary.report, &bound.warehouse, bound.date)?;
+    // Budgets are checked once every source's rejects are published.
+    for (((spec, _), source), published) in staged_rejects.iter().zip(&sources).zip(&rejects) {
+        staging::check_reject_budget(spec, &source.report, published.location.clone())?;
     }
 
     steps::register_steps(&ctx, &job.steps, &bound.vars).await?;
@@ -209,7 +203,7 @@ async fn execute(
     // Write every output to staging before publishing any of them.
     let mut staged_outputs = Vec::new();
     for output in &job.outputs {
-        let (target, staged) = stage_output(&ctx, bound, output, tmp).await?;
+        let (target, staged) = outputs::stage_output(&ctx, bound, output, tmp).await?;
         staged_outputs.push((output, target, staged));
     }
     let mut outputs = Vec::new();
@@ -267,232 +261,6 @@ fn bind(job: &Job, options: &RunOptions) -> Result<Bound, RunError> {
         raw,
         warehouse,
     })
-}
-
-/// Reads one source into `tmp/sources/<name>/` (typed) and `tmp/rejects/<name>/`,
-/// and registers the typed rows as table `<name>`.
-async fn stage_source(
-    ctx: &SessionContext,
-    bound: &Bound,
-    spec: &SourceSpec,
-    currencies: Option<HashSet<String>>,
-    tmp: &Path,
-) -> Result<(SourceReport, StagedPartition), RunError> {
-    let source_err = |source| RunError::Source {
-        name: spec.name.clone(),
-        source,
-    };
-    let path = crate::job::interpolate(&spec.path, &bound.vars)
-        .map_err(|e| RunError::Bind(format!("source {}: {e}", spec.name)))?;
-    let location = bound.registry.resolve(&path)?;
-    // Reject rows name their file relative to the raw root when the source lives under it.
-    let root = if location.url.as_str().starts_with(bound.raw.url.as_str()) {
-        bound.raw.prefix.clone()
-    } else {
-        location.prefix.clone()
-    };
-    let store = &bound.warehouse.store;
-    let typed_dir = tmp.clone().join("sources").join(spec.name.as_str());
-    let rejects_dir = tmp.clone().join("rejects").join(spec.name.as_str());
-    let mut accepted = sink::ParquetFileWriter::create(
-        store.clone(),
-        typed_dir.clone().join(sink::part_name(0)),
-        source::typed_schema(spec.schema),
-        Compression::Zstd,
-    )?;
-    let mut rejected = RejectWriter::create(store.clone(), rejects_dir.clone().join(sink::part_name(0)))?;
-    let input = source::SourceInput {
-        spec,
-        store: location.store.clone(),
-        root,
-        location: location.prefix.clone(),
-        date: bound.date,
-        currencies,
-        batch_rows: SOURCE_BATCH_ROWS,
-    };
-    let report = source::read_source(input, &mut accepted, &mut rejected)
-        .await
-        .map_err(source_err)?;
-    accepted.finish().await?;
-    let rejects = StagedPartition {
-        files: vec![rejected.writer.finish().await?],
-    };
-    tracing::info!(
-        source = %spec.name,
-        files = report.files,
-        rows_read = report.rows_read,
-        accepted = report.rows_accepted,
-        rejected = report.rows_rejected,
-        "source staged"
-    );
-    let url = format!("{}{}/", bound.warehouse.store_url.as_str(), typed_dir);
-    ctx.register_parquet(spec.name.as_str(), &url, ParquetReadOptions::default())
-        .await
-        .map_err(|e| RunError::Output {
-            output: spec.name.clone(),
-            source: e,
-        })?;
-    Ok((report, rejects))
-}
-
-/// Currency codes present in the fx source `fx` (already staged).
-async fn known_currencies(ctx: &SessionContext, fx: &str) -> Result<HashSet<String>, RunError> {
-    let query_err = |source| RunError::Output {
-        output: fx.to_string(),
-        source,
-    };
-    let batches = ctx
-        .table(fx)
-        .await
-        .map_err(query_err)?
-        .select(vec![ident("currency")])
-        .map_err(query_err)?
-        .collect()
-        .await
-        .map_err(query_err)?;
-    let mut codes = HashSet::new();
-    for batch in &batches {
-        let column = datafusion::arrow::compute::cast(
-            batch.column(0),
-            &datafusion::arrow::datatypes::DataType::Utf8,
-        )
-        .map_err(|e| query_err(e.into()))?;
-        let strings = column.as_string::<i32>();
-        codes.extend(
-            (0..strings.len())
-                .filter(|&i| strings.is_valid(i))
-                .map(|i| strings.value(i).to_string()),
-        );
-    }
-    Ok(codes)
-}
-
-/// Fails the run when a source's rejects exceed its budget.
-fn check_reject_budget(
-    spec: &SourceSpec,
-    report: &SourceReport,
-    warehouse: &StorageLocation,
-    date: NaiveDate,
-) -> Result<(), RunError> {
-    let budget = spec.rejects;
-    let over_fraction = report.rows_read > 0
-        && report.rows_rejected as f64 > budget.max_fraction * report.rows_read as f64;
-    let over_rows = budget
-        .max_rows
-        .is_some_and(|max| report.rows_rejected > max);
-    if !(over_fraction || over_rows) {
-        return Ok(());
-    }
-    let mut reasons: Vec<_> = report.rejects_by_reason.iter().collect();
-    reasons.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
-    let reasons = reasons
-        .iter()
-        .take(3)
-        .map(|(reason, n)| format!("{reason} {n}"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let budget_text = match budget.max_rows {
-        Some(max) => format!("max_fraction {}, max_rows {max}", budget.max_fraction),
-        None => format!("max_fraction {}", budget.max_fraction),
-    };
-    Err(RunError::RejectBudget {
-        name: spec.name.clone(),
-        rejected: report.rows_rejected,
-        read: report.rows_read,
-        budget: budget_text,
-        reasons,
-        rejects: format!(
-            "{}/rejects/extract={}/run_date={date}",
-            warehouse.url, spec.name
-        ),
-    })
-}
-
-/// Writes one output's partition for this run to staging, sorted by its keys.
-async fn stage_output(
-    ctx: &SessionContext,
-    bound: &Bound,
-    output: &OutputSpec,
-    tmp: &Path,
-) -> Result<(Path, StagedPartition), RunError> {
-    let query_err = |source| RunError::Output {
-        output: output.name.clone(),
-        source,
-    };
-    let path = crate::job::interpolate(&output.path, &bound.vars)
-        .map_err(|e| RunError::Bind(format!("output {}: {e}", output.name)))?;
-    let location = bound.registry.resolve_for_write(&path)?;
-    if location.store_url != bound.warehouse.store_url {
-        return Err(RunError::OutputSpec {
-            output: output.name.clone(),
-            message: format!(
-                "path {} must be in the warehouse's store ({})",
-                location.url, bound.warehouse.url
-            ),
-        });
-    }
-    let mut frame = ctx.table(output.name.as_str()).await.map_err(query_err)?;
-    let columns: Vec<String> = frame
-        .schema()
-        .fields()
-        .iter()
-        .map(|f| f.name().clone())
-        .collect();
-    let mut partition = Vec::new();
-    for key in &output.partition_by {
-        match key.as_str() {
-            "snapshot_date" => partition.push(format!("snapshot_date={}", bound.date)),
-            other => {
-                return Err(RunError::OutputSpec {
-                    output: output.name.clone(),
-                    message: format!(
-                        "partition_by `{other}`: only snapshot_date (the logical date) is supported"
-                    ),
-                });
-            }
-        }
-    }
-    if columns.iter().any(|c| output.partition_by.contains(c)) {
-        // Hive layout: partition values live in the path, not in the files.
-        let keep = columns
-            .iter()
-            .filter(|c| !output.partition_by.contains(c))
-            .map(|c| ident(c.as_str()))
-            .collect::<Vec<_>>();
-        frame = frame.select(keep).map_err(query_err)?;
-    }
-    if let Some(missing) = output.sort_by.iter().find(|c| !columns.contains(c)) {
-        return Err(RunError::OutputSpec {
-            output: output.name.clone(),
-            message: format!("sort_by column `{missing}` is not a column of the step"),
-        });
-    }
-    if !output.sort_by.is_empty() {
-        let keys = output
-            .sort_by
-            .iter()
-            .map(|c| ident(c.as_str()).sort(true, true))
-            .collect();
-        frame = frame.sort(keys).map_err(query_err)?;
-    }
-    let staging_dir = partition.iter().fold(
-        tmp.clone().join("outputs").join(output.name.as_str()),
-        |dir, part| dir.join(part.as_str()),
-    );
-    let target = partition
-        .iter()
-        .fold(location.prefix.clone(), |dir, part| dir.join(part.as_str()));
-    let stream = frame.execute_stream().await.map_err(query_err)?;
-    let staged = sink::write_stream(
-        &output.name,
-        stream,
-        bound.warehouse.store.clone(),
-        &staging_dir,
-        output.compression,
-        sink::DEFAULT_ROWS_PER_FILE,
-    )
-    .await?;
-    Ok((target, staged))
 }
 
 fn summary_of(

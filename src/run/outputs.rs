@@ -1,0 +1,97 @@
+//! Output staging: each output's step result is written, sorted by its keys, to
+//! the run's staging folder; `run` publishes them only when all are written.
+
+use datafusion::prelude::{SessionContext, ident};
+use object_store::path::Path;
+
+use super::{Bound, RunError};
+use crate::job::OutputSpec;
+use crate::sink::{self, StagedPartition};
+
+/// Writes one output's partition for this run to staging, sorted by its keys.
+pub(super) async fn stage_output(
+    ctx: &SessionContext,
+    bound: &Bound,
+    output: &OutputSpec,
+    tmp: &Path,
+) -> Result<(Path, StagedPartition), RunError> {
+    let query_err = |source| RunError::Query {
+        what: format!("output {}", output.name),
+        source,
+    };
+    let path = crate::job::interpolate(&output.path, &bound.vars)
+        .map_err(|e| RunError::Bind(format!("output {}: {e}", output.name)))?;
+    let location = bound.registry.resolve_for_write(&path)?;
+    if location.store_url != bound.warehouse.store_url {
+        return Err(RunError::OutputSpec {
+            output: output.name.clone(),
+            message: format!(
+                "path {} must be in the warehouse's store ({})",
+                location.url, bound.warehouse.url
+            ),
+        });
+    }
+    let mut frame = ctx.table(output.name.as_str()).await.map_err(query_err)?;
+    let columns: Vec<String> = frame
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    let mut partition = Vec::new();
+    for key in &output.partition_by {
+        match key.as_str() {
+            "snapshot_date" => partition.push(format!("snapshot_date={}", bound.date)),
+            other => {
+                return Err(RunError::OutputSpec {
+                    output: output.name.clone(),
+                    message: format!(
+                        "partition_by `{other}`: only snapshot_date (the logical date) is supported"
+                    ),
+                });
+            }
+        }
+    }
+    if columns.iter().any(|c| output.partition_by.contains(c)) {
+        // Hive layout: partition values live in the path, not in the files.
+        let keep = columns
+            .iter()
+            .filter(|c| !output.partition_by.contains(c))
+            .map(|c| ident(c.as_str()))
+            .collect::<Vec<_>>();
+        frame = frame.select(keep).map_err(query_err)?;
+    }
+    if let Some(missing) = output.sort_by.iter().find(|c| !columns.contains(c)) {
+        return Err(RunError::OutputSpec {
+            output: output.name.clone(),
+            message: format!("sort_by column `{missing}` is not a column of the step"),
+        });
+    }
+    if !output.sort_by.is_empty() {
+        let keys = output
+            .sort_by
+            .iter()
+            .map(|c| ident(c.as_str()).sort(true, true))
+            .collect();
+        frame = frame.sort(keys).map_err(query_err)?;
+    }
+    let staging_dir = partition.iter().fold(
+        tmp.clone().join("outputs").join(output.name.as_str()),
+        |dir, part| dir.join(part.as_str()),
+    );
+    let target = partition
+        .iter()
+        .fold(location.prefix.clone(), |dir, part| dir.join(part.as_str()));
+    let stream = frame.execute_stream().await.map_err(query_err)?;
+    let staged = sink::write_stream(
+        &output.name,
+        stream,
+        bound.warehouse.store.clone(),
+        &staging_dir,
+        output.compression,
+        sink::DEFAULT_ROWS_PER_FILE,
+    )
+    .await?;
+    Ok((target, staged))
+}
+
