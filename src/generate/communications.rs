@@ -73,7 +73,7 @@ pub async fn write_day(
         state,
         seq: 0,
     };
-    let resends = (sink.state.recent.len() as u64 / 100).min(day.joined_by / 50 + 1);
+    let resends = (sink.state.recent.len() as u64 / 500).min(day.joined_by / 400 + 1);
     for _ in 0..resends {
         let i = rng.random_range(0..sink.state.recent.len());
         if let Some(line) = sink.state.recent.get(i).cloned() {
@@ -210,7 +210,7 @@ impl Sink<'_, '_> {
             ev.push(("campaign_id", json_str(c)));
         }
         ev.push(("event_type", json_str(kind)));
-        let ts = timestamp(date, rng.random_range(0..86_400), p.country, p.id % 3 == 0);
+        let ts = timestamp(date, rng.random_range(0..86_400), p.country, p.id.is_multiple_of(3));
         ev.push(("event_ts", json_str(&ts)));
         if let Some(c) = cost {
             ev.push(("cost", c.to_string()));

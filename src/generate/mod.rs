@@ -133,6 +133,16 @@ pub async fn generate(
     store: Arc<dyn ObjectStore>,
     root: &Path,
 ) -> Result<GenerateReport, GenerateError> {
+    generate_in_parts(opts, store, root, MAX_ROWS_PER_PART).await
+}
+
+/// [`generate`] with at most `max_rows` records per file part.
+async fn generate_in_parts(
+    opts: &GenerateOptions,
+    store: Arc<dyn ObjectStore>,
+    root: &Path,
+    max_rows: u64,
+) -> Result<GenerateReport, GenerateError> {
     let started = Instant::now();
     validate(opts)?;
     let pop = Population::new(opts.seed, opts.customers, opts.days);
@@ -171,7 +181,7 @@ pub async fn generate(
         }
         let style = file_style(index % 4, index == 1, index == 5);
         let dir = format!("{}/dt={date}", profiles::EXTRACT);
-        let mut w = DayFileWriter::csv(store.clone(), root, dir, &header, style, MAX_ROWS_PER_PART);
+        let mut w = DayFileWriter::csv(store.clone(), root, dir, &header, style, max_rows);
         profiles::write_day(&day, &mut w, &mut ledger, &mut inj_profiles, extra).await?;
         ledger.files.extend(w.finish().await?);
 
@@ -183,7 +193,7 @@ pub async fn generate(
             dir,
             &transactions::HEADER,
             style,
-            MAX_ROWS_PER_PART,
+            max_rows,
         );
         if index == 5 {
             ledger.count("transactions.empty_days", 1);
@@ -197,7 +207,7 @@ pub async fn generate(
         } else {
             let style = file_style((index + 1) % 3 + 1, false, false);
             let dir = format!("{}/dt={date}", communications::EXTRACT);
-            let mut w = DayFileWriter::ndjson(store.clone(), root, dir, style, MAX_ROWS_PER_PART);
+            let mut w = DayFileWriter::ndjson(store.clone(), root, dir, style, max_rows);
             communications::write_day(&day, &mut w, &mut ledger, &mut inj_ev, &mut ev_state)
                 .await?;
             ledger.files.extend(w.finish().await?);
@@ -264,4 +274,36 @@ fn file_style(codec: u32, crlf: bool, bom: bool) -> FileStyle {
 
 fn style_tx(index: u32) -> FileStyle {
     file_style(index % 3 + 1, index == 6, index == 2)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use object_store::memory::InMemory;
+
+    #[tokio::test]
+    async fn a_run_is_split_into_bounded_parts_and_reports_its_time() {
+        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let opts = GenerateOptions {
+            customers: 3_000,
+            days: 3,
+            ..GenerateOptions::default()
+        };
+        let report = generate_in_parts(&opts, store, &Path::from("raw"), 400).await;
+        let report = match report {
+            Ok(r) => r,
+            Err(e) => panic!("{e}"),
+        };
+        assert!(report.files.iter().all(|f| f.rows <= 400));
+        // Day 0 has 1,500 people in 1-3 systems: more than four parts of 400.
+        let day0 = report
+            .files
+            .iter()
+            .filter(|f| f.path.starts_with("profiles/dt=2026-01-01/"))
+            .count();
+        assert!(day0 >= 4, "{day0} parts");
+        let rows: u64 = report.files.iter().map(|f| f.rows).sum();
+        assert_eq!(rows, report.rows.values().sum::<u64>());
+        assert!(report.elapsed > Duration::ZERO);
+    }
 }

@@ -119,7 +119,7 @@ impl RowSink<'_, '_> {
         sys: usize,
     ) -> Result<(), GenerateError> {
         if self.extra_column {
-            row.push(if person.id % 3 == 0 {
+            row.push(if person.id.is_multiple_of(3) {
                 "gold".into()
             } else {
                 String::new()

@@ -40,7 +40,7 @@ pub async fn write_day(
     let mut rng = stream_rng(pop.seed, Stream::Suppressions, u64::from(day.index));
     let dir = format!("{EXTRACT}/dt={}", day.date());
     let mut w = DayFileWriter::csv(store, root, dir, &HEADER, FileStyle::PLAIN, u64::MAX);
-    let requests = (day.joined_by / 1_000).max(1);
+    let requests = (day.joined_by / 1_000).max(2);
     for _ in 0..requests {
         let id = rng.random_range(0..day.joined_by);
         let p = pop.person(id);

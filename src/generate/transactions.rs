@@ -97,7 +97,7 @@ pub async fn write_day(
         state,
     };
     // Returns and re-sends first: the recent lines are then all from earlier days.
-    let returns = orders * 3 / 100;
+    let returns = orders * 5 / 100;
     for _ in 0..returns {
         if let Some((country, mut line)) = sink.take_earlier(&mut rng, true) {
             line[col::ORDER_TS] =
@@ -189,11 +189,11 @@ fn order_lines(
     rng: &mut ChaCha8Rng,
     ledger: &mut Ledger,
 ) -> Vec<Vec<String>> {
-    let guest = rng.random_bool(0.05);
+    let guest = p.email.is_some() && rng.random_bool(0.05);
     let (system, customer_id, email, channel) = if guest {
         ledger.count("transactions.guest_orders", 1);
         let email = match &p.email {
-            Some(e) if rng.random_bool(0.75) => messy_email(e, rng.random_range(0..4)),
+            Some(e) if rng.random_bool(0.85) => messy_email(e, rng.random_range(0..4)),
             _ => {
                 ledger.count("transactions.unattributed_guest_orders", 1);
                 ["guest@checkout", "none", "n/a", "guest at example.com"][rng.random_range(0..4)]

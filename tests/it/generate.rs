@@ -187,3 +187,169 @@ async fn layout_has_every_file_level_mess_of_the_contract() {
     assert_eq!(fx.lines().next(), Some("currency,rate_to_reporting"));
     assert!(fx.contains("\nEUR,1\n"));
 }
+
+mod contract_check;
+
+/// The sample size (2,000 people, 60 days), generated once for all tests.
+async fn sample() -> (&'static BTreeMap<String, Vec<u8>>, contract_check::Reading) {
+    static SAMPLE: tokio::sync::OnceCell<BTreeMap<String, Vec<u8>>> =
+        tokio::sync::OnceCell::const_new();
+    let files = SAMPLE.get_or_init(|| run(2_000, 60, 42)).await;
+    let fx = text("fx", &files["reference/fx_rates.csv"]);
+    let currencies: BTreeSet<String> = fx
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split(',').next())
+        .map(String::from)
+        .collect();
+    let mut reading = contract_check::Reading::default();
+    for (name, bytes) in files {
+        let extract = name.split('/').next().unwrap_or_default();
+        if ["profiles", "transactions", "communications", "suppressions"].contains(&extract) {
+            reading.read(name, &text(name, bytes), &currencies);
+        }
+    }
+    (files, reading)
+}
+
+fn truth_rejects(files: &BTreeMap<String, Vec<u8>>) -> BTreeSet<contract_check::Reject> {
+    let mut rdr = csv::Reader::from_reader(&files["_ground_truth/rejects.csv"][..]);
+    rdr.records()
+        .map(|r| {
+            let r = r.expect("rejects row");
+            (
+                r[0].to_string(),
+                r[1].to_string(),
+                r[2].parse().expect("line"),
+                r[3].to_string(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn ground_truth_rejects_match_an_independent_first_match_reading() {
+    let (files, reading) = sample().await;
+    let truth = truth_rejects(files);
+    assert_eq!(reading.rejects, truth);
+
+    let reasons: BTreeSet<&str> = truth.iter().map(|r| r.3.as_str()).collect();
+    let all = [
+        "wrong_column_count",
+        "broken_json",
+        "missing_required",
+        "bad_timestamp",
+        "bad_date",
+        "bad_number",
+        "negative_quantity",
+        "negative_amount",
+        "unknown_currency",
+        "bad_bool",
+        "bad_enum",
+        "no_customer_identifier",
+    ];
+    assert_eq!(reasons, all.into_iter().collect());
+
+    let summary: serde_json::Value =
+        serde_json::from_slice(&files["_ground_truth/summary.json"]).expect("json");
+    for (extract, rows) in &reading.rows {
+        assert_eq!(summary["rows"][extract].as_u64(), Some(*rows), "{extract}");
+        let rejected = truth.iter().filter(|r| &r.0 == extract).count() as u64;
+        assert!(
+            rejected * 100 < *rows,
+            "{extract}: {rejected} of {rows} rejected, over 1%"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_ground_truth_reject_line_shows_the_malformed_value() {
+    let (files, _) = sample().await;
+    let truth = truth_rejects(files);
+    let at = |reason: &str| {
+        let r = truth.iter().find(|r| r.3 == reason).expect(reason);
+        let body = text(&r.1, &files[&r.1]);
+        body.split('\n')
+            .nth(r.2 as usize - 1)
+            .expect("line")
+            .to_string()
+    };
+    assert!(at("unknown_currency").contains(",XYZ,") || at("unknown_currency").contains(",BTC,"));
+    assert!(at("negative_quantity").contains(",0,") || at("negative_quantity").contains(",-1,"));
+    assert!(at("broken_json").starts_with('{') && !at("broken_json").ends_with('}'));
+    assert!(at("bad_date").contains("1985-02-30") || at("bad_date").contains("12/03/1985"));
+}
+
+#[tokio::test]
+async fn identities_are_exactly_the_valid_identifiers_and_phones_are_valid() {
+    let (files, reading) = sample().await;
+    let mut rdr = csv::Reader::from_reader(&files["_ground_truth/identities.csv"][..]);
+    let mut owner: BTreeMap<(String, String), String> = BTreeMap::new();
+    for r in rdr.records() {
+        let r = r.expect("identity row");
+        let prev = owner.insert((r[1].to_string(), r[2].to_string()), r[0].to_string());
+        assert!(prev.is_none(), "identifier {} listed twice", &r[2]);
+    }
+    let of = |kind: &str| -> BTreeSet<String> {
+        owner
+            .keys()
+            .filter(|k| k.0 == kind)
+            .map(|k| k.1.clone())
+            .collect()
+    };
+
+    assert_eq!(of("source"), reading.sources);
+
+    let email_re = regex::Regex::new(r"^[a-z0-9._%+-]+@([a-z0-9-]+\.)+[a-z]{2,}$").expect("regex");
+    let placeholder: Vec<(&String, &u64)> =
+        reading.emails.iter().filter(|(_, n)| **n > 50).collect();
+    assert_eq!(placeholder.len(), 1, "one shared till email");
+    let valid_emails: BTreeSet<String> = reading
+        .emails
+        .iter()
+        .filter(|(e, n)| **n <= 50 && email_re.is_match(e))
+        .map(|(e, _)| e.clone())
+        .collect();
+    assert_eq!(of("email"), valid_emails);
+    assert!(
+        reading.emails.keys().any(|e| !email_re.is_match(e)),
+        "some junk email"
+    );
+
+    let mut from_rows = BTreeSet::new();
+    let mut formats = BTreeSet::new();
+    for (country, raw) in &reading.phones {
+        let region = country.parse().expect("country");
+        let Ok(number) = phonenumber::parse(Some(region), raw) else {
+            continue;
+        };
+        if number.is_valid() {
+            from_rows.insert(number.format().mode(phonenumber::Mode::E164).to_string());
+            formats.insert(
+                raw.chars()
+                    .map(|c| if c.is_ascii_digit() { '9' } else { c })
+                    .collect::<String>(),
+            );
+        }
+    }
+    assert_eq!(of("phone"), from_rows);
+    for e164 in of("phone") {
+        let n = phonenumber::parse(None, &e164).expect("E.164 parses");
+        assert!(n.is_valid(), "{e164}");
+    }
+    for shape in [
+        "+99 99 9999 9999",
+        "999 9999 9999",
+        "(999) 999-9999",
+        "+9 999-999-9999",
+    ] {
+        assert!(formats.contains(shape), "phone format {shape}");
+    }
+    assert!(
+        reading
+            .phones
+            .iter()
+            .any(|(_, p)| p == "n/a" || p == "12345"),
+        "some junk phone"
+    );
+}
