@@ -353,3 +353,90 @@ async fn identities_are_exactly_the_valid_identifiers_and_phones_are_valid() {
         "some junk phone"
     );
 }
+
+/// The person an identifier belongs to per `identities.csv`.
+fn owners(files: &BTreeMap<String, Vec<u8>>) -> BTreeMap<String, String> {
+    let mut rdr = csv::Reader::from_reader(&files["_ground_truth/identities.csv"][..]);
+    rdr.records()
+        .map(|r| r.expect("row"))
+        .map(|r| (r[2].to_string(), r[0].to_string()))
+        .collect()
+}
+
+#[tokio::test]
+async fn linking_the_valid_rows_gives_exactly_the_ground_truth_people() {
+    let (files, reading) = sample().await;
+    let owner = owners(files);
+    let email_re = regex::Regex::new(r"^[a-z0-9._%+-]+@([a-z0-9-]+\.)+[a-z]{2,}$").expect("regex");
+    let email_id = |e: &str| {
+        (email_re.is_match(e) && reading.emails.get(e).is_some_and(|n| *n <= 50))
+            .then(|| e.to_string())
+    };
+    // Union-find over identifiers, as a loader would link them.
+    let mut parent: BTreeMap<String, String> = BTreeMap::new();
+    fn root(parent: &mut BTreeMap<String, String>, x: &str) -> String {
+        let p = parent
+            .entry(x.to_string())
+            .or_insert_with(|| x.to_string())
+            .clone();
+        if p == x {
+            p
+        } else {
+            let r = root(parent, &p);
+            parent.insert(x.to_string(), r.clone());
+            r
+        }
+    }
+    let mut link = |ids: Vec<String>| {
+        for pair in ids.windows(2) {
+            let (a, b) = (root(&mut parent, &pair[0]), root(&mut parent, &pair[1]));
+            parent.insert(a, b);
+        }
+        if let Some(one) = ids.first() {
+            root(&mut parent, one);
+        }
+    };
+    for [source, email, country, phone] in &reading.profile_rows {
+        let mut ids = vec![source.clone()];
+        ids.extend(email_id(email.trim()));
+        let number = country
+            .parse()
+            .ok()
+            .and_then(|c| phonenumber::parse(Some(c), phone).ok());
+        if let Some(n) = number.filter(|n| n.is_valid()) {
+            ids.push(n.format().mode(phonenumber::Mode::E164).to_string());
+        }
+        link(ids);
+    }
+    for (source, email) in &reading.activity {
+        let ids: Vec<String> = [source.clone()]
+            .into_iter()
+            .filter(|s| !s.is_empty())
+            .chain(email_id(email.trim()))
+            .collect();
+        for id in &ids {
+            assert!(
+                owner.contains_key(id),
+                "activity carries {id}, which no person owns"
+            );
+        }
+        link(ids);
+    }
+    let mut person_of_root: BTreeMap<String, String> = BTreeMap::new();
+    let mut root_of_person: BTreeMap<String, String> = BTreeMap::new();
+    for (id, person) in &owner {
+        let r = root(&mut parent, id);
+        assert_eq!(
+            person_of_root
+                .entry(r.clone())
+                .or_insert_with(|| person.clone()),
+            person,
+            "{id} merged two people"
+        );
+        assert_eq!(
+            root_of_person.entry(person.clone()).or_insert(r.clone()),
+            &r,
+            "person {person} split at {id}"
+        );
+    }
+}

@@ -22,6 +22,10 @@ pub struct Reading {
     pub emails: BTreeMap<String, u64>,
     /// `system:id` of valid profile rows.
     pub sources: BTreeSet<String>,
+    /// Per valid profile row: `(system:id, lower(trim(email)), country_code, phone)`.
+    pub profile_rows: Vec<[String; 4]>,
+    /// Per valid transaction or event: `(system:id or "", lower(trim(email)))`.
+    pub activity: Vec<(String, String)>,
 }
 
 const PROFILE_HEADER: usize = 15;
@@ -42,7 +46,11 @@ impl Reading {
                 if line.is_empty() {
                     continue;
                 }
-                self.record(&extract, name, i as u64 + 1, event_reason(line));
+                let reason = event_reason(line);
+                if reason.is_none() {
+                    self.activity.push(event_ids(line));
+                }
+                self.record(&extract, name, i as u64 + 1, reason);
             }
             return;
         }
@@ -81,6 +89,21 @@ impl Reading {
                 if !f[3].is_empty() {
                     self.phones.push((f[9].to_string(), f[3].to_string()));
                 }
+                let source = format!("{}:{}", f[0], f[1]);
+                self.profile_rows.push([
+                    source,
+                    f[2].to_lowercase(),
+                    f[9].to_string(),
+                    f[3].to_string(),
+                ]);
+            }
+            if extract == "transactions" && reason.is_none() {
+                let source = if f[3].is_empty() {
+                    String::new()
+                } else {
+                    format!("{}:{}", f[2], f[3])
+                };
+                self.activity.push((source, f[4].to_lowercase()));
             }
             self.record(&extract, name, line, reason);
         }
@@ -211,4 +234,20 @@ fn event_reason(line: &str) -> Option<&'static str> {
         && ["outbound", "inbound"].contains(&text("direction").unwrap_or_default().as_str())
         && types.contains(&text("event_type").unwrap_or_default().as_str());
     (!ok).then_some("bad_enum")
+}
+
+/// `(system:id or "", lower(trim(email)))` of a valid event line.
+fn event_ids(line: &str) -> (String, String) {
+    let v: serde_json::Value = serde_json::from_str(line).unwrap_or_default();
+    let s = |k: &str| v[k].as_str().unwrap_or_default().trim().to_lowercase();
+    let source = if s("source_customer_id").is_empty() {
+        String::new()
+    } else {
+        format!(
+            "{}:{}",
+            s("source_system"),
+            v["source_customer_id"].as_str().unwrap_or_default().trim()
+        )
+    };
+    (source, s("email"))
 }
