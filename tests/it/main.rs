@@ -1,4 +1,5 @@
 //! Integration tests: one test binary, one module per behaviour area (STYLE.md).
 
+mod storage;
 mod udf;
 mod util;
