@@ -12,7 +12,12 @@
 //!
 //! Speed: the metadata database is a process-wide lazy static of the crate, built
 //! once; per row we only parse, validate and format into the output buffer, and a
-//! region column is parsed once per distinct consecutive value.
+//! region column is parsed once per distinct consecutive value. Measured (GB/US
+//! mix, one core): ~46k rows/s for phonenumber alone in a release build, ~5.5k
+//! rows/s through SQL in a debug build (`udf::throughput_rows_per_second`, ignored).
+//! About 40% of the time is phonenumber's regex cache hashing whole metadata
+//! patterns (SipHash) behind one global mutex, so extra partitions barely help;
+//! memoising per distinct (phone, region) would be the next step if it matters.
 
 use std::fmt::Write as _;
 use std::str::FromStr;

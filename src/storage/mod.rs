@@ -17,18 +17,19 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::path::{Component, Path as FsPath, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
 
 use datafusion::execution::object_store::{ObjectStoreRegistry, ObjectStoreUrl};
 use datafusion::execution::runtime_env::RuntimeEnv;
-use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
-use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
-use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
 use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
 use object_store::path::Path as StorePath;
-use object_store::{BackoffConfig, ObjectStore, ObjectStoreScheme, RetryConfig};
+use object_store::{ObjectStore, ObjectStoreScheme, RetryConfig};
 use url::Url;
+
+pub use cloud::default_retry_config;
+
+mod cloud;
+mod redact;
 
 /// Errors of the storage layer. Messages never contain option values or secrets.
 #[derive(Debug, thiserror::Error)]
@@ -126,21 +127,6 @@ impl fmt::Debug for StorageRegistry {
     }
 }
 
-/// Retries for transient cloud errors: fewer and shorter than object_store's
-/// defaults (10 retries, 3 minutes) so a dead endpoint fails a nightly run within
-/// about a minute per request, while throttling (`SlowDown`, 503) still recovers.
-pub fn default_retry_config() -> RetryConfig {
-    RetryConfig {
-        backoff: BackoffConfig {
-            init_backoff: Duration::from_millis(200),
-            max_backoff: Duration::from_secs(15),
-            base: 2.0,
-        },
-        max_retries: 5,
-        retry_timeout: Duration::from_secs(60),
-    }
-}
-
 impl StorageRegistry {
     /// A registry resolving relative paths against `base_dir`, applying `options`
     /// (the job's `storage.options`, object_store config keys such as `aws_endpoint`,
@@ -150,7 +136,7 @@ impl StorageRegistry {
         Self {
             base_dir,
             options,
-            retry: default_retry_config(),
+            retry: cloud::default_retry_config(),
             stores: Mutex::new(HashMap::new()),
         }
     }
@@ -217,7 +203,7 @@ impl StorageRegistry {
             let path = url
                 .to_file_path()
                 .map_err(|()| StorageError::InvalidLocation {
-                    location: redact_url(trimmed),
+                    location: redact::redact_url(trimmed),
                     reason: "not a local file path".into(),
                 })?;
             return Ok(Target::Local(normalise(&path)));
@@ -228,12 +214,12 @@ impl StorageRegistry {
         let mut url = parse_url(trimmed)?;
         if url.password().is_some() {
             return Err(StorageError::CredentialsInUrl {
-                location: redact_url(trimmed),
+                location: redact::redact_url(trimmed),
             });
         }
         let (scheme, _) =
             ObjectStoreScheme::parse(&url).map_err(|e| StorageError::UnsupportedScheme {
-                location: redact_url(trimmed),
+                location: redact::redact_url(trimmed),
                 scheme: format!("{} ({e})", url.scheme()),
             })?;
         let path = url.path().trim_end_matches('/').to_string();
@@ -279,7 +265,7 @@ impl StorageRegistry {
         url: Url,
         scheme: ObjectStoreScheme,
     ) -> Result<StorageLocation, StorageError> {
-        let shown = redact_url(location);
+        let shown = redact::redact_url(location);
         let key = format!(
             "{}://{}",
             url.scheme(),
@@ -296,32 +282,10 @@ impl StorageRegistry {
             })?;
         let store = match scheme {
             ObjectStoreScheme::Memory => self.cached(&key, || Ok(Arc::new(InMemory::new())))?,
-            ObjectStoreScheme::AmazonS3 => self.cached(&key, || {
-                let builder = AmazonS3Builder::from_env().with_url(url.as_str());
-                let builder =
-                    self.apply_options(builder, |b, k: AmazonS3ConfigKey, v| b.with_config(k, v))?;
-                let store = builder.with_retry(self.retry.clone()).build();
-                Ok(Arc::new(
-                    store.map_err(|e| self.build_error(&shown, "S3", &e))?,
-                ))
-            })?,
-            ObjectStoreScheme::GoogleCloudStorage => self.cached(&key, || {
-                let builder = GoogleCloudStorageBuilder::from_env().with_url(url.as_str());
-                let builder =
-                    self.apply_options(builder, |b, k: GoogleConfigKey, v| b.with_config(k, v))?;
-                let store = builder.with_retry(self.retry.clone()).build();
-                Ok(Arc::new(
-                    store.map_err(|e| self.build_error(&shown, "GCS", &e))?,
-                ))
-            })?,
-            ObjectStoreScheme::MicrosoftAzure => self.cached(&key, || {
-                let builder = MicrosoftAzureBuilder::from_env().with_url(url.as_str());
-                let builder =
-                    self.apply_options(builder, |b, k: AzureConfigKey, v| b.with_config(k, v))?;
-                let store = builder.with_retry(self.retry.clone()).build();
-                Ok(Arc::new(
-                    store.map_err(|e| self.build_error(&shown, "Azure", &e))?,
-                ))
+            ObjectStoreScheme::AmazonS3
+            | ObjectStoreScheme::GoogleCloudStorage
+            | ObjectStoreScheme::MicrosoftAzure => self.cached(&key, || {
+                cloud::build(&scheme, &url, &self.options, &self.retry, &shown)
             })?,
             // Local paths never reach here (`classify` handles them); plain HTTP is not storage.
             _ => {
@@ -351,52 +315,6 @@ impl StorageRegistry {
         let store = build()?;
         stores.insert(key.to_string(), Arc::clone(&store));
         Ok(store)
-    }
-
-    /// Applies the options a builder understands; options meant for another
-    /// backend are skipped, options no backend knows are an error.
-    fn apply_options<B, K: std::str::FromStr>(
-        &self,
-        builder: B,
-        apply: impl Fn(B, K, &str) -> B,
-    ) -> Result<B, StorageError> {
-        let mut builder = builder;
-        for (key, value) in &self.options {
-            let lower = key.to_ascii_lowercase();
-            match lower.parse::<K>() {
-                Ok(config_key) => builder = apply(builder, config_key, value),
-                Err(_) if is_known_option(&lower) => {}
-                Err(_) => return Err(StorageError::UnknownOption { key: key.clone() }),
-            }
-        }
-        Ok(builder)
-    }
-
-    fn build_error(
-        &self,
-        location: &str,
-        backend: &'static str,
-        error: &object_store::Error,
-    ) -> StorageError {
-        StorageError::Build {
-            location: location.to_string(),
-            backend,
-            reason: self.redact(&error.to_string()),
-        }
-    }
-
-    /// Removes option values and secret-looking environment values from a message.
-    fn redact(&self, message: &str) -> String {
-        let env_secrets = std::env::vars()
-            .filter(|(k, _)| is_secret_env(k))
-            .map(|(_, v)| v);
-        let secrets = self.options.values().cloned().chain(env_secrets);
-        secrets
-            // Very short values ("true", "1") would blank out ordinary words.
-            .filter(|v| v.len() >= 6)
-            .fold(message.to_string(), |msg, secret| {
-                msg.replace(&secret, "***")
-            })
     }
 }
 
@@ -429,42 +347,9 @@ enum Target {
 
 fn parse_url(text: &str) -> Result<Url, StorageError> {
     Url::parse(text).map_err(|e| StorageError::InvalidLocation {
-        location: redact_url(text),
+        location: redact::redact_url(text),
         reason: e.to_string(),
     })
-}
-
-/// The location as it may be shown: a password in the URL is replaced.
-fn redact_url(text: &str) -> String {
-    match Url::parse(text) {
-        Ok(mut url) if url.password().is_some() => {
-            // Setting a password only fails for URLs without a host, which cannot have one.
-            let _ = url.set_password(Some("***"));
-            url.to_string()
-        }
-        Ok(_) => text.to_string(),
-        // Unparseable text may still hold `user:secret@`; keep only what precedes it.
-        Err(_) => match text.find('@') {
-            Some(at) => format!("{}…", &text[..text[..at].rfind(':').unwrap_or(at)]),
-            None => text.to_string(),
-        },
-    }
-}
-
-fn is_known_option(key: &str) -> bool {
-    key.parse::<AmazonS3ConfigKey>().is_ok()
-        || key.parse::<GoogleConfigKey>().is_ok()
-        || key.parse::<AzureConfigKey>().is_ok()
-}
-
-fn is_secret_env(name: &str) -> bool {
-    let upper = name.to_ascii_uppercase();
-    ["AWS_", "GOOGLE_", "AZURE_"]
-        .iter()
-        .any(|p| upper.starts_with(p))
-        && ["SECRET", "KEY", "TOKEN", "SAS", "PASSWORD", "CREDENTIAL"]
-            .iter()
-            .any(|s| upper.contains(s))
 }
 
 /// Lexically resolves `.` and `..` (the folder may not exist yet, so no canonicalize).
