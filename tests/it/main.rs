@@ -4,4 +4,6 @@ mod generate;
 mod run;
 mod sample;
 mod source;
+mod storage;
+mod udf;
 mod util;

@@ -1,0 +1,148 @@
+//! `normalize_phone(text, country_code) -> text`: the contract's phone identifier
+//! (DATA_CONTRACT.md, "Identifiers"): the E.164 form (`+442079460958`) of a number
+//! that libphonenumber (the `phonenumber` crate and its bundled metadata) parses
+//! and deems *valid*, else NULL.
+//!
+//! `country_code` (ISO 3166-1 alpha-2, any case, surrounding spaces ignored) is the
+//! default region for national numbers such as `020 7946 0958`. A NULL, empty or
+//! unknown region leaves only international numbers (`+44 20 7946 0958`,
+//! `tel:+44-20-7946-0958`) valid; an international number is read by its own
+//! country code whatever the default region says. Extensions are dropped, as
+//! E.164 has none. NULL phone gives NULL.
+//!
+//! Speed: the metadata database is a process-wide lazy static of the crate, built
+//! once; per row we only parse, validate and format into the output buffer, and a
+//! region column is parsed once per distinct consecutive value. Measured (GB/US
+//! mix, one core): ~46k rows/s for phonenumber alone in a release build, ~5.5k
+//! rows/s through SQL in a debug build (`udf::throughput_rows_per_second`, ignored).
+//! About 40% of the time is phonenumber's regex cache hashing whole metadata
+//! patterns (SipHash) behind one global mutex, so extra partitions barely help;
+//! memoising per distinct (phone, region) would be the next step if it matters.
+
+use std::fmt::Write as _;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use datafusion::arrow::array::StringBuilder;
+use datafusion::arrow::datatypes::DataType;
+use datafusion::common::Result;
+use datafusion::logical_expr::{
+    ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
+};
+use phonenumber::country;
+use phonenumber::{Mode, PhoneNumber};
+
+use super::{StrArg, into_columnar, rows_to_compute};
+
+/// The E.164 form of `raw` when it is a valid number, `region` being the default
+/// region for national numbers; else `None`.
+pub fn normalize_phone(raw: &str, region: Option<&str>) -> Option<String> {
+    let number = parse_valid(raw, region.and_then(parse_region))?;
+    Some(number.format().mode(Mode::E164).to_string())
+}
+
+/// An ISO alpha-2 code known to libphonenumber, in any case, trimmed; else `None`.
+pub fn parse_region(text: &str) -> Option<country::Id> {
+    let code = text.trim();
+    if code.len() != 2 || !code.bytes().all(|b| b.is_ascii_alphabetic()) {
+        return None;
+    }
+    country::Id::from_str(&code.to_ascii_uppercase()).ok()
+}
+
+fn parse_valid(raw: &str, region: Option<country::Id>) -> Option<PhoneNumber> {
+    let text = raw.trim();
+    if text.is_empty() {
+        return None;
+    }
+    let number = phonenumber::parse(region, text).ok()?;
+    phonenumber::is_valid(&number).then_some(number)
+}
+
+/// Remembers the last region text seen and its parse, since a region column is
+/// mostly long runs of the same code.
+#[derive(Default)]
+struct RegionCache {
+    text: String,
+    id: Option<country::Id>,
+}
+
+impl RegionCache {
+    fn get(&mut self, text: Option<&str>) -> Option<country::Id> {
+        let text = text?;
+        if text != self.text {
+            self.text.clear();
+            self.text.push_str(text);
+            self.id = parse_region(text);
+        }
+        self.id
+    }
+}
+
+/// The `normalize_phone` SQL function; see the module docs for the rule.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct NormalizePhone {
+    signature: Signature,
+}
+
+impl NormalizePhone {
+    /// The UDF implementation (two string arguments: phone, default region).
+    pub fn new() -> Self {
+        Self {
+            signature: Signature::string(2, Volatility::Immutable),
+        }
+    }
+}
+
+impl Default for NormalizePhone {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ScalarUDFImpl for NormalizePhone {
+    fn name(&self) -> &str {
+        "normalize_phone"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let inputs = args
+            .args
+            .iter()
+            .map(|a| StrArg::new(a, self.name()))
+            .collect::<Result<Vec<_>>>()?;
+        let [phone, region] = inputs.as_slice() else {
+            return datafusion::common::exec_err!(
+                "normalize_phone takes two arguments: phone, country_code"
+            );
+        };
+        let rows = rows_to_compute(&inputs, args.number_rows);
+        // E.164 is at most 16 bytes (`+` and 15 digits).
+        let mut builder = StringBuilder::with_capacity(rows, rows * 16);
+        let mut regions = RegionCache::default();
+        for row in 0..rows {
+            let Some(raw) = phone.get(row) else {
+                builder.append_null();
+                continue;
+            };
+            match parse_valid(raw, regions.get(region.get(row))) {
+                Some(number) => {
+                    // Writing into the builder's buffer avoids a String per row;
+                    // formatting into it cannot fail.
+                    let _ = write!(builder, "{}", number.format().mode(Mode::E164));
+                    builder.append_value("");
+                }
+                None => builder.append_null(),
+            }
+        }
+        into_columnar(&inputs, Arc::new(builder.finish()))
+    }
+}
