@@ -116,13 +116,41 @@ pub struct StepSpec {
 /// One data check, parsed from the `checks:` block.
 #[derive(Debug, Clone, PartialEq)]
 pub enum CheckSpec {
-    Unique { columns: Vec<String>, severity: Severity },
-    NotNull { columns: Vec<String>, severity: Severity },
-    AcceptedValues { column: String, values: Vec<String>, severity: Severity },
-    Relationships { column: String, to: String, field: String, severity: Severity },
-    RowCount { min: Option<u64>, max: Option<u64>, max_change_pct: Option<f64>, severity: Severity },
-    Freshness { column: String, max_age_days: u32, severity: Severity },
-    Sql { name: String, sql: String, severity: Severity },
+    Unique {
+        columns: Vec<String>,
+        severity: Severity,
+    },
+    NotNull {
+        columns: Vec<String>,
+        severity: Severity,
+    },
+    AcceptedValues {
+        column: String,
+        values: Vec<String>,
+        severity: Severity,
+    },
+    Relationships {
+        column: String,
+        to: String,
+        field: String,
+        severity: Severity,
+    },
+    RowCount {
+        min: Option<u64>,
+        max: Option<u64>,
+        max_change_pct: Option<f64>,
+        severity: Severity,
+    },
+    Freshness {
+        column: String,
+        max_age_days: u32,
+        severity: Severity,
+    },
+    Sql {
+        name: String,
+        sql: String,
+        severity: Severity,
+    },
 }
 
 /// How a failed check affects the run.
