@@ -33,6 +33,9 @@ const CHECK_KINDS: &[&str] = &[
     "sql",
 ];
 
+/// Checks per table, in file order.
+pub(crate) type TableChecks = Vec<(Located<String>, Vec<CheckDraft>)>;
+
 /// A decoded check and the references validation still has to resolve.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct CheckDraft {
@@ -44,10 +47,7 @@ pub(crate) struct CheckDraft {
 }
 
 /// Decodes `checks:` into (table, checks) in file order.
-pub(crate) fn decode_checks(
-    node: &Node,
-    report: &mut Reporter,
-) -> Vec<(Located<String>, Vec<CheckDraft>)> {
+pub(crate) fn decode_checks(node: &Node, report: &mut Reporter) -> TableChecks {
     let mut out = Vec::new();
     for (key, value) in mapping(node, "checks", report) {
         let Some(table) = key_name(key, "checks", report) else {
@@ -156,7 +156,7 @@ mod tests {
     use super::*;
     use std::path::Path;
 
-    fn checks(yaml: &str) -> (Vec<(Located<String>, Vec<CheckDraft>)>, Vec<String>) {
+    fn checks(yaml: &str) -> (TableChecks, Vec<String>) {
         let node = Node::parse(yaml).unwrap();
         let mut report = Reporter::new(Path::new("j.yaml"));
         let out = decode_checks(&node, &mut report);

@@ -11,6 +11,8 @@ mod checks_spec;
 mod dag;
 mod diagnostic;
 mod interpolate;
+#[cfg(test)]
+mod load_tests;
 pub mod model;
 mod node;
 mod node_de;

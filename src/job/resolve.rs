@@ -3,7 +3,7 @@
 //! Names are checked (form, duplicates, references), placeholders are checked
 //! against params and the built-in variables, steps are resolved and ordered.
 
-use super::checks_spec::CheckDraft;
+use super::checks_spec::TableChecks;
 use super::interpolate::interpolate_mapped;
 use super::model::{
     CheckSpec, Job, OutputSpec, RejectBudget, ScheduleSpec, SourceSpec, StorageSpec,
@@ -30,7 +30,7 @@ pub(crate) fn resolve(
     base_dir: &Path,
     report: &mut Reporter,
 ) -> Option<Job> {
-    let tables = check_names(&draft.defined, report);
+    let (tables, duplicated) = check_names(&draft.defined, report);
     let timezone = resolve_timezone(draft.timezone.as_ref(), draft.schedule.as_ref(), report);
     let schedule = draft.schedule.map(|s| resolve_schedule(s, report));
 
@@ -69,6 +69,7 @@ pub(crate) fn resolve(
         base_dir,
         tables: &tables,
         vars: &path_vars,
+        duplicated: &duplicated,
     };
     let steps = resolve_steps(draft.steps, &scope, report);
     let checks = resolve_checks(draft.checks, &scope, report);
@@ -111,9 +112,13 @@ pub(crate) fn resolve(
 }
 
 /// Source and step names must be SQL-friendly (DataFusion lower-cases unquoted
-/// names) and unique across both sections. Returns the set of defined names.
-fn check_names(defined: &[Located<String>], report: &mut Reporter) -> BTreeSet<String> {
+/// names) and unique across both sections. Returns the defined and the duplicated names.
+fn check_names(
+    defined: &[Located<String>],
+    report: &mut Reporter,
+) -> (BTreeSet<String>, BTreeSet<String>) {
     let mut first: BTreeMap<&str, &Located<String>> = BTreeMap::new();
+    let mut duplicated = BTreeSet::new();
     for name in defined {
         let n = name.value.as_str();
         let valid = n.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
@@ -132,13 +137,14 @@ fn check_names(defined: &[Located<String>], report: &mut Reporter) -> BTreeSet<S
                     earlier.line, earlier.column
                 );
                 report.at(name.line, name.column, message);
+                duplicated.insert(n.to_string());
             }
             None => {
                 first.insert(n, name);
             }
         }
     }
-    first.keys().map(|k| k.to_string()).collect()
+    (first.keys().map(|k| k.to_string()).collect(), duplicated)
 }
 
 /// `timezone:` and `schedule.timezone:` may both be given but must agree; default UTC.
@@ -161,11 +167,11 @@ fn resolve_timezone(
     let top_tz = top.and_then(|t| parse(t, "timezone"));
     let schedule_loc = schedule.and_then(|s| s.timezone.as_ref());
     let schedule_tz = schedule_loc.and_then(|t| parse(t, "schedule.timezone"));
-    if let (Some(a), Some(b), Some(loc)) = (top_tz, schedule_tz, top) {
-        if a != b {
-            let message = format!("timezone `{a}` disagrees with schedule.timezone `{b}`");
-            report.at(loc.line, loc.column, message);
-        }
+    if let (Some(a), Some(b), Some(loc)) = (top_tz, schedule_tz, top)
+        && a != b
+    {
+        let message = format!("timezone `{a}` disagrees with schedule.timezone `{b}`");
+        report.at(loc.line, loc.column, message);
     }
     top_tz.or(schedule_tz).unwrap_or(chrono_tz::UTC)
 }
@@ -256,7 +262,7 @@ fn resolve_source(
 }
 
 fn resolve_checks(
-    drafts: Vec<(Located<String>, Vec<CheckDraft>)>,
+    drafts: TableChecks,
     scope: &Scope,
     report: &mut Reporter,
 ) -> BTreeMap<String, Vec<CheckSpec>> {

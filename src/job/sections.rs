@@ -1,7 +1,7 @@
 //! First pass over a job file: split the top-level mapping into sections and decode
 //! every entry on its own, so one bad entry does not hide problems in the others.
 
-use super::checks_spec::{CheckDraft, decode_checks};
+use super::checks_spec::{TableChecks, decode_checks};
 use super::node::{Node, NodeValue};
 use super::node_de::{Located, decode};
 use super::report::Reporter;
@@ -34,7 +34,7 @@ pub(crate) struct Draft {
     pub memory_limit: Option<u64>,
     pub sources: Vec<(Located<String>, SourceRaw)>,
     pub steps: Vec<StepRaw>,
-    pub checks: Vec<(Located<String>, Vec<CheckDraft>)>,
+    pub checks: TableChecks,
     pub outputs: Vec<(Located<String>, OutputRaw)>,
     /// Source and step names, including entries that failed to decode, so a broken
     /// entry does not also make every reference to it an error.

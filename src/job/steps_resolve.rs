@@ -18,6 +18,9 @@ pub(crate) struct Scope<'a> {
     pub tables: &'a BTreeSet<String>,
     /// Params, `raw`, `warehouse`, and a stand-in `date`.
     pub vars: &'a BTreeMap<String, String>,
+    /// Names defined twice (already reported): edges to them are left out of the
+    /// DAG so a duplicate does not also show up as a made-up cycle.
+    pub duplicated: &'a BTreeSet<String>,
 }
 
 /// Resolves steps into execution order; every problem goes to `report`.
@@ -35,7 +38,7 @@ pub(crate) fn resolve_steps(
             steps.push(spec);
         }
     }
-    order_steps(steps, &names, report)
+    order_steps(steps, &names, scope.duplicated, report)
 }
 
 fn resolve_step(step: StepRaw, scope: &Scope, report: &mut Reporter) -> Option<StepSpec> {
@@ -162,11 +165,13 @@ fn read_sql_step(
 fn order_steps(
     steps: Vec<StepSpec>,
     names: &[Located<String>],
+    duplicated: &BTreeSet<String>,
     report: &mut Reporter,
 ) -> Vec<StepSpec> {
     let index: BTreeMap<&str, usize> = steps
         .iter()
         .enumerate()
+        .filter(|(_, s)| !duplicated.contains(&s.name))
         .map(|(i, s)| (s.name.as_str(), i))
         .collect();
     let deps: Vec<Vec<usize>> = steps
@@ -181,8 +186,10 @@ fn order_steps(
     let (order, cycles) = dag::order(&deps);
     for cycle in cycles {
         let mut path: Vec<&str> = cycle.iter().map(|&i| steps[i].name.as_str()).collect();
-        path.push(path[0]);
-        let first = &names[cycle[0]];
+        let (Some(&head), Some(first)) = (path.first(), cycle.first().map(|&i| &names[i])) else {
+            continue;
+        };
+        path.push(head);
         let message = format!("dependency cycle: {}", path.join(" -> "));
         report.at(first.line, first.column, message);
     }
