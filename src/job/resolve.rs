@@ -76,7 +76,7 @@ pub(crate) fn resolve(
 
     let mut outputs = Vec::new();
     for (name, raw) in draft.outputs {
-        undefined_check(&name, "output", &tables, report);
+        undefined_check(&name, "outputs", &tables, report);
         check_placeholders(
             &raw.path,
             &format!("outputs.{}.path", name.value),
