@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// A validated job file.
 #[derive(Debug, Clone)]
@@ -31,6 +32,47 @@ pub struct Job {
     pub outputs: Vec<OutputSpec>,
     /// Optional cap on DataFusion's memory pool, in bytes (`memory_limit: 2GiB`).
     pub memory_limit: Option<u64>,
+    /// When the scheduler runs the job (`schedule:`); `None` = only on demand.
+    pub schedule: Option<ScheduleSpec>,
+}
+
+/// When and how the scheduler runs a job; times are in the job's `timezone`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScheduleSpec {
+    /// Six-field cron expression: second minute hour day-of-month month day-of-week.
+    pub cron: String,
+    /// How far back missed runs are caught up after downtime (zero: none).
+    pub catchup: Duration,
+    pub overlap: Overlap,
+    pub retries: RetryPolicy,
+}
+
+/// What happens when a run is due while the previous one is still going.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Overlap {
+    /// Skip the due run (it is caught up later if within `catchup`).
+    #[default]
+    Skip,
+    /// Start the due run as soon as the current one ends.
+    Queue,
+}
+
+/// Retries of a failed scheduled run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Extra attempts after the first failure (0: no retry).
+    pub attempts: u32,
+    /// Wait before each retry.
+    pub backoff: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            attempts: 0,
+            backoff: Duration::from_secs(60),
+        }
+    }
 }
 
 /// Storage roots (templates; may be relative paths, `file://`, `s3://`, `gs://`, `az://`).

@@ -7,3 +7,4 @@ mod source;
 mod storage;
 mod udf;
 mod util;
+mod validate;

@@ -1,0 +1,302 @@
+//! One test per validation rule, on small job files written to a temp dir.
+
+use super::*;
+use std::fs;
+use tempfile::TempDir;
+
+/// A minimal valid job; tests append or replace lines to break one rule each.
+const BASE: &str = "\
+name: t
+storage: { raw: r, warehouse: w }
+params: { cur: EUR }
+sources:
+  orders: { path: \"{raw}/orders\", format: csv, schema: transactions }
+";
+
+struct Fixture {
+    dir: TempDir,
+}
+
+impl Fixture {
+    fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn sql(&self, name: &str, text: &str) -> &Self {
+        fs::write(self.dir.path().join(name), text).unwrap();
+        self
+    }
+
+    fn load(&self, yaml: &str) -> Result<Job, Vec<String>> {
+        let path = self.dir.path().join("job.yaml");
+        fs::write(&path, yaml).unwrap();
+        load_with_base(&path, self.dir.path()).map_err(|d| {
+            d.0.iter()
+                .map(|d| format!("{}:{}: {}", d.line, d.column, d.message))
+                .collect()
+        })
+    }
+
+    fn errors(&self, yaml: &str) -> Vec<String> {
+        match self.load(yaml) {
+            Ok(job) => panic!("expected errors, loaded {}", job.name),
+            Err(e) => e,
+        }
+    }
+}
+
+#[test]
+fn minimal_job_loads_with_defaults() {
+    let job = Fixture::new().load(BASE).unwrap();
+    assert_eq!(job.name, "t");
+    assert_eq!(job.timezone, chrono_tz::UTC);
+    assert_eq!(job.params.get("cur").map(String::as_str), Some("EUR"));
+    assert_eq!(job.sources[0].rejects, RejectBudget::default());
+    assert!(job.schedule.is_none());
+}
+
+#[test]
+fn yaml_syntax_error_is_located() {
+    let errors = Fixture::new().errors("name: t\nsources: { a: [1, }\n");
+    assert_eq!(errors.len(), 1);
+    assert!(errors[0].starts_with("2:"), "{errors:?}");
+}
+
+#[test]
+fn unknown_top_level_and_entry_keys() {
+    let yaml = format!(
+        "{BASE}  fx: {{ path: p, fromat: csv, format: csv, schema: fx_rates }}\nsetps: []\n"
+    );
+    assert_eq!(
+        Fixture::new().errors(&yaml),
+        vec![
+            "6:18: sources.fx: unknown field `fromat`, expected one of `path`, `format`, `schema`, `partitions`, `rejects`, `currencies`, `optional`",
+            "7:1: unknown key `setps`, expected one of name, timezone, schedule, params, storage, memory_limit, sources, steps, checks, outputs",
+        ]
+    );
+}
+
+#[test]
+fn bad_enum_and_missing_key() {
+    let yaml = format!(
+        "{BASE}  fx: {{ path: p, format: xlsx, schema: fx_rates }}\n  p: {{ format: csv, schema: profiles }}\n"
+    );
+    assert_eq!(
+        Fixture::new().errors(&yaml),
+        vec![
+            "6:26: sources.fx: unknown variant `xlsx`, expected one of `csv`, `ndjson`, `parquet`",
+            "7:6: sources.p: missing field `path`",
+        ]
+    );
+}
+
+#[test]
+fn missing_sql_file_points_at_sql_value() {
+    let yaml = format!("{BASE}steps:\n  - {{ name: a, sql: nope.sql }}\n");
+    let errors = Fixture::new().errors(&yaml);
+    assert_eq!(errors.len(), 1);
+    assert!(
+        errors[0].starts_with("7:21: cannot read SQL file `nope.sql`"),
+        "{errors:?}"
+    );
+}
+
+#[test]
+fn undefined_table_points_into_sql_file() {
+    let f = Fixture::new();
+    f.sql(
+        "a.sql",
+        "SELECT *\nFROM orders o\n  JOIN  customers c ON o.k = c.k\n",
+    );
+    let yaml = format!("{BASE}steps:\n  - {{ name: a, sql: a.sql }}\n");
+    let path = f.dir.path().join("job.yaml");
+    fs::write(&path, yaml).unwrap();
+    let d = load_with_base(&path, f.dir.path()).unwrap_err();
+    assert_eq!(
+        d.to_string(),
+        "a.sql:3:9: undefined table `customers` (not a source or step of this job)"
+    );
+}
+
+#[test]
+fn sql_parse_error_position_maps_back_through_placeholders() {
+    // `{cur}` becomes `EUR` (5 chars -> 3), so the parser's column must be shifted back.
+    let f = Fixture::new();
+    f.sql("a.sql", "SELECT '{cur}' AS c, ) FROM orders\n");
+    let yaml = format!("{BASE}steps:\n  - {{ name: a, sql: a.sql }}\n");
+    let errors = f.errors(&yaml);
+    assert_eq!(
+        errors,
+        vec!["1:22: SQL does not parse: Expected: end of statement, found: )"]
+    );
+}
+
+#[test]
+fn unknown_placeholders_in_paths_and_sql() {
+    let f = Fixture::new();
+    f.sql("a.sql", "SELECT * FROM orders\nWHERE c = '{currency}'\n");
+    let yaml = format!(
+        "{BASE}steps:\n  - {{ name: a, sql: a.sql }}\noutputs:\n  a: {{ path: \"{{warehouse}}/{{nme}}\" }}\n"
+    );
+    assert_eq!(
+        f.errors(&yaml),
+        vec![
+            "9:14: outputs.a.path: unknown placeholder `{nme}`",
+            "2:12: unknown placeholder `{currency}`",
+        ]
+    );
+}
+
+#[test]
+fn duplicate_step_names() {
+    let yaml = format!(
+        "{BASE}steps:\n  - {{ name: a, builtin: fit_clv, input: orders }}\n  - {{ name: a, builtin: fit_clv, input: orders }}\n  - {{ name: orders, builtin: fit_clv, input: a }}\n"
+    );
+    assert_eq!(
+        Fixture::new().errors(&yaml),
+        vec![
+            "8:13: duplicate name `a` (first defined at line 7, column 13)",
+            "9:13: duplicate name `orders` (first defined at line 5, column 3)",
+        ]
+    );
+}
+
+#[test]
+fn cycle_is_named_at_its_first_step() {
+    let f = Fixture::new();
+    f.sql("a.sql", "SELECT * FROM b");
+    f.sql("b.sql", "SELECT * FROM c");
+    f.sql("c.sql", "SELECT * FROM a JOIN orders USING (k)");
+    let yaml = format!(
+        "{BASE}steps:\n  - {{ name: b, sql: b.sql }}\n  - {{ name: a, sql: a.sql }}\n  - {{ name: c, sql: c.sql }}\n"
+    );
+    assert_eq!(
+        f.errors(&yaml),
+        vec!["7:13: dependency cycle: b -> c -> a -> b"]
+    );
+}
+
+#[test]
+fn steps_are_ordered_by_dependencies_and_file_order() {
+    let f = Fixture::new();
+    f.sql(
+        "late.sql",
+        "WITH x AS (SELECT * FROM early) SELECT * FROM x JOIN stitched USING (k)",
+    );
+    f.sql("early.sql", "SELECT * FROM orders");
+    let yaml = format!(
+        "{BASE}steps:\n  - {{ name: late, sql: late.sql }}\n  - {{ name: stitched, builtin: stitch_identities, input: [orders] }}\n  - {{ name: early, sql: early.sql }}\n"
+    );
+    let job = f.load(&yaml).unwrap();
+    let order: Vec<(&str, Vec<&str>)> = job
+        .steps
+        .iter()
+        .map(|s| {
+            (
+                s.name.as_str(),
+                s.depends_on.iter().map(String::as_str).collect(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        order,
+        vec![
+            ("stitched", vec!["orders"]),
+            ("early", vec!["orders"]),
+            ("late", vec!["early", "stitched"]),
+        ]
+    );
+}
+
+#[test]
+fn builtin_rules() {
+    let yaml = format!(
+        "{BASE}steps:\n  - {{ name: a, builtin: magic, input: orders }}\n  - {{ name: b, builtin: fit_clv }}\n  - {{ name: c, builtin: fit_clv, input: [orders, nope] }}\n  - {{ name: d }}\n"
+    );
+    assert_eq!(
+        Fixture::new().errors(&yaml),
+        vec![
+            "7:25: steps[0]: unknown variant `magic`, expected `stitch_identities` or `fit_clv`",
+            "8:25: step `b`: builtin `fit_clv` needs `input`",
+            "9:41: step `c`: undefined input `nope` (not a source or step of this job)",
+            "10:13: step `d`: needs `sql` or `builtin`",
+        ]
+    );
+}
+
+#[test]
+fn timezones_must_agree_and_exist() {
+    let yaml = format!(
+        "{BASE}timezone: Europe/Paris\nschedule: {{ cron: \"0 30 2 * * *\", timezone: Europe/London }}\n"
+    );
+    assert_eq!(
+        Fixture::new().errors(&yaml),
+        vec!["6:11: timezone `Europe/Paris` disagrees with schedule.timezone `Europe/London`"]
+    );
+    let yaml = format!("{BASE}timezone: Mars/Olympus\n");
+    assert_eq!(
+        Fixture::new().errors(&yaml),
+        vec![
+            "6:11: timezone: unknown time zone `Mars/Olympus` (use an IANA name like `Europe/London`)"
+        ]
+    );
+}
+
+#[test]
+fn schedule_is_parsed_and_kept() {
+    let yaml = format!(
+        "{BASE}memory_limit: 2GiB\nschedule: {{ cron: \"0 30 2 * * *\", timezone: Europe/London, catchup: 3d, overlap: queue,\n  retries: {{ attempts: 3, backoff: 2m }} }}\n"
+    );
+    let job = Fixture::new().load(&yaml).unwrap();
+    assert_eq!(job.timezone, chrono_tz::Europe::London);
+    assert_eq!(job.memory_limit, Some(2 * 1024 * 1024 * 1024));
+    assert_eq!(
+        job.schedule,
+        Some(ScheduleSpec {
+            cron: "0 30 2 * * *".into(),
+            catchup: std::time::Duration::from_secs(3 * 86_400),
+            overlap: Overlap::Queue,
+            retries: RetryPolicy {
+                attempts: 3,
+                backoff: std::time::Duration::from_secs(120)
+            },
+        })
+    );
+}
+
+#[test]
+fn check_and_output_references() {
+    let yaml = format!(
+        "{BASE}checks:\n  customers: {{ unique: [k] }}\n  orders:\n    relationships: {{ column: k, to: people, field: k }}\noutputs:\n  nothing: {{ path: \"{{warehouse}}/x\", compression: lz4 }}\n  orders: {{ path: \"{{warehouse}}/o\" }}\n"
+    );
+    assert_eq!(
+        Fixture::new().errors(&yaml),
+        vec![
+            "7:3: checks: undefined table `customers` (not a source or step of this job)",
+            "9:37: checks.orders.relationships.to: undefined table `people` (not a source or step of this job)",
+            "11:50: outputs.nothing: unknown variant `lz4`, expected one of `zstd`, `snappy`, `none`",
+        ]
+    );
+}
+
+#[test]
+fn currencies_must_name_an_fx_rates_source() {
+    let yaml = "name: t\nstorage: { raw: r, warehouse: w }\nsources:\n  o: { path: p, format: csv, schema: transactions, currencies: p }\n  p: { path: q, format: csv, schema: profiles, currencies: o }\n";
+    assert_eq!(
+        Fixture::new().errors(yaml),
+        vec![
+            "4:64: sources.o.currencies: `p` does not have schema fx_rates",
+            "5:60: sources.p.currencies: `currencies` only applies to schema transactions",
+        ]
+    );
+}
+
+#[test]
+fn missing_required_top_level_keys() {
+    assert_eq!(
+        Fixture::new().errors("sources: {}\n"),
+        vec!["1:1: missing key `name`", "1:1: missing key `storage`"]
+    );
+}

@@ -1,0 +1,346 @@
+//! Second pass: cross-check the decoded sections and build the resolved `Job`.
+//!
+//! Names are checked (form, duplicates, references), placeholders are checked
+//! against params and the built-in variables, steps are resolved and ordered.
+
+use super::checks_spec::TableChecks;
+use super::interpolate::interpolate_mapped;
+use super::model::{
+    CheckSpec, Job, OutputSpec, RejectBudget, ScheduleSpec, SourceSpec, StorageSpec,
+};
+use super::model::{ContractSchema, RetryPolicy};
+use super::node_de::Located;
+use super::report::Reporter;
+use super::sections::Draft;
+use super::spec::{ScheduleRaw, SourceRaw};
+use super::sql_refs::{parse, table_refs};
+use super::steps_resolve::{Scope, resolve_steps};
+use super::units::parse_duration;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::time::Duration;
+
+/// Stand-in logical date used to check SQL before a run date is known.
+const PLACEHOLDER_DATE: &str = "2000-01-01";
+
+/// Builds the `Job`; returns `None` only when a problem was reported.
+pub(crate) fn resolve(
+    draft: Draft,
+    file: &Path,
+    base_dir: &Path,
+    report: &mut Reporter,
+) -> Option<Job> {
+    let (tables, duplicated) = check_names(&draft.defined, report);
+    let timezone = resolve_timezone(draft.timezone.as_ref(), draft.schedule.as_ref(), report);
+    let schedule = draft.schedule.map(|s| resolve_schedule(s, report));
+
+    let mut path_vars = draft.params.clone();
+    path_vars.insert("date".into(), PLACEHOLDER_DATE.into());
+    let storage = draft.storage.map(|s| {
+        check_placeholders(&s.raw, "storage.raw", &path_vars, report);
+        check_placeholders(&s.warehouse, "storage.warehouse", &path_vars, report);
+        StorageSpec {
+            raw: s.raw.value,
+            warehouse: s.warehouse.value,
+            options: s.options,
+        }
+    });
+    if let Some(storage) = &storage {
+        path_vars.insert("raw".into(), storage.raw.clone());
+        path_vars.insert("warehouse".into(), storage.warehouse.clone());
+    } else {
+        // Missing storage is reported already; don't also flag every `{raw}`.
+        path_vars.insert("raw".into(), "raw".into());
+        path_vars.insert("warehouse".into(), "warehouse".into());
+    }
+
+    let schemas: BTreeMap<&str, ContractSchema> = draft
+        .sources
+        .iter()
+        .map(|(name, s)| (name.value.as_str(), s.schema.into()))
+        .collect();
+    let sources: Vec<SourceSpec> = draft
+        .sources
+        .iter()
+        .map(|(name, raw)| resolve_source(name, raw, &schemas, &path_vars, report))
+        .collect();
+
+    let scope = Scope {
+        base_dir,
+        tables: &tables,
+        vars: &path_vars,
+        duplicated: &duplicated,
+    };
+    let steps = resolve_steps(draft.steps, &scope, report);
+    let checks = resolve_checks(draft.checks, &scope, report);
+
+    let mut outputs = Vec::new();
+    for (name, raw) in draft.outputs {
+        undefined_check(&name, "outputs", &tables, report);
+        check_placeholders(
+            &raw.path,
+            &format!("outputs.{}.path", name.value),
+            &path_vars,
+            report,
+        );
+        outputs.push(OutputSpec {
+            name: name.value,
+            path: raw.path.value,
+            partition_by: raw.partition_by,
+            sort_by: raw.sort_by,
+            compression: raw.compression.into(),
+        });
+    }
+
+    if !report.is_clean() {
+        return None;
+    }
+    Some(Job {
+        file: file.to_path_buf(),
+        base_dir: base_dir.to_path_buf(),
+        name: draft.name?.value,
+        timezone,
+        params: draft.params,
+        storage: storage?,
+        sources,
+        steps,
+        checks,
+        outputs,
+        memory_limit: draft.memory_limit,
+        schedule,
+    })
+}
+
+/// Source and step names must be SQL-friendly (DataFusion lower-cases unquoted
+/// names) and unique across both sections. Returns the defined and the duplicated names.
+fn check_names(
+    defined: &[Located<String>],
+    report: &mut Reporter,
+) -> (BTreeSet<String>, BTreeSet<String>) {
+    let mut first: BTreeMap<&str, &Located<String>> = BTreeMap::new();
+    let mut duplicated = BTreeSet::new();
+    for name in defined {
+        let n = name.value.as_str();
+        let valid = n.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+            && n.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        if !valid {
+            let message = format!(
+                "invalid name `{n}`: use lower-case letters, digits and `_`, not starting with a digit"
+            );
+            report.at(name.line, name.column, message);
+        }
+        match first.get(n) {
+            Some(earlier) => {
+                let message = format!(
+                    "duplicate name `{n}` (first defined at line {}, column {})",
+                    earlier.line, earlier.column
+                );
+                report.at(name.line, name.column, message);
+                duplicated.insert(n.to_string());
+            }
+            None => {
+                first.insert(n, name);
+            }
+        }
+    }
+    (first.keys().map(|k| k.to_string()).collect(), duplicated)
+}
+
+/// `timezone:` and `schedule.timezone:` may both be given but must agree; default UTC.
+fn resolve_timezone(
+    top: Option<&Located<String>>,
+    schedule: Option<&ScheduleRaw>,
+    report: &mut Reporter,
+) -> chrono_tz::Tz {
+    let mut parse = |loc: &Located<String>, key: &str| match loc.value.parse::<chrono_tz::Tz>() {
+        Ok(tz) => Some(tz),
+        Err(_) => {
+            let message = format!(
+                "{key}: unknown time zone `{}` (use an IANA name like `Europe/London`)",
+                loc.value
+            );
+            report.at(loc.line, loc.column, message);
+            None
+        }
+    };
+    let top_tz = top.and_then(|t| parse(t, "timezone"));
+    let schedule_loc = schedule.and_then(|s| s.timezone.as_ref());
+    let schedule_tz = schedule_loc.and_then(|t| parse(t, "schedule.timezone"));
+    if let (Some(a), Some(b), Some(loc)) = (top_tz, schedule_tz, top)
+        && a != b
+    {
+        let message = format!("timezone `{a}` disagrees with schedule.timezone `{b}`");
+        report.at(loc.line, loc.column, message);
+    }
+    top_tz.or(schedule_tz).unwrap_or(chrono_tz::UTC)
+}
+
+fn resolve_schedule(raw: ScheduleRaw, report: &mut Reporter) -> ScheduleSpec {
+    let fields = raw.cron.value.split_whitespace().count();
+    if !(6..=7).contains(&fields) {
+        let message = format!(
+            "schedule.cron: expected 6 fields (second minute hour day-of-month month day-of-week), found {fields}"
+        );
+        report.at(raw.cron.line, raw.cron.column, message);
+    }
+    let mut duration = |loc: Option<Located<String>>, key: &str, default: Duration| match loc {
+        None => default,
+        Some(loc) => parse_duration(&loc.value).unwrap_or_else(|m| {
+            report.at(loc.line, loc.column, format!("schedule.{key}: {m}"));
+            default
+        }),
+    };
+    let catchup = duration(raw.catchup, "catchup", Duration::ZERO);
+    let retries = match raw.retries {
+        None => RetryPolicy::default(),
+        Some(r) => RetryPolicy {
+            attempts: r.attempts,
+            backoff: duration(r.backoff, "retries.backoff", RetryPolicy::default().backoff),
+        },
+    };
+    ScheduleSpec {
+        cron: raw.cron.value,
+        catchup,
+        overlap: raw.overlap.into(),
+        retries,
+    }
+}
+
+fn resolve_source(
+    name: &Located<String>,
+    raw: &SourceRaw,
+    schemas: &BTreeMap<&str, ContractSchema>,
+    vars: &BTreeMap<String, String>,
+    report: &mut Reporter,
+) -> SourceSpec {
+    let context = format!("sources.{}", name.value);
+    check_placeholders(&raw.path, &format!("{context}.path"), vars, report);
+    let schema: ContractSchema = raw.schema.into();
+    if let Some(currencies) = &raw.currencies {
+        let problem = if schema != ContractSchema::Transactions {
+            Some("`currencies` only applies to schema transactions".to_string())
+        } else {
+            match schemas.get(currencies.value.as_str()) {
+                Some(ContractSchema::FxRates) => None,
+                Some(_) => Some(format!(
+                    "`{}` does not have schema fx_rates",
+                    currencies.value
+                )),
+                None => Some(format!("undefined source `{}`", currencies.value)),
+            }
+        };
+        if let Some(problem) = problem {
+            report.at(
+                currencies.line,
+                currencies.column,
+                format!("{context}.currencies: {problem}"),
+            );
+        }
+    }
+    let mut rejects = RejectBudget::default();
+    if let Some(r) = &raw.rejects {
+        if let Some(fraction) = &r.max_fraction {
+            if !(0.0..=1.0).contains(&fraction.value) {
+                let message = format!("{context}.rejects.max_fraction: must be between 0 and 1");
+                report.at(fraction.line, fraction.column, message);
+            }
+            rejects.max_fraction = fraction.value;
+        }
+        rejects.max_rows = r.max_rows;
+    }
+    SourceSpec {
+        name: name.value.clone(),
+        path: raw.path.value.clone(),
+        format: raw.format.into(),
+        schema,
+        partitions: raw.partitions.clone(),
+        rejects,
+        currencies: raw.currencies.as_ref().map(|c| c.value.clone()),
+        optional: raw.optional,
+    }
+}
+
+fn resolve_checks(
+    drafts: TableChecks,
+    scope: &Scope,
+    report: &mut Reporter,
+) -> BTreeMap<String, Vec<CheckSpec>> {
+    let mut checks: BTreeMap<String, Vec<CheckSpec>> = BTreeMap::new();
+    for (table, drafts) in drafts {
+        undefined_check(&table, "checks", scope.tables, report);
+        for draft in drafts {
+            if let Some(to) = &draft.to {
+                undefined_check(
+                    to,
+                    &format!("checks.{}.relationships.to", table.value),
+                    scope.tables,
+                    report,
+                );
+            }
+            if let Some(sql) = &draft.sql {
+                check_inline_sql(sql, &format!("checks.{}.sql", table.value), scope, report);
+            }
+            checks
+                .entry(table.value.clone())
+                .or_default()
+                .push(draft.spec);
+        }
+    }
+    checks
+}
+
+/// Inline SQL sits inside a YAML string, so problems point at that string and give
+/// the position within the SQL in the message.
+fn check_inline_sql(sql: &Located<String>, context: &str, scope: &Scope, report: &mut Reporter) {
+    let mapped = interpolate_mapped(&sql.value, scope.vars);
+    for err in &mapped.errors {
+        report.at(sql.line, sql.column, format!("{context}: {err}"));
+    }
+    match parse(&mapped.text) {
+        Err(e) => {
+            let message = format!(
+                "{context}: SQL does not parse at line {}, column {} of the query: {}",
+                e.line, e.column, e.message
+            );
+            report.at(sql.line, sql.column, message);
+        }
+        Ok(statements) => {
+            for table in table_refs(&statements) {
+                if !scope.tables.contains(&table.name) {
+                    let message = format!(
+                        "{context}: undefined table `{}` (not a source or step of this job)",
+                        table.name
+                    );
+                    report.at(sql.line, sql.column, message);
+                }
+            }
+        }
+    }
+}
+
+fn undefined_check(
+    name: &Located<String>,
+    context: &str,
+    tables: &BTreeSet<String>,
+    report: &mut Reporter,
+) {
+    if !tables.contains(&name.value) {
+        let message = format!(
+            "{context}: undefined table `{}` (not a source or step of this job)",
+            name.value
+        );
+        report.at(name.line, name.column, message);
+    }
+}
+
+fn check_placeholders(
+    template: &Located<String>,
+    context: &str,
+    vars: &BTreeMap<String, String>,
+    report: &mut Reporter,
+) {
+    for err in interpolate_mapped(&template.value, vars).errors {
+        report.at(template.line, template.column, format!("{context}: {err}"));
+    }
+}

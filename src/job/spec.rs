@@ -1,0 +1,226 @@
+//! The serde shape of each job-file entry (strict: unknown keys are errors).
+//!
+//! These types mirror the YAML one entry at a time; `sections` decodes them from
+//! the located tree and turns them into the `model` types once they make sense.
+
+use super::model::{Compression, ContractSchema, Format, Overlap, Severity};
+use super::node_de::Located;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+/// `schedule:`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ScheduleRaw {
+    pub cron: Located<String>,
+    #[serde(default)]
+    pub timezone: Option<Located<String>>,
+    #[serde(default)]
+    pub catchup: Option<Located<String>>,
+    #[serde(default)]
+    pub overlap: OverlapRaw,
+    #[serde(default)]
+    pub retries: Option<RetriesRaw>,
+}
+
+/// `schedule.retries:`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RetriesRaw {
+    pub attempts: u32,
+    #[serde(default)]
+    pub backoff: Option<Located<String>>,
+}
+
+/// `storage:`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct StorageRaw {
+    pub raw: Located<String>,
+    pub warehouse: Located<String>,
+    #[serde(default)]
+    pub options: BTreeMap<String, String>,
+}
+
+/// One entry of `sources:`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SourceRaw {
+    pub path: Located<String>,
+    pub format: FormatRaw,
+    pub schema: SchemaRaw,
+    #[serde(default)]
+    pub partitions: Vec<String>,
+    #[serde(default)]
+    pub rejects: Option<RejectsRaw>,
+    #[serde(default)]
+    pub currencies: Option<Located<String>>,
+    #[serde(default)]
+    pub optional: bool,
+}
+
+/// `sources.<name>.rejects:`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RejectsRaw {
+    #[serde(default)]
+    pub max_fraction: Option<Located<f64>>,
+    #[serde(default)]
+    pub max_rows: Option<u64>,
+}
+
+/// One entry of `steps:`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct StepRaw {
+    pub name: Located<String>,
+    #[serde(default)]
+    pub sql: Option<Located<String>>,
+    #[serde(default)]
+    pub builtin: Option<Located<BuiltinRaw>>,
+    #[serde(default)]
+    pub input: Option<Located<OneOrMany>>,
+}
+
+/// `input: a` or `input: [a, b]`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged, expecting = "a table name or a list of table names")]
+pub(crate) enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    pub fn into_vec(self) -> Vec<String> {
+        match self {
+            Self::One(name) => vec![name],
+            Self::Many(names) => names,
+        }
+    }
+}
+
+/// Builtin steps known to the engine.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum BuiltinRaw {
+    StitchIdentities,
+    FitClv,
+}
+
+impl BuiltinRaw {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::StitchIdentities => "stitch_identities",
+            Self::FitClv => "fit_clv",
+        }
+    }
+}
+
+/// One entry of `outputs:`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct OutputRaw {
+    pub path: Located<String>,
+    #[serde(default)]
+    pub partition_by: Vec<String>,
+    #[serde(default)]
+    pub sort_by: Vec<String>,
+    #[serde(default)]
+    pub compression: CompressionRaw,
+}
+
+/// `unique: {columns: [...], severity: warn}` (the short form is a plain list).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ColumnsCheckRaw {
+    pub columns: Vec<String>,
+    #[serde(default)]
+    pub severity: SeverityRaw,
+}
+
+/// `accepted_values:`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AcceptedValuesRaw {
+    pub column: String,
+    pub values: Vec<String>,
+    #[serde(default)]
+    pub severity: SeverityRaw,
+}
+
+/// `relationships:`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RelationshipsRaw {
+    pub column: String,
+    pub to: Located<String>,
+    pub field: String,
+    #[serde(default)]
+    pub severity: SeverityRaw,
+}
+
+/// `row_count:`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RowCountRaw {
+    #[serde(default)]
+    pub min: Option<u64>,
+    #[serde(default)]
+    pub max: Option<u64>,
+    #[serde(default)]
+    pub max_change_pct: Option<f64>,
+    #[serde(default)]
+    pub severity: SeverityRaw,
+}
+
+/// `freshness:`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FreshnessRaw {
+    pub column: String,
+    pub max_age_days: u32,
+    #[serde(default)]
+    pub severity: SeverityRaw,
+}
+
+/// `sql:` check: a query returning the offending rows (none = pass).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SqlCheckRaw {
+    pub name: String,
+    pub sql: Located<String>,
+    #[serde(default)]
+    pub severity: SeverityRaw,
+}
+
+/// Generates a lower-case YAML enum and its conversion into the model enum.
+macro_rules! yaml_enum {
+    ($raw:ident => $model:ident { $($variant:ident = $name:literal => $target:ident),+ $(,)? }) => {
+        #[doc = concat!("YAML spelling of [`", stringify!($model), "`].")]
+        #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+        pub(crate) enum $raw {
+            #[default]
+            $(#[serde(rename = $name)] $variant),+
+        }
+
+        impl From<$raw> for $model {
+            fn from(raw: $raw) -> Self {
+                match raw {
+                    $($raw::$variant => $model::$target),+
+                }
+            }
+        }
+    };
+}
+
+yaml_enum!(FormatRaw => Format { Csv = "csv" => Csv, Ndjson = "ndjson" => Ndjson, Parquet = "parquet" => Parquet });
+yaml_enum!(SchemaRaw => ContractSchema {
+    Profiles = "profiles" => Profiles,
+    Transactions = "transactions" => Transactions,
+    Communications = "communications" => Communications,
+    Suppressions = "suppressions" => Suppressions,
+    FxRates = "fx_rates" => FxRates,
+});
+yaml_enum!(CompressionRaw => Compression { Zstd = "zstd" => Zstd, Snappy = "snappy" => Snappy, None = "none" => Uncompressed });
+yaml_enum!(SeverityRaw => Severity { Error = "error" => Error, Warn = "warn" => Warn });
+yaml_enum!(OverlapRaw => Overlap { Skip = "skip" => Skip, Queue = "queue" => Queue });

@@ -1,0 +1,198 @@
+//! Steps: read and check each SQL file, infer dependencies, order the DAG.
+
+use super::dag;
+use super::interpolate::{byte_offset, interpolate_mapped, line_col};
+use super::model::{StepKind, StepSpec};
+use super::node_de::Located;
+use super::report::Reporter;
+use super::spec::StepRaw;
+use super::sql_refs::{parse, table_refs};
+use datafusion::sql::sqlparser::ast::Statement;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+/// Names a step may read and placeholder values used to check SQL.
+pub(crate) struct Scope<'a> {
+    pub base_dir: &'a Path,
+    /// Every source and step name.
+    pub tables: &'a BTreeSet<String>,
+    /// Params, `raw`, `warehouse`, and a stand-in `date`.
+    pub vars: &'a BTreeMap<String, String>,
+    /// Names defined twice (already reported): edges to them are left out of the
+    /// DAG so a duplicate does not also show up as a made-up cycle.
+    pub duplicated: &'a BTreeSet<String>,
+}
+
+/// Resolves steps into execution order; every problem goes to `report`.
+pub(crate) fn resolve_steps(
+    raw: Vec<StepRaw>,
+    scope: &Scope,
+    report: &mut Reporter,
+) -> Vec<StepSpec> {
+    let mut steps = Vec::new();
+    let mut names = Vec::new();
+    for step in raw {
+        let name = step.name.clone();
+        if let Some(spec) = resolve_step(step, scope, report) {
+            names.push(name);
+            steps.push(spec);
+        }
+    }
+    order_steps(steps, &names, scope.duplicated, report)
+}
+
+fn resolve_step(step: StepRaw, scope: &Scope, report: &mut Reporter) -> Option<StepSpec> {
+    let name = step.name;
+    let context = format!("step `{}`", name.value);
+    let (kind, depends_on) = match (step.sql, step.builtin) {
+        (Some(sql), None) => {
+            if let Some(input) = &step.input {
+                let message = format!(
+                    "{context}: `input` only applies to builtin steps; a SQL step reads the tables its SQL names"
+                );
+                report.at(input.line, input.column, message);
+            }
+            let (file, sql, reads) = read_sql_step(&sql, scope, report)?;
+            (StepKind::Sql { file, sql }, reads)
+        }
+        (None, Some(builtin)) => {
+            let Some(input) = step.input else {
+                let message = format!(
+                    "{context}: builtin `{}` needs `input`",
+                    builtin.value.name()
+                );
+                report.at(builtin.line, builtin.column, message);
+                return None;
+            };
+            let inputs = input.value.into_vec();
+            for table in inputs.iter().filter(|t| !scope.tables.contains(*t)) {
+                let message = format!(
+                    "{context}: undefined input `{table}` (not a source or step of this job)"
+                );
+                report.at(input.line, input.column, message);
+            }
+            let kind = StepKind::Builtin {
+                name: builtin.value.name().to_string(),
+                inputs: inputs.clone(),
+            };
+            (kind, inputs)
+        }
+        (None, None) => {
+            report.at(
+                name.line,
+                name.column,
+                format!("{context}: needs `sql` or `builtin`"),
+            );
+            return None;
+        }
+        (Some(_), Some(builtin)) => {
+            let message =
+                format!("{context}: has both `sql` and `builtin`; a step is one or the other");
+            report.at(builtin.line, builtin.column, message);
+            return None;
+        }
+    };
+    Some(StepSpec {
+        name: name.value,
+        kind,
+        depends_on,
+    })
+}
+
+/// Reads a step's SQL file and checks it: placeholders, syntax, one query, and that
+/// every table it reads exists. Positions are reported in the SQL file as written,
+/// before interpolation.
+fn read_sql_step(
+    sql_path: &Located<String>,
+    scope: &Scope,
+    report: &mut Reporter,
+) -> Option<(PathBuf, String, Vec<String>)> {
+    let file = PathBuf::from(&sql_path.value);
+    let template = match std::fs::read_to_string(scope.base_dir.join(&file)) {
+        Ok(text) => text,
+        Err(e) => {
+            let message = format!("cannot read SQL file `{}`: {e}", sql_path.value);
+            report.at(sql_path.line, sql_path.column, message);
+            return None;
+        }
+    };
+    let mapped = interpolate_mapped(&template, scope.vars);
+    for err in &mapped.errors {
+        let (line, column) = line_col(&template, err.offset());
+        report.in_file(&file, line, column, err.to_string());
+    }
+    // Maps a position of the interpolated SQL back to the file.
+    let to_file = |line: u32, column: u32| {
+        let offset = mapped.template_offset(byte_offset(&mapped.text, line, column));
+        line_col(&template, offset)
+    };
+    let statements = match parse(&mapped.text) {
+        Ok(statements) => statements,
+        Err(e) => {
+            let (line, column) = to_file(e.line.max(1), e.column.max(1));
+            report.in_file(
+                &file,
+                line,
+                column,
+                format!("SQL does not parse: {}", e.message),
+            );
+            return None;
+        }
+    };
+    if !matches!(statements.as_slice(), [Statement::Query(_)]) {
+        let message = format!(
+            "a SQL step must be exactly one query (SELECT or WITH …), found {} statement(s)",
+            statements.len()
+        );
+        report.in_file(&file, 1, 1, message);
+    }
+    let mut reads = Vec::new();
+    for table in table_refs(&statements) {
+        if !scope.tables.contains(&table.name) {
+            let (line, column) = to_file(table.line, table.column);
+            let message = format!(
+                "undefined table `{}` (not a source or step of this job)",
+                table.name
+            );
+            report.in_file(&file, line, column, message);
+        }
+        reads.push(table.name);
+    }
+    Some((file, template, reads))
+}
+
+/// Puts steps in dependency order and reports each cycle at its first step.
+fn order_steps(
+    steps: Vec<StepSpec>,
+    names: &[Located<String>],
+    duplicated: &BTreeSet<String>,
+    report: &mut Reporter,
+) -> Vec<StepSpec> {
+    let index: BTreeMap<&str, usize> = steps
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| !duplicated.contains(&s.name))
+        .map(|(i, s)| (s.name.as_str(), i))
+        .collect();
+    let deps: Vec<Vec<usize>> = steps
+        .iter()
+        .map(|s| {
+            s.depends_on
+                .iter()
+                .filter_map(|d| index.get(d.as_str()).copied())
+                .collect()
+        })
+        .collect();
+    let (order, cycles) = dag::order(&deps);
+    for cycle in cycles {
+        let mut path: Vec<&str> = cycle.iter().map(|&i| steps[i].name.as_str()).collect();
+        let (Some(&head), Some(first)) = (path.first(), cycle.first().map(|&i| &names[i])) else {
+            continue;
+        };
+        path.push(head);
+        let message = format!("dependency cycle: {}", path.join(" -> "));
+        report.at(first.line, first.column, message);
+    }
+    let mut slots: Vec<Option<StepSpec>> = steps.into_iter().map(Some).collect();
+    order.into_iter().filter_map(|i| slots[i].take()).collect()
+}

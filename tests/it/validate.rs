@@ -1,0 +1,188 @@
+//! `job::load` on fixture jobs: every mistake reported at once, and a valid job
+//! resolved to the expected steps and order. Locations below were counted by hand
+//! in the fixture files.
+
+use c360::job::{
+    self, CheckSpec, Compression, ContractSchema, Format, Overlap, RejectBudget, RetryPolicy,
+    ScheduleSpec, Severity, StepKind,
+};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+const MANY_MISTAKES: &str = "\
+tests/fixtures/jobs/many_mistakes.yaml:2:11: timezone `Europe/Paris` disagrees with schedule.timezone `Europe/London`
+tests/fixtures/jobs/many_mistakes.yaml:3:19: schedule.cron: expected 6 fields (second minute hour day-of-month month day-of-week), found 5
+tests/fixtures/jobs/many_mistakes.yaml:6:15: memory_limit: invalid size `4 gigs`: expected e.g. `512MiB`, `4GiB`, `2GB`
+tests/fixtures/jobs/many_mistakes.yaml:9:47: sources.profiles: unknown variant `xlsx`, expected one of `csv`, `ndjson`, `parquet`
+tests/fixtures/jobs/many_mistakes.yaml:10:47: sources.transactions: unknown field `fromat`, expected one of `path`, `format`, `schema`, `partitions`, `rejects`, `currencies`, `optional`
+tests/fixtures/jobs/many_mistakes.yaml:14:13: dependency cycle: customer_totals -> ranked -> customer_totals
+tests/fixtures/jobs/many_mistakes.yaml:17:27: cannot read SQL file `tests/fixtures/sql/does_not_exist.sql`: No such file or directory (os error 2)
+tests/fixtures/jobs/many_mistakes.yaml:18:13: duplicate name `orders_clean` (first defined at line 13, column 13)
+tests/fixtures/jobs/many_mistakes.yaml:19:58: step `stitched`: undefined input `identity_edges` (not a source or step of this job)
+tests/fixtures/jobs/many_mistakes.yaml:23:42: checks.customer_totals.row_count: invalid type: string \"lots\", expected f64
+tests/fixtures/jobs/many_mistakes.yaml:25:28: outputs.customer_totals.path: unknown placeholder `{snapshot}`
+tests/fixtures/jobs/many_mistakes.yaml:26:3: outputs: undefined table `summary` (not a source or step of this job)
+tests/fixtures/sql/broken.sql:5:7: SQL does not parse: Expected: end of statement, found: BY
+tests/fixtures/sql/orders_clean.sql:4:6: undefined table `customers` (not a source or step of this job)
+tests/fixtures/sql/orders_clean.sql:5:21: unknown placeholder `{reportng_currency}`";
+
+#[test]
+fn many_mistakes_are_all_reported_with_locations() {
+    let err = job::load(Path::new("tests/fixtures/jobs/many_mistakes.yaml")).unwrap_err();
+    assert_eq!(err.to_string(), MANY_MISTAKES);
+}
+
+#[test]
+fn validate_paths_reports_every_file() {
+    let paths = [
+        PathBuf::from("tests/fixtures/jobs/customer_360.yaml"),
+        PathBuf::from("tests/fixtures/jobs/many_mistakes.yaml"),
+        PathBuf::from("tests/fixtures/jobs/absent.yaml"),
+    ];
+    let diagnostics = job::validate_paths(&paths);
+    assert_eq!(diagnostics.len(), 16);
+    let last = diagnostics[15].to_string();
+    assert!(
+        last.starts_with("tests/fixtures/jobs/absent.yaml:1:1: cannot read job file:"),
+        "{last}"
+    );
+}
+
+#[test]
+fn valid_job_loads_with_steps_in_dependency_order() {
+    let job = job::load(Path::new("tests/fixtures/jobs/customer_360.yaml"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(job.name, "customer_360");
+    assert_eq!(job.timezone, chrono_tz::Europe::London);
+    assert_eq!(job.params["annual_discount_rate"], "0.10");
+    assert_eq!(job.params["clv_horizon_months"], "12");
+    assert_eq!(job.storage.raw, "sample_data/raw");
+    assert_eq!(job.storage.options["aws_region"], "eu-west-1");
+    assert_eq!(job.memory_limit, Some(4 * 1024 * 1024 * 1024));
+    assert_eq!(
+        job.schedule,
+        Some(ScheduleSpec {
+            cron: "0 30 2 * * *".into(),
+            catchup: Duration::from_secs(3 * 24 * 3600),
+            overlap: Overlap::Skip,
+            retries: RetryPolicy {
+                attempts: 3,
+                backoff: Duration::from_secs(60)
+            },
+        })
+    );
+
+    let sources: Vec<_> = job.sources.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(
+        sources,
+        [
+            "fx_rates",
+            "profiles",
+            "transactions",
+            "communications",
+            "suppressions"
+        ]
+    );
+    let profiles = &job.sources[1];
+    assert_eq!(profiles.path, "{raw}/profiles");
+    assert_eq!(
+        (profiles.format, profiles.schema),
+        (Format::Csv, ContractSchema::Profiles)
+    );
+    assert_eq!(profiles.partitions, ["dt"]);
+    assert_eq!(
+        profiles.rejects,
+        RejectBudget {
+            max_fraction: 0.02,
+            max_rows: Some(1000)
+        }
+    );
+    assert_eq!(job.sources[2].currencies.as_deref(), Some("fx_rates"));
+    assert_eq!(job.sources[3].format, Format::Ndjson);
+    assert!(job.sources[4].optional && !job.sources[0].optional);
+
+    // orders and identity_edges only read sources; the builtins follow their inputs;
+    // customer_360 reads three steps and comes last although it is listed first.
+    let steps: Vec<(&str, Vec<&str>)> = job
+        .steps
+        .iter()
+        .map(|s| {
+            (
+                s.name.as_str(),
+                s.depends_on.iter().map(String::as_str).collect(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            ("orders", vec!["transactions", "fx_rates"]),
+            ("identity_edges", vec!["profiles", "transactions"]),
+            ("customers_stitched", vec!["identity_edges"]),
+            ("clv", vec!["orders", "customers_stitched"]),
+            ("customer_360", vec!["customers_stitched", "orders", "clv"]),
+        ]
+    );
+    match &job.steps[4].kind {
+        StepKind::Sql { file, sql } => {
+            assert_eq!(file, Path::new("tests/fixtures/sql/valid_customer_360.sql"));
+            assert!(
+                sql.contains("c.clv_{clv_horizon_months}m"),
+                "kept uninterpolated"
+            );
+        }
+        other => panic!("expected a SQL step, got {other:?}"),
+    }
+    match &job.steps[3].kind {
+        StepKind::Builtin { name, inputs } => {
+            assert_eq!(name, "fit_clv");
+            assert_eq!(inputs, &["orders", "customers_stitched"]);
+        }
+        other => panic!("expected a builtin step, got {other:?}"),
+    }
+
+    assert_eq!(job.checks["customer_360"].len(), 6);
+    assert_eq!(
+        job.checks["customer_360"][1],
+        CheckSpec::NotNull {
+            columns: vec!["customer_key".into(), "value_segment".into()],
+            severity: Severity::Warn
+        }
+    );
+    assert_eq!(
+        job.checks["orders"][1],
+        CheckSpec::AcceptedValues {
+            column: "channel".into(),
+            values: vec![
+                "online".into(),
+                "store".into(),
+                "phone".into(),
+                "marketplace".into()
+            ],
+            severity: Severity::Warn
+        }
+    );
+
+    let outputs: Vec<_> = job
+        .outputs
+        .iter()
+        .map(|o| (o.name.as_str(), o.path.as_str(), o.compression))
+        .collect();
+    assert_eq!(
+        outputs,
+        [
+            (
+                "customer_360",
+                "{warehouse}/customer_360",
+                Compression::Zstd
+            ),
+            (
+                "customers_stitched",
+                "{warehouse}/identity_map",
+                Compression::Snappy
+            ),
+        ]
+    );
+    assert_eq!(job.outputs[0].partition_by, ["snapshot_date"]);
+    assert_eq!(job.outputs[0].sort_by, ["customer_key"]);
+}
