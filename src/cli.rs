@@ -179,7 +179,13 @@ pub async fn dispatch(cli: Cli) -> ExitCode {
     }
 }
 
-async fn generate(customers: u64, days: u32, seed: u64, start_date: NaiveDate, out: &str) -> ExitCode {
+async fn generate(
+    customers: u64,
+    days: u32,
+    seed: u64,
+    start_date: NaiveDate,
+    out: &str,
+) -> ExitCode {
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
     let registry = crate::storage::StorageRegistry::new(cwd, Default::default());
     let location = match registry.resolve_for_write(out) {
@@ -229,7 +235,10 @@ fn print_summary(summary: &RunSummary) {
         "run {} of {} for {} succeeded in {:.1}s",
         summary.run_id, summary.job, summary.date, summary.elapsed_secs
     );
-    println!("{:<16} {:>10} {:>10} {:>10}", "source", "read", "accepted", "rejected");
+    println!(
+        "{:<16} {:>10} {:>10} {:>10}",
+        "source", "read", "accepted", "rejected"
+    );
     for source in &summary.sources {
         let r = &source.report;
         println!(
@@ -238,7 +247,10 @@ fn print_summary(summary: &RunSummary) {
         );
     }
     println!("{:<24} {:>10} {:>6}  location", "output", "rows", "files");
-    let rejects = summary.rejects.iter().map(|r| (format!("rejects/{}", r.name), r));
+    let rejects = summary
+        .rejects
+        .iter()
+        .map(|r| (format!("rejects/{}", r.name), r));
     let outputs = summary.outputs.iter().map(|o| (o.name.clone(), o));
     for (name, output) in outputs.chain(rejects) {
         println!(

@@ -1,5 +1,6 @@
 //! The `c360` binary: parse the command line, set up logging, run, exit.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use c360::cli::{self, Cli, LogFormat};
@@ -12,7 +13,8 @@ async fn main() -> ExitCode {
     let filter = EnvFilter::try_from_env("C360_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
     match cli.log_format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),

@@ -24,11 +24,11 @@ use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::error::DataFusionError;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::parquet::arrow::AsyncArrowWriter;
-use object_store::buffered::BufWriter;
 use datafusion::parquet::basic::{Compression as ParquetCompression, ZstdLevel};
 use datafusion::parquet::errors::ParquetError;
 use datafusion::parquet::file::properties::{EnabledStatistics, WriterProperties};
 use futures::StreamExt;
+use object_store::buffered::BufWriter;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 
@@ -45,9 +45,15 @@ pub enum SinkError {
     #[error("sink: cannot write parquet {path}: {source}")]
     Parquet { path: String, source: ParquetError },
     #[error("sink: query failed while writing {output}: {source}")]
-    Query { output: String, source: DataFusionError },
+    Query {
+        output: String,
+        source: DataFusionError,
+    },
     #[error("sink: storage error on {path}: {source}")]
-    Store { path: String, source: object_store::Error },
+    Store {
+        path: String,
+        source: object_store::Error,
+    },
 }
 
 /// Parquet writer settings for one file.
@@ -82,11 +88,12 @@ impl ParquetFileWriter {
         compression: Compression,
     ) -> Result<Self, SinkError> {
         let object = BufWriter::new(store, path.clone());
-        let writer = AsyncArrowWriter::try_new(object, schema, Some(writer_properties(compression)))
-            .map_err(|source| SinkError::Parquet {
-                path: path.to_string(),
-                source,
-            })?;
+        let writer =
+            AsyncArrowWriter::try_new(object, schema, Some(writer_properties(compression)))
+                .map_err(|source| SinkError::Parquet {
+                    path: path.to_string(),
+                    source,
+                })?;
         Ok(Self {
             path,
             writer,
@@ -184,7 +191,8 @@ pub async fn write_stream(
             if writer.rows() as usize >= rows_per_file {
                 staged.files.push(writer.finish().await?);
                 let next = dir.clone().join(part_name(staged.files.len()));
-                writer = ParquetFileWriter::create(store.clone(), next, schema.clone(), compression)?;
+                writer =
+                    ParquetFileWriter::create(store.clone(), next, schema.clone(), compression)?;
             }
             let take = (rows_per_file - writer.rows() as usize).min(batch.num_rows() - offset);
             writer.write(&batch.slice(offset, take)).await?;
@@ -324,7 +332,10 @@ mod tests {
         // A previous run left four parts; this run writes five rows at two per file.
         for n in 0..4 {
             store
-                .put(&target.clone().join(part_name(n)), PutPayload::from_static(b"old"))
+                .put(
+                    &target.clone().join(part_name(n)),
+                    PutPayload::from_static(b"old"),
+                )
                 .await
                 .unwrap();
         }
@@ -333,16 +344,30 @@ mod tests {
         let staged = write_stream("out", stream, store.clone(), &staging, Compression::Zstd, 2)
             .await
             .unwrap();
-        assert_eq!(staged.files.iter().map(|f| f.rows).collect::<Vec<_>>(), vec![2, 2, 1]);
+        assert_eq!(
+            staged.files.iter().map(|f| f.rows).collect::<Vec<_>>(),
+            vec![2, 2, 1]
+        );
 
         let published = publish(&store, &staged, &target, "r1").await.unwrap();
         assert_eq!(published.rows, 5);
         assert_eq!(
             names(&store, &target).await,
-            vec!["_SUCCESS", "part-00000.parquet", "part-00001.parquet", "part-00002.parquet"]
+            vec![
+                "_SUCCESS",
+                "part-00000.parquet",
+                "part-00001.parquet",
+                "part-00002.parquet"
+            ]
         );
         assert!(names(&store, &staging).await.is_empty());
-        let marker = store.get(&target.clone().join(SUCCESS_MARKER)).await.unwrap().bytes().await.unwrap();
+        let marker = store
+            .get(&target.clone().join(SUCCESS_MARKER))
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
         let marker: serde_json::Value = serde_json::from_slice(&marker).unwrap();
         assert_eq!(marker["run_id"], "r1");
         assert_eq!(marker["rows"], 5);
@@ -364,7 +389,13 @@ mod tests {
         .unwrap();
         assert_eq!(staged.files.len(), 1);
         assert_eq!(staged.rows(), 0);
-        let bytes = store.get(&staged.files[0].path).await.unwrap().bytes().await.unwrap();
+        let bytes = store
+            .get(&staged.files[0].path)
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
         assert_eq!(&bytes[..4], b"PAR1");
     }
 }

@@ -127,7 +127,13 @@ pub async fn run(job: &Job, options: &RunOptions) -> Result<RunSummary, RunError
     let _enter = span.enter();
     tracing::info!(raw = %bound.raw.url, warehouse = %bound.warehouse.url, "run started");
 
-    let tmp = bound.warehouse.prefix.clone().join("_c360").join("tmp").join(run_id.as_str());
+    let tmp = bound
+        .warehouse
+        .prefix
+        .clone()
+        .join("_c360")
+        .join("tmp")
+        .join(run_id.as_str());
     let result = execute(job, options, &bound, &run_id, &tmp).await;
     if let Err(e) = sink::remove_prefix(&bound.warehouse.store, &tmp).await {
         tracing::warn!(error = %e, "could not remove the run's staging folder");

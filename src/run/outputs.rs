@@ -94,4 +94,3 @@ pub(super) async fn stage_output(
     .await?;
     Ok((target, staged))
 }
-

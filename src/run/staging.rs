@@ -198,4 +198,3 @@ pub(super) fn check_reject_budget(
         rejects: rejects_location,
     })
 }
-

@@ -260,10 +260,15 @@ async fn read_file(
 /// for `SourceInput::currencies` of the transactions read.
 pub fn known_currencies(fx_batches: &[RecordBatch]) -> HashSet<String> {
     use datafusion::arrow::array::{Array, AsArray};
+    use datafusion::arrow::compute::cast;
+    use datafusion::arrow::datatypes::DataType;
     let mut codes = HashSet::new();
     for batch in fx_batches {
-        let column = batch.column_by_name("currency");
-        if let Some(text) = column.and_then(|c| c.as_string_opt::<i32>()) {
+        // Read back from Parquet, text may arrive as Utf8View: normalise to Utf8.
+        let column = batch
+            .column_by_name("currency")
+            .and_then(|c| cast(c, &DataType::Utf8).ok());
+        if let Some(text) = column.as_ref().and_then(|c| c.as_string_opt::<i32>()) {
             codes.extend(
                 (0..text.len())
                     .filter(|&i| text.is_valid(i))

@@ -9,7 +9,9 @@ use c360::clock::SystemClock;
 use c360::run::{RunOptions, run};
 use chrono::NaiveDate;
 use datafusion::arrow::array::{Array, AsArray, RecordBatch};
-use datafusion::arrow::datatypes::{DataType, Date32Type, Decimal128Type, Int32Type, Int64Type, TimeUnit};
+use datafusion::arrow::datatypes::{
+    DataType, Date32Type, Decimal128Type, Int32Type, Int64Type, TimeUnit,
+};
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use crate::util::{files_under, repo_root};
@@ -72,7 +74,11 @@ fn measures_by_key(batches: &[RecordBatch]) -> BTreeMap<String, Measures> {
         let keys = keys.as_string::<i32>();
         let (freq, net, days) = (col("frequency"), col("frequency_net"), col("purchase_days"));
         let money = col("monetary");
-        let (first, last, recency) = (col("first_purchase_date"), col("last_purchase_date"), col("recency_days"));
+        let (first, last, recency) = (
+            col("first_purchase_date"),
+            col("last_purchase_date"),
+            col("recency_days"),
+        );
         let d = |a: &dyn Array, i: usize| {
             a.is_valid(i).then(|| {
                 NaiveDate::from_num_days_from_ce_opt(
@@ -110,7 +116,13 @@ async fn hand_made_extracts_give_hand_computed_measures() {
 
     let batches = read_partition(&wh.path().join("customer_360/snapshot_date=2026-02-02"));
     let got = measures_by_key(&batches);
-    let m = |frequency, frequency_net, purchase_days, monetary_cents, first: Option<&str>, last: Option<&str>, recency_days| Measures {
+    let m = |frequency,
+             frequency_net,
+             purchase_days,
+             monetary_cents,
+             first: Option<&str>,
+             last: Option<&str>,
+             recency_days| Measures {
         frequency,
         frequency_net,
         purchase_days,
@@ -124,12 +136,29 @@ async fn hand_made_extracts_give_hand_computed_measures() {
     // 2026-01-20T23:30-02:00 = 21 Jan UTC. T5 is cancelled; T9 sits in dt=2026-02-03,
     // after the logical date. 24.50 + 11.4885 = 35.9885 -> 35.99; last purchase 21 Jan,
     // 12 days before 2 Feb.
-    assert_eq!(got["crm:C1"], m(2, 2, 2, 3599, Some("2026-01-15"), Some("2026-01-21"), Some(12)));
+    assert_eq!(
+        got["crm:C1"],
+        m(
+            2,
+            2,
+            2,
+            3599,
+            Some("2026-01-15"),
+            Some("2026-01-21"),
+            Some(12)
+        )
+    );
     // C2: 100 USD x 0.9 = 90.00, returned on 2 Feb -> net 0: an order, but not a net one.
     // T8 is dated 3 Feb, after the logical date, although its file is in dt=2026-02-02.
-    assert_eq!(got["crm:C2"], m(1, 0, 1, 0, Some("2026-01-25"), Some("2026-01-25"), Some(8)));
+    assert_eq!(
+        got["crm:C2"],
+        m(1, 0, 1, 0, Some("2026-01-25"), Some("2026-01-25"), Some(8))
+    );
     // C3: 2.50 SEK x 0.05 = 0.125 EUR -> 0.13 (half away from zero, not to even).
-    assert_eq!(got["crm:C3"], m(1, 1, 1, 13, Some("2026-01-30"), Some("2026-01-30"), Some(3)));
+    assert_eq!(
+        got["crm:C3"],
+        m(1, 1, 1, 13, Some("2026-01-30"), Some("2026-01-30"), Some(3))
+    );
     // C4: only a return of 0.125 EUR -> -0.13, no purchase.
     assert_eq!(got["crm:C4"], m(0, 0, 0, -13, None, None, None));
     // The guest order (no source_customer_id) is in no source customer's figures.
@@ -147,24 +176,43 @@ async fn output_columns_are_typed_for_bi_tools() {
     assert_eq!(ty("monetary"), DataType::Decimal128(18, 2));
     assert_eq!(ty("first_purchase_date"), DataType::Date32);
     assert_eq!(ty("birth_date"), DataType::Date32);
-    assert_eq!(ty("signup_ts"), DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())));
+    assert_eq!(
+        ty("signup_ts"),
+        DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+    );
     // The partition value lives in the path, not in the file.
     assert!(schema.field_with_name("snapshot_date").is_err());
     // Sorted by customer_key.
     let keys: Vec<String> = batches
         .iter()
         .flat_map(|b| {
-            let k = b.column_by_name("customer_key").unwrap().as_string::<i32>().clone();
-            (0..k.len()).map(move |i| k.value(i).to_string()).collect::<Vec<_>>()
+            let k = b
+                .column_by_name("customer_key")
+                .unwrap()
+                .as_string::<i32>()
+                .clone();
+            (0..k.len())
+                .map(move |i| k.value(i).to_string())
+                .collect::<Vec<_>>()
         })
         .collect();
     let mut sorted = keys.clone();
     sorted.sort();
     assert_eq!(keys, sorted);
     // The current profile is the newest one.
-    let city = batches[0].column_by_name("city").unwrap().as_string::<i32>().value(0).to_string();
+    let city = batches[0]
+        .column_by_name("city")
+        .unwrap()
+        .as_string::<i32>()
+        .value(0)
+        .to_string();
     assert_eq!(city, "Manchester");
-    let email = batches[0].column_by_name("email_normalized").unwrap().as_string::<i32>().value(0).to_string();
+    let email = batches[0]
+        .column_by_name("email_normalized")
+        .unwrap()
+        .as_string::<i32>()
+        .value(0)
+        .to_string();
     assert_eq!(email, "ann.lee@example.com");
 }
 
@@ -177,21 +225,29 @@ async fn rerunning_a_date_replaces_only_that_partition() {
     let before = read_partition(&wh.path().join("customer_360/snapshot_date=2026-02-01"));
     run_job(&raw, wh.path(), "2026-02-02").await;
 
-    let mut files: Vec<_> = std::fs::read_dir(wh.path().join("customer_360/snapshot_date=2026-02-02"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
+    let mut files: Vec<_> =
+        std::fs::read_dir(wh.path().join("customer_360/snapshot_date=2026-02-02"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
     files.sort();
     assert_eq!(files, vec!["_SUCCESS", "part-00000.parquet"]);
-    let again = measures_by_key(&read_partition(&wh.path().join("customer_360/snapshot_date=2026-02-02")));
+    let again = measures_by_key(&read_partition(
+        &wh.path().join("customer_360/snapshot_date=2026-02-02"),
+    ));
     assert_eq!(again["crm:C1"].monetary_cents, 3599);
     assert_eq!(again.len(), 4);
     // The other date is untouched, and as of 1 Feb C1 had only the first copies: 18.50 + 5.00 + 11.4885.
-    let other = measures_by_key(&read_partition(&wh.path().join("customer_360/snapshot_date=2026-02-01")));
+    let other = measures_by_key(&read_partition(
+        &wh.path().join("customer_360/snapshot_date=2026-02-01"),
+    ));
     assert_eq!(other, measures_by_key(&before));
     assert_eq!(other["crm:C1"].monetary_cents, 3499);
     // No staging debris is left behind.
-    assert_eq!(files_under(&wh.path().join("_c360/tmp")), Vec::<std::path::PathBuf>::new());
+    assert_eq!(
+        files_under(&wh.path().join("_c360/tmp")),
+        Vec::<std::path::PathBuf>::new()
+    );
 }
 
 /// Copies a fixture tree so a test can add files to it.
@@ -233,12 +289,27 @@ async fn over_the_reject_budget_the_run_fails_and_publishes_only_rejects() {
     assert!(error.contains("negative_quantity 1"), "{error}");
 
     // The rejects are there for the engineer to fix upstream …
-    let rejects = read_partition(&wh.path().join("rejects/extract=transactions/run_date=2026-02-01"));
+    let rejects = read_partition(
+        &wh.path()
+            .join("rejects/extract=transactions/run_date=2026-02-01"),
+    );
     let rows: usize = rejects.iter().map(|b| b.num_rows()).sum();
     assert_eq!(rows, 1);
-    let file = rejects[0].column_by_name("file").unwrap().as_string::<i32>().value(0).to_string();
-    let line = rejects[0].column_by_name("line").unwrap().as_primitive::<Int64Type>().value(0);
-    assert_eq!((file.as_str(), line), ("transactions/dt=2026-02-01/late.csv", 2));
+    let file = rejects[0]
+        .column_by_name("file")
+        .unwrap()
+        .as_string::<i32>()
+        .value(0)
+        .to_string();
+    let line = rejects[0]
+        .column_by_name("line")
+        .unwrap()
+        .as_primitive::<Int64Type>()
+        .value(0);
+    assert_eq!(
+        (file.as_str(), line),
+        ("transactions/dt=2026-02-01/late.csv", 2)
+    );
     // … and the published snapshot is the previous good one.
     let after = read_partition(&wh.path().join("customer_360/snapshot_date=2026-02-01"));
     assert_eq!(measures_by_key(&after), measures_by_key(&good));

@@ -22,7 +22,12 @@ fn ground_truth_rejects() -> BTreeSet<RejectKey> {
         .records()
         .map(|r| {
             let r = r.unwrap();
-            (r[0].to_string(), r[1].to_string(), r[2].parse().unwrap(), r[3].to_string())
+            (
+                r[0].to_string(),
+                r[1].to_string(),
+                r[2].parse().unwrap(),
+                r[3].to_string(),
+            )
         })
         .collect()
 }
@@ -47,7 +52,12 @@ async fn sample_run_rejects_exactly_the_ground_truth_rows() {
         // The extract is the Hive partition value in the path: rejects/extract=E/run_date=D/.
         let extract = file
             .ancestors()
-            .filter_map(|p| p.file_name()?.to_str()?.strip_prefix("extract=").map(String::from))
+            .filter_map(|p| {
+                p.file_name()?
+                    .to_str()?
+                    .strip_prefix("extract=")
+                    .map(String::from)
+            })
             .next()
             .unwrap();
         let reader = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&file).unwrap())
@@ -56,9 +66,21 @@ async fn sample_run_rejects_exactly_the_ground_truth_rows() {
             .unwrap();
         for batch in reader {
             let batch = batch.unwrap();
-            let files = batch.column_by_name("file").unwrap().as_string::<i32>().clone();
-            let lines = batch.column_by_name("line").unwrap().as_primitive::<Int64Type>().clone();
-            let reasons = batch.column_by_name("reason").unwrap().as_string::<i32>().clone();
+            let files = batch
+                .column_by_name("file")
+                .unwrap()
+                .as_string::<i32>()
+                .clone();
+            let lines = batch
+                .column_by_name("line")
+                .unwrap()
+                .as_primitive::<Int64Type>()
+                .clone();
+            let reasons = batch
+                .column_by_name("reason")
+                .unwrap()
+                .as_string::<i32>()
+                .clone();
             for i in 0..batch.num_rows() {
                 ours.insert((
                     extract.clone(),
@@ -78,10 +100,16 @@ async fn sample_run_rejects_exactly_the_ground_truth_rows() {
     );
     assert!(truth.len() >= 12, "the sample holds every reject reason");
 
-    let customers = summary.outputs.iter().find(|o| o.name == "customer_360").unwrap();
+    let customers = summary
+        .outputs
+        .iter()
+        .find(|o| o.name == "customer_360")
+        .unwrap();
     assert!(customers.rows > 1000, "{} customers", customers.rows);
     assert!(
-        wh.path().join("customer_360/snapshot_date=2026-03-01/_SUCCESS").exists(),
+        wh.path()
+            .join("customer_360/snapshot_date=2026-03-01/_SUCCESS")
+            .exists(),
         "partition path and marker"
     );
 }
