@@ -49,7 +49,11 @@ pub fn session(options: &EngineOptions, runtime: Arc<RuntimeEnv>) -> SessionCont
         .with_repartition_sorts(true);
     // Plain Utf8 rather than Utf8View when reading staged Parquet: outputs then carry
     // the string type every Parquet reader (older pyarrow, Power BI) understands.
-    config.options_mut().execution.parquet.schema_force_view_types = false;
+    config
+        .options_mut()
+        .execution
+        .parquet
+        .schema_force_view_types = false;
     if let Some(n) = options.target_partitions {
         config = config.with_target_partitions(n.max(1));
     }
