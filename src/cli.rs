@@ -58,7 +58,7 @@ pub enum Command {
         #[arg(long = "set", value_parser = parse_key_value)]
         sets: Vec<(String, String)>,
         /// Cap DataFusion's memory pool, e.g. `2GiB` or `512MiB`; beyond it sorts spill to disk.
-        #[arg(long, value_parser = parse_bytes)]
+        #[arg(long, value_parser = crate::job::parse_bytes)]
         memory_limit: Option<u64>,
     },
     /// Check job files and report every problem as file:line:col.
@@ -94,29 +94,6 @@ fn parse_key_value(text: &str) -> Result<(String, String), String> {
         }
         _ => Err(format!("expected key=value, got `{text}`")),
     }
-}
-
-/// Parses sizes like `512MiB`, `2GiB`, `1.5GB`, `1000000`.
-pub fn parse_bytes(text: &str) -> Result<u64, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let number: f64 = number
-        .parse()
-        .map_err(|_| format!("`{text}` is not a size like 512MiB or 2GiB"))?;
-    let scale: f64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1.0,
-        "kb" => 1e3,
-        "mb" => 1e6,
-        "gb" => 1e9,
-        "kib" | "k" => 1024.0,
-        "mib" | "m" => 1024.0 * 1024.0,
-        "gib" | "g" => 1024.0 * 1024.0 * 1024.0,
-        other => return Err(format!("unknown size unit `{other}` in `{text}`")),
-    };
-    Ok((number * scale) as u64)
 }
 
 /// Runs a parsed command and returns the process exit code.
@@ -263,16 +240,6 @@ fn print_summary(summary: &RunSummary) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sizes_parse_with_binary_and_decimal_units() {
-        assert_eq!(parse_bytes("512MiB"), Ok(512 * 1024 * 1024));
-        assert_eq!(parse_bytes("2GiB"), Ok(2 * 1024 * 1024 * 1024));
-        assert_eq!(parse_bytes("1.5GB"), Ok(1_500_000_000));
-        assert_eq!(parse_bytes("1000"), Ok(1000));
-        assert!(parse_bytes("lots").is_err());
-        assert!(parse_bytes("3 parsecs").is_err());
-    }
 
     #[test]
     fn set_takes_key_equals_value() {

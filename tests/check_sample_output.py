@@ -19,10 +19,12 @@ truth = Path(__file__).resolve().parent.parent / "sample_data" / "raw" / "_groun
 failures = []
 
 
+passed = []
+
+
 def check(ok, message):
     print(("ok   " if ok else "FAIL ") + message)
-    if not ok:
-        failures.append(message)
+    (passed if ok else failures).append(message)
 
 
 con = duckdb.connect()
@@ -56,5 +58,5 @@ if truth.exists():
 else:
     check(False, f"ground truth {truth} exists")
 
-print(f"{len(failures)} failed")
+print(f"{len(passed)} passed, {len(failures)} failed")
 sys.exit(1 if failures else 0)

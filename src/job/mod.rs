@@ -28,6 +28,7 @@ pub use diagnostic::{Diagnostic, Diagnostics};
 pub use interpolate::{InterpolateError, interpolate};
 pub use model::*;
 pub use sql_refs::{SqlParseError, referenced_tables};
+pub use units::parse_bytes;
 
 use node::Node;
 use report::Reporter;

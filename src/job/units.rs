@@ -27,7 +27,7 @@ pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
 
 /// Parses a byte size: a plain integer is bytes; units `B`, `KB`/`MB`/`GB`/`TB`
 /// (powers of 1000) and `KiB`/`MiB`/`GiB`/`TiB` (powers of 1024).
-pub(crate) fn parse_bytes(text: &str) -> Result<u64, String> {
+pub fn parse_bytes(text: &str) -> Result<u64, String> {
     let (number, unit) = split_number(text);
     let factor: u64 = match unit.trim() {
         "" | "B" => 1,
