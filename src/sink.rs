@@ -49,6 +49,8 @@ pub enum SinkError {
         output: String,
         source: DataFusionError,
     },
+    #[error("sink: unreadable marker {path}: {message}")]
+    Marker { path: String, message: String },
     #[error("sink: storage error on {path}: {source}")]
     Store {
         path: String,
@@ -214,6 +216,45 @@ pub struct PublishedPartition {
 /// The marker written last in every published partition.
 pub const SUCCESS_MARKER: &str = "_SUCCESS";
 
+/// The content of `_SUCCESS`: which run published the partition and exactly which
+/// files belong to it. Readers inside c360 read only the files listed here.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SuccessMarker {
+    pub run_id: String,
+    /// File names (not paths) inside the partition folder.
+    pub files: Vec<String>,
+    pub rows: u64,
+}
+
+/// The files of a committed partition: `None` when `partition` has no `_SUCCESS`
+/// (never written, or a publish in progress or interrupted).
+pub async fn committed_files(
+    store: &Arc<dyn ObjectStore>,
+    partition: &Path,
+) -> Result<Option<Vec<Path>>, SinkError> {
+    let marker = partition.clone().join(SUCCESS_MARKER);
+    let bytes = match store.get(&marker).await {
+        Ok(result) => result.bytes().await,
+        Err(object_store::Error::NotFound { .. }) => return Ok(None),
+        Err(e) => Err(e),
+    }
+    .map_err(|source| SinkError::Store {
+        path: marker.to_string(),
+        source,
+    })?;
+    let parsed: SuccessMarker = serde_json::from_slice(&bytes).map_err(|e| SinkError::Marker {
+        path: marker.to_string(),
+        message: e.to_string(),
+    })?;
+    Ok(Some(
+        parsed
+            .files
+            .iter()
+            .map(|name| partition.clone().join(name.as_str()))
+            .collect(),
+    ))
+}
+
 /// Moves staged files into `target` (a partition folder), replacing what was
 /// there, and writes `_SUCCESS` last. See the module docs for the order.
 pub async fn publish(
@@ -255,9 +296,17 @@ pub async fn publish(
         }
     }
     let rows = staged.rows();
-    let body = serde_json::json!({ "run_id": run_id, "files": published.len(), "rows": rows });
+    let marker_body = SuccessMarker {
+        run_id: run_id.to_string(),
+        files: published
+            .iter()
+            .filter_map(|p| p.filename().map(String::from))
+            .collect(),
+        rows,
+    };
+    let body = serde_json::to_vec(&marker_body).unwrap_or_default();
     store
-        .put(&marker, PutPayload::from(body.to_string().into_bytes()))
+        .put(&marker, PutPayload::from(body))
         .await
         .map_err(store_err(&marker))?;
     Ok(PublishedPartition {
@@ -368,9 +417,17 @@ mod tests {
             .bytes()
             .await
             .unwrap();
-        let marker: serde_json::Value = serde_json::from_slice(&marker).unwrap();
-        assert_eq!(marker["run_id"], "r1");
-        assert_eq!(marker["rows"], 5);
+        let marker: SuccessMarker = serde_json::from_slice(&marker).unwrap();
+        assert_eq!(marker.run_id, "r1");
+        assert_eq!(marker.rows, 5);
+        let listed = committed_files(&store, &target).await.unwrap().unwrap();
+        assert_eq!(listed, published.files);
+        assert_eq!(
+            committed_files(&store, &Path::from("wh/out/snapshot_date=2026-01-02"))
+                .await
+                .unwrap(),
+            None
+        );
     }
 
     #[tokio::test]
