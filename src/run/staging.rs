@@ -126,8 +126,15 @@ pub(super) async fn stage_source(
         rows_read = report.rows_read,
         accepted = report.rows_accepted,
         rejected = report.rows_rejected,
+        unknown_fields = report.unknown_fields,
         "source staged"
     );
+    for (column, files) in &report.extra_columns {
+        tracing::warn!(source = %spec.name, column = %column, files, "extra column ignored");
+    }
+    if !report.skipped_files.is_empty() {
+        tracing::warn!(source = %spec.name, skipped = ?report.skipped_files, "files skipped: not of the declared format");
+    }
     let url = format!("{}{}/", bound.warehouse.store_url.as_str(), typed_dir);
     ctx.register_parquet(spec.name.as_str(), &url, ParquetReadOptions::default())
         .await
