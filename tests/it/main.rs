@@ -3,6 +3,7 @@
 mod cli;
 mod generate;
 mod run;
+mod s3;
 mod sample;
 mod source;
 mod storage;
