@@ -393,9 +393,13 @@ async fn count_of(ctx: &SessionContext, sql: &str) -> Result<u64, DataFusionErro
 
 async fn first_text(ctx: &SessionContext, sql: &str) -> Result<Option<String>, DataFusionError> {
     let batches = collect(ctx, sql).await?;
+    // Any string type (DataFusion may answer Utf8View): format the value instead.
     Ok(batches.iter().find(|b| b.num_rows() > 0).and_then(|b| {
-        let column = b.column(0).as_string_opt::<i32>()?;
-        column.is_valid(0).then(|| column.value(0).to_string())
+        let column = b.column(0);
+        column
+            .is_valid(0)
+            .then(|| array_value_to_string(column, 0).ok())
+            .flatten()
     }))
 }
 

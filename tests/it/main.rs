@@ -1,5 +1,6 @@
 //! Integration tests: one test binary, one module per behaviour area (STYLE.md).
 
+mod checks;
 mod cli;
 mod generate;
 mod run;
