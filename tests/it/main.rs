@@ -2,6 +2,8 @@
 
 mod checks;
 mod cli;
+mod commit;
+mod crash;
 mod generate;
 mod run;
 mod sample;
