@@ -179,9 +179,6 @@ pub async fn run(job: &Job, options: &RunOptions) -> Result<RunSummary, RunError
         mut record,
         sources,
     } = progress;
-    if let Err(e) = r.committer.remove_staging(&r.run_id).await {
-        tracing::warn!(error = %e, "could not remove the run's staging folder");
-    }
     record::finish(&mut record, options.clock.now(), result.as_ref().err());
     if let Err(e) = r.log.finish(&record).await {
         tracing::warn!(error = %e, "could not write the run record");
@@ -215,6 +212,10 @@ async fn with_lease(r: &Run<'_>, p: &mut Progress) -> Result<(), RunError> {
         load(r, &lease, p).await
     }
     .await;
+    // Still under the lease, so no other run is recovering this folder meanwhile.
+    if let Err(e) = r.committer.remove_staging(&r.run_id).await {
+        tracing::warn!(error = %e, "could not remove the run's staging folder");
+    }
     if let Err(e) = lease.release().await {
         tracing::warn!(error = %e, "could not release the lease");
     }
