@@ -19,6 +19,8 @@ pub mod exit {
     pub const RUN_FAILED: u8 = 1;
     /// The job file or the command line is invalid; nothing was run.
     pub const INVALID: u8 = 2;
+    /// Another run holds the warehouse lease; nothing was run. Try again later.
+    pub const LOCKED: u8 = 3;
 }
 
 /// c360 loads a customer data warehouse from raw CRM extracts.
@@ -27,7 +29,7 @@ pub mod exit {
     name = "c360",
     version,
     about,
-    after_help = "Examples:\n  c360 run jobs/customer_360.yaml --date 2026-03-01\n  c360 run jobs/customer_360.yaml --set warehouse=/tmp/wh --set reporting_currency=EUR\n  c360 validate jobs/*.yaml\n  c360 generate --customers 2000 --days 60 --seed 7 --out sample_data/raw\n\nExit codes: 0 success, 1 run failed, 2 invalid job or usage."
+    after_help = "Examples:\n  c360 run jobs/customer_360.yaml --date 2026-03-01\n  c360 run jobs/customer_360.yaml --set warehouse=/tmp/wh --set reporting_currency=EUR\n  c360 validate jobs/*.yaml\n  c360 generate --customers 2000 --days 60 --seed 7 --out sample_data/raw\n  c360 status jobs/customer_360.yaml\n\nExit codes: 0 success, 1 run failed, 2 invalid job or usage, 3 another run holds the warehouse lease."
 )]
 pub struct Cli {
     /// Log format on stderr.
@@ -66,6 +68,17 @@ pub enum Command {
         /// Job files.
         #[arg(required = true)]
         jobs: Vec<PathBuf>,
+    },
+    /// Show recent runs (from the warehouse's run log), newest first.
+    Status {
+        /// A job file: its warehouse, and only its runs.
+        job: Option<PathBuf>,
+        /// The warehouse (path or URL); default: the job's, else `warehouse`.
+        #[arg(long)]
+        warehouse: Option<String>,
+        /// How many runs to show.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
     },
     /// Write deterministic synthetic raw extracts (and their ground truth).
     Generate {
@@ -138,14 +151,16 @@ pub async fn dispatch(cli: Cli) -> ExitCode {
                 }
                 Err(e) => {
                     eprintln!("error: run of {} failed: {e}", job.name);
-                    match e {
-                        // A bad --set is a usage error: nothing was run.
-                        crate::run::RunError::Bind(_) => ExitCode::from(exit::INVALID),
-                        _ => ExitCode::from(exit::RUN_FAILED),
-                    }
+                    eprintln!("next: {}", e.next_step());
+                    ExitCode::from(exit_code(&e))
                 }
             }
         }
+        Command::Status {
+            job,
+            warehouse,
+            limit,
+        } => status(job, warehouse, limit).await,
         Command::Generate {
             customers,
             days,
@@ -153,6 +168,60 @@ pub async fn dispatch(cli: Cli) -> ExitCode {
             start_date,
             out,
         } => generate(customers, days, seed, start_date, &out).await,
+    }
+}
+
+/// The exit code of a failed run.
+pub fn exit_code(error: &crate::run::RunError) -> u8 {
+    use crate::run::RunError;
+    match error {
+        // A bad --set is a usage error: nothing was run.
+        RunError::Bind(_) => exit::INVALID,
+        RunError::Commit(crate::commit::CommitError::Locked(_)) => exit::LOCKED,
+        _ => exit::RUN_FAILED,
+    }
+}
+
+async fn status(job: Option<PathBuf>, warehouse: Option<String>, limit: usize) -> ExitCode {
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+    let (job, registry, root) = match job {
+        Some(path) => match crate::job::load(&path) {
+            Ok(job) => {
+                let registry = crate::storage::StorageRegistry::new(
+                    job.base_dir.clone(),
+                    job.storage.options.clone(),
+                );
+                let root = warehouse.unwrap_or_else(|| job.storage.warehouse.clone());
+                (Some(job.name), registry, root)
+            }
+            Err(diagnostics) => {
+                eprintln!("{diagnostics}");
+                return ExitCode::from(exit::INVALID);
+            }
+        },
+        None => (
+            None,
+            crate::storage::StorageRegistry::new(cwd, Default::default()),
+            warehouse.unwrap_or_else(|| "warehouse".into()),
+        ),
+    };
+    let location = match registry.resolve(&root) {
+        Ok(location) => location,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(exit::INVALID);
+        }
+    };
+    let log = crate::runlog::RunLog::new(location.store.clone(), &location.prefix);
+    match log.recent(job.as_deref(), limit).await {
+        Ok(records) => {
+            print!("{}", crate::runlog::status_table(&records));
+            ExitCode::from(exit::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(exit::RUN_FAILED)
+        }
     }
 }
 
@@ -234,6 +303,14 @@ fn print_summary(summary: &RunSummary) {
             "{:<24} {:>10} {:>6}  {}",
             name, output.rows, output.files, output.location
         );
+    }
+    for check in &summary.checks {
+        let status = match check.status {
+            crate::checks::CheckStatus::Pass => "pass",
+            crate::checks::CheckStatus::Warn => "WARN",
+            crate::checks::CheckStatus::Fail => "FAIL",
+        };
+        println!("check {status:<4} {}", check.summary());
     }
 }
 

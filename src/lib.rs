@@ -3,15 +3,19 @@
 //! The flow of a run (DESIGN.md): a YAML job is loaded and validated (`job`),
 //! raw extracts are read, validated and typed (`source`) from object storage
 //! (`storage`), SQL and builtin steps run on DataFusion (`engine`, `steps`, `udf`),
-//! and outputs are written as Hive-partitioned Parquet (`sink`). `run` ties one
-//! load together; `generate` makes synthetic extracts in the contract layout.
+//! outputs are written as Hive-partitioned Parquet (`sink`), checked (`checks`)
+//! and published atomically (`commit`), and every run is recorded (`runlog`).
+//! `run` ties one load together; `generate` makes synthetic extracts in the contract layout.
 
+pub mod checks;
 pub mod cli;
 pub mod clock;
+pub mod commit;
 pub mod engine;
 pub mod generate;
 pub mod job;
 pub mod run;
+pub mod runlog;
 pub mod sink;
 pub mod source;
 pub mod steps;

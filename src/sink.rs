@@ -3,19 +3,11 @@
 //! Every Parquet file c360 writes (typed source rows, rejects, outputs) goes
 //! through [`ParquetFileWriter`], so compression, statistics and types are the
 //! same everywhere. Outputs are first written under a run-private staging folder
-//! and then [`publish`]ed into `<output>/<key>=<value>/…`.
+//! ([`write_stream`]) and then committed into `<output>/<key>=<value>/…`.
 //!
-//! Publish protocol (interim, single writer; the atomic multi-output commit with
-//! manifests and a lease replaces it later):
-//!
-//! ```text
-//! 1. delete  <partition>/_SUCCESS           readers that honour _SUCCESS stop reading
-//! 2. rename  staging/part-NNNNN.parquet  ->  <partition>/part-NNNNN.parquet  (overwrites)
-//! 3. delete  <partition>/* not written by this run (older, higher-numbered parts)
-//! 4. put     <partition>/_SUCCESS           {"run_id": …, "files": …, "rows": …}
-//! ```
-//! Other partitions of the output are never touched, so re-running a date
-//! replaces exactly that date.
+//! Making staged files visible is the commit protocol's job (`crate::commit`);
+//! this module owns the `_SUCCESS` marker format and [`committed_files`], the one
+//! way c360 reads published data back.
 
 use std::sync::Arc;
 
@@ -30,7 +22,7 @@ use datafusion::parquet::file::properties::{EnabledStatistics, WriterProperties}
 use futures::StreamExt;
 use object_store::buffered::BufWriter;
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use object_store::{ObjectStore, ObjectStoreExt};
 
 use crate::job::Compression;
 
@@ -147,6 +139,8 @@ pub struct WrittenFile {
 /// The files of one partition, written to staging and not yet published.
 #[derive(Debug, Clone, Default)]
 pub struct StagedPartition {
+    /// The staging folder holding exactly these files (and nothing else).
+    pub dir: Path,
     pub files: Vec<WrittenFile>,
 }
 
@@ -176,7 +170,10 @@ pub async fn write_stream(
 ) -> Result<StagedPartition, SinkError> {
     let rows_per_file = rows_per_file.max(1);
     let schema = stream.schema();
-    let mut staged = StagedPartition::default();
+    let mut staged = StagedPartition {
+        dir: dir.clone(),
+        files: Vec::new(),
+    };
     let mut writer = ParquetFileWriter::create(
         store.clone(),
         dir.clone().join(part_name(0)),
@@ -205,7 +202,7 @@ pub async fn write_stream(
     Ok(staged)
 }
 
-/// What [`publish`] made visible.
+/// A partition made visible by the commit protocol (`crate::commit`).
 #[derive(Debug, Clone)]
 pub struct PublishedPartition {
     pub dir: Path,
@@ -226,12 +223,12 @@ pub struct SuccessMarker {
     pub rows: u64,
 }
 
-/// The files of a committed partition: `None` when `partition` has no `_SUCCESS`
-/// (never written, or a publish in progress or interrupted).
-pub async fn committed_files(
+/// The `_SUCCESS` marker of `partition`: `None` when there is none (never
+/// written, or a first publish still in progress or interrupted).
+pub async fn read_marker(
     store: &Arc<dyn ObjectStore>,
     partition: &Path,
-) -> Result<Option<Vec<Path>>, SinkError> {
+) -> Result<Option<SuccessMarker>, SinkError> {
     let marker = partition.clone().join(SUCCESS_MARKER);
     let bytes = match store.get(&marker).await {
         Ok(result) => result.bytes().await,
@@ -242,78 +239,29 @@ pub async fn committed_files(
         path: marker.to_string(),
         source,
     })?;
-    let parsed: SuccessMarker = serde_json::from_slice(&bytes).map_err(|e| SinkError::Marker {
-        path: marker.to_string(),
-        message: e.to_string(),
-    })?;
-    Ok(Some(
-        parsed
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        .map_err(|e| SinkError::Marker {
+            path: marker.to_string(),
+            message: e.to_string(),
+        })
+}
+
+/// The files of a committed partition: `None` when `partition` has no `_SUCCESS`
+/// (never written, or a first publish in progress or interrupted). While a later
+/// run replaces the partition, this keeps returning one complete snapshot: the
+/// old files until the new marker is in place, the new files after.
+pub async fn committed_files(
+    store: &Arc<dyn ObjectStore>,
+    partition: &Path,
+) -> Result<Option<Vec<Path>>, SinkError> {
+    Ok(read_marker(store, partition).await?.map(|marker| {
+        marker
             .files
             .iter()
             .map(|name| partition.clone().join(name.as_str()))
-            .collect(),
-    ))
-}
-
-/// Moves staged files into `target` (a partition folder), replacing what was
-/// there, and writes `_SUCCESS` last. See the module docs for the order.
-pub async fn publish(
-    store: &Arc<dyn ObjectStore>,
-    staged: &StagedPartition,
-    target: &Path,
-    run_id: &str,
-) -> Result<PublishedPartition, SinkError> {
-    let store_err = |path: &Path| {
-        let path = path.to_string();
-        move |source| SinkError::Store { path, source }
-    };
-    let marker = target.clone().join(SUCCESS_MARKER);
-    match store.delete(&marker).await {
-        Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-        Err(e) => return Err(store_err(&marker)(e)),
-    }
-    let mut published = Vec::with_capacity(staged.files.len());
-    for (n, file) in staged.files.iter().enumerate() {
-        let to = target.clone().join(part_name(n));
-        store
-            .rename(&file.path, &to)
-            .await
-            .map_err(store_err(&to))?;
-        published.push(to);
-    }
-    let existing: Vec<_> = store
-        .list(Some(target))
-        .map(|meta| meta.map(|m| m.location))
-        .collect::<Vec<_>>()
-        .await
-        .into_iter()
-        .collect::<Result<_, _>>()
-        .map_err(store_err(target))?;
-    for stale in existing.iter().filter(|p| !published.contains(p)) {
-        match store.delete(stale).await {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-            Err(e) => return Err(store_err(stale)(e)),
-        }
-    }
-    let rows = staged.rows();
-    let marker_body = SuccessMarker {
-        run_id: run_id.to_string(),
-        files: published
-            .iter()
-            .filter_map(|p| p.filename().map(String::from))
-            .collect(),
-        rows,
-    };
-    let body = serde_json::to_vec(&marker_body).unwrap_or_default();
-    store
-        .put(&marker, PutPayload::from(body))
-        .await
-        .map_err(store_err(&marker))?;
-    Ok(PublishedPartition {
-        dir: target.clone(),
-        files: published,
-        rows,
-    })
+            .collect()
+    }))
 }
 
 /// Deletes everything under `prefix` (a run's staging folder); missing is fine.
@@ -349,6 +297,7 @@ mod tests {
     use datafusion::arrow::array::Int64Array;
     use datafusion::arrow::datatypes::{DataType, Field, Schema};
     use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+    use object_store::PutPayload;
     use object_store::memory::InMemory;
 
     fn numbers(values: Vec<i64>) -> RecordBatch {
@@ -375,19 +324,9 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn files_roll_over_at_the_row_limit_and_publish_replaces_stale_parts() {
+    async fn files_roll_over_at_the_row_limit() {
         let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
-        let target = Path::from("wh/out/snapshot_date=2026-01-01");
-        // A previous run left four parts; this run writes five rows at two per file.
-        for n in 0..4 {
-            store
-                .put(
-                    &target.clone().join(part_name(n)),
-                    PutPayload::from_static(b"old"),
-                )
-                .await
-                .unwrap();
-        }
+        // Five rows at two per file: 2 + 2 + 1.
         let stream = stream_of(vec![numbers(vec![1, 2, 3]), numbers(vec![4, 5])]);
         let staging = Path::from("wh/_c360/tmp/r1/out");
         let staged = write_stream("out", stream, store.clone(), &staging, Compression::Zstd, 2)
@@ -397,37 +336,52 @@ mod tests {
             staged.files.iter().map(|f| f.rows).collect::<Vec<_>>(),
             vec![2, 2, 1]
         );
-
-        let published = publish(&store, &staged, &target, "r1").await.unwrap();
-        assert_eq!(published.rows, 5);
+        assert_eq!(staged.dir, staging);
         assert_eq!(
-            names(&store, &target).await,
+            names(&store, &staging).await,
             vec![
-                "_SUCCESS",
                 "part-00000.parquet",
                 "part-00001.parquet",
                 "part-00002.parquet"
             ]
         );
-        assert!(names(&store, &staging).await.is_empty());
-        let marker = store
-            .get(&target.clone().join(SUCCESS_MARKER))
-            .await
-            .unwrap()
-            .bytes()
+    }
+
+    #[tokio::test]
+    async fn committed_files_are_the_ones_the_marker_lists() {
+        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let partition = Path::from("wh/out/snapshot_date=2026-01-01");
+        // A stray file next to the committed one is not part of the snapshot.
+        for name in ["part-00000-r1.parquet", "part-00000-r2.parquet"] {
+            store
+                .put(&partition.clone().join(name), PutPayload::from_static(b"x"))
+                .await
+                .unwrap();
+        }
+        assert_eq!(committed_files(&store, &partition).await.unwrap(), None);
+        let marker = br#"{"run_id":"r1","files":["part-00000-r1.parquet"],"rows":3}"#;
+        store
+            .put(
+                &partition.clone().join(SUCCESS_MARKER),
+                PutPayload::from_static(marker),
+            )
             .await
             .unwrap();
-        let marker: SuccessMarker = serde_json::from_slice(&marker).unwrap();
-        assert_eq!(marker.run_id, "r1");
-        assert_eq!(marker.rows, 5);
-        let listed = committed_files(&store, &target).await.unwrap().unwrap();
-        assert_eq!(listed, published.files);
         assert_eq!(
-            committed_files(&store, &Path::from("wh/out/snapshot_date=2026-01-02"))
-                .await
-                .unwrap(),
-            None
+            committed_files(&store, &partition).await.unwrap(),
+            Some(vec![partition.clone().join("part-00000-r1.parquet")])
         );
+        store
+            .put(
+                &partition.clone().join(SUCCESS_MARKER),
+                PutPayload::from_static(b"not json"),
+            )
+            .await
+            .unwrap();
+        assert!(matches!(
+            committed_files(&store, &partition).await,
+            Err(SinkError::Marker { .. })
+        ));
     }
 
     #[tokio::test]

@@ -1,14 +1,20 @@
-//! One load, end to end: bind the job to a logical date, read and validate every
-//! source into typed staging files, run the steps, write and publish outputs.
+//! One load, end to end: bind the job to a logical date, take the warehouse
+//! lease and clean up after crashed runs, read and validate every source into
+//! typed staging files, run the steps, stage and check the outputs, commit.
 //!
 //! ```text
-//! bind vars ─► sources ─► typed staging (+ rejects) ─► reject budgets
-//!          ─► steps (views) ─► outputs to staging ─► publish rejects + outputs ─► clean up
+//! bind ─► lease + recovery ─► sources ─► typed staging (+ rejects) ─► commit rejects
+//!      ─► row accounting ─► reject budgets ─► steps (views) ─► outputs to staging
+//!      ─► checks on the staged outputs ─► commit outputs (atomic) ─► run log
 //! ```
-//! Nothing is published until every output has been written to staging, so a
-//! failing step or query leaves every previous snapshot as it was.
+//! Nothing but rejects is published until every output is staged and every
+//! error-level check passed, so a failing step, query or check leaves every
+//! previous snapshot as it was. The commit protocol is in `crate::commit`.
 
+mod accounting;
+mod error;
 mod outputs;
+mod record;
 mod staging;
 
 use std::collections::BTreeMap;
@@ -16,16 +22,18 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::NaiveDate;
-use datafusion::error::DataFusionError;
-use object_store::path::Path;
+use datafusion::prelude::{ParquetReadOptions, SessionContext};
 
+use crate::checks::{self, CheckOutcome, OutputFacts};
 use crate::clock::Clock;
+use crate::commit::{self, Committer, Lease, PartitionToCommit};
 use crate::engine::{self, EngineOptions};
 use crate::job::{ContractSchema, Job, SourceSpec};
-use crate::sink::{self, SinkError};
-use crate::source::{self, SourceReport};
-use crate::steps::{self, StepError};
+use crate::runlog::{RunLog, RunRecord};
+use crate::source::SourceReport;
 use crate::storage::{StorageLocation, StorageRegistry};
+pub use accounting::RowAccounting;
+pub use error::RunError;
 
 /// What the caller chose for this run.
 pub struct RunOptions {
@@ -37,44 +45,6 @@ pub struct RunOptions {
     pub memory_limit: Option<u64>,
     /// Where "now" comes from.
     pub clock: Arc<dyn Clock>,
-}
-
-/// Errors of a run, by the layer that failed.
-#[derive(Debug, thiserror::Error)]
-pub enum RunError {
-    #[error("job: {0}")]
-    Bind(String),
-    #[error("storage: {0}")]
-    Storage(#[from] crate::storage::StorageError),
-    #[error("engine: {0}")]
-    Engine(#[from] engine::EngineError),
-    #[error("source {name}: {source}")]
-    Source {
-        name: String,
-        source: source::SourceError,
-    },
-    #[error(
-        "source {name}: {rejected} of {read} rows rejected, over the budget ({budget}); top reasons: {reasons}; rejects are in {rejects}"
-    )]
-    RejectBudget {
-        name: String,
-        rejected: u64,
-        read: u64,
-        budget: String,
-        reasons: String,
-        rejects: String,
-    },
-    #[error(transparent)]
-    Step(#[from] StepError),
-    #[error("engine: {what}: {source}")]
-    Query {
-        what: String,
-        source: DataFusionError,
-    },
-    #[error("output {output}: {message}")]
-    OutputSpec { output: String, message: String },
-    #[error(transparent)]
-    Sink(#[from] SinkError),
 }
 
 /// Per-source counts of a run.
@@ -102,6 +72,8 @@ pub struct RunSummary {
     pub sources: Vec<SourceSummary>,
     pub outputs: Vec<OutputSummary>,
     pub rejects: Vec<OutputSummary>,
+    pub accounting: Vec<RowAccounting>,
+    pub checks: Vec<CheckOutcome>,
     pub elapsed_secs: f64,
 }
 
@@ -112,6 +84,22 @@ struct Bound {
     registry: StorageRegistry,
     raw: StorageLocation,
     warehouse: StorageLocation,
+}
+
+/// The run's shared handles.
+struct Run<'a> {
+    job: &'a Job,
+    options: &'a RunOptions,
+    bound: Bound,
+    run_id: String,
+    committer: Committer,
+    log: RunLog,
+}
+
+/// The run record being filled in, and the full source reports for the summary.
+struct Progress {
+    record: RunRecord,
+    sources: Vec<SourceSummary>,
 }
 
 /// Runs `job` once. See the module docs for the order of work.
@@ -126,99 +114,241 @@ pub async fn run(job: &Job, options: &RunOptions) -> Result<RunSummary, RunError
     let span = tracing::info_span!("run", job = %job.name, run_id = %run_id, date = %bound.date);
     let _enter = span.enter();
     tracing::info!(raw = %bound.raw.url, warehouse = %bound.warehouse.url, "run started");
-
-    let tmp = bound
-        .warehouse
-        .prefix
-        .clone()
-        .join("_c360")
-        .join("tmp")
-        .join(run_id.as_str());
-    let result = execute(job, options, &bound, &run_id, &tmp).await;
-    if let Err(e) = sink::remove_prefix(&bound.warehouse.store, &tmp).await {
-        tracing::warn!(error = %e, "could not remove the run's staging folder");
-    }
-    let (sources, outputs, rejects) = result?;
-    let summary = RunSummary {
+    let r = Run {
+        job,
+        options,
+        committer: Committer::for_location(&bound.warehouse),
+        log: RunLog::new(bound.warehouse.store.clone(), &bound.warehouse.prefix),
         run_id,
-        job: job.name.clone(),
-        date: bound.date,
-        sources,
-        outputs,
-        rejects,
-        elapsed_secs: started.elapsed().as_secs_f64(),
+        bound,
     };
+    let mut progress = Progress {
+        record: record::start(&r),
+        sources: Vec::new(),
+    };
+    if let Err(e) = r.log.write(&progress.record).await {
+        tracing::warn!(error = %e, "could not write the run record");
+    }
+    let result = with_lease(&r, &mut progress).await;
+    let Progress {
+        mut record,
+        sources,
+    } = progress;
+    record::finish(&mut record, options.clock.now(), result.as_ref().err());
+    if let Err(e) = r.log.finish(&record).await {
+        tracing::warn!(error = %e, "could not write the run record");
+    }
+    result?;
+    let summary = record::summary(&record, sources, started.elapsed().as_secs_f64());
     tracing::info!(elapsed_secs = summary.elapsed_secs, "run succeeded");
     Ok(summary)
 }
 
-type Published = (Vec<SourceSummary>, Vec<OutputSummary>, Vec<OutputSummary>);
+/// Takes the warehouse lease, recovers from crashed runs, loads, releases.
+async fn with_lease(r: &Run<'_>, p: &mut Progress) -> Result<(), RunError> {
+    let t = Instant::now();
+    let lock = r.bound.warehouse.prefix.clone().join("_c360").join("lock");
+    let mut lease = Lease::acquire(
+        r.bound.warehouse.store.clone(),
+        lock,
+        &r.run_id,
+        &r.job.name,
+        r.options.clock.clone(),
+        commit::lease::DEFAULT_TTL,
+    )
+    .await?;
+    lease.keep_renewed(commit::lease::DEFAULT_TTL / 3);
+    let result = async {
+        let recovery = r.committer.recover(&r.run_id).await?;
+        let dead: Vec<String> = recovery.dead_runs.into_iter().collect();
+        r.log.mark_abandoned(&dead, r.options.clock.now()).await;
+        p.record.recovered_runs = dead;
+        record::stage(&mut p.record, "lease_and_recovery", t);
+        load(r, &lease, p).await
+    }
+    .await;
+    // Still under the lease, so no other run is recovering this folder meanwhile.
+    if let Err(e) = r.committer.remove_staging(&r.run_id).await {
+        tracing::warn!(error = %e, "could not remove the run's staging folder");
+    }
+    if let Err(e) = lease.release().await {
+        tracing::warn!(error = %e, "could not release the lease");
+    }
+    result
+}
 
-async fn execute(
-    job: &Job,
-    options: &RunOptions,
-    bound: &Bound,
-    run_id: &str,
-    tmp: &Path,
-) -> Result<Published, RunError> {
+async fn load(r: &Run<'_>, lease: &Lease, p: &mut Progress) -> Result<(), RunError> {
+    let (job, bound, run_id) = (r.job, &r.bound, r.run_id.as_str());
+    let store = &bound.warehouse.store;
+    let tmp = r.committer.staging_dir(run_id);
     let engine_options = EngineOptions {
-        memory_limit: options.memory_limit.or(job.memory_limit),
+        memory_limit: r.options.memory_limit.or(job.memory_limit),
         target_partitions: None,
     };
     let ctx = engine::session(&engine_options, engine::runtime(&engine_options)?);
     bound.registry.register_with(ctx.runtime_env().as_ref());
 
     // Sources: reference data first, so transactions can check currencies.
+    let t = Instant::now();
     let mut ordered: Vec<&SourceSpec> = job.sources.iter().collect();
     ordered.sort_by_key(|s| s.schema != ContractSchema::FxRates);
-    let mut sources = Vec::new();
-    let mut staged_rejects = Vec::new();
+    let mut staged_sources = Vec::new();
     for spec in ordered {
         let currencies = match &spec.currencies {
             Some(fx) => Some(staging::known_currencies(&ctx, fx).await?),
             None => None,
         };
-        let (report, rejects) = staging::stage_source(&ctx, bound, spec, currencies, tmp).await?;
-        staged_rejects.push((spec, rejects));
-        sources.push(SourceSummary {
+        let staged = staging::stage_source(&ctx, bound, spec, currencies, &tmp).await?;
+        // Footers are read now: committing the rejects moves their staged folder.
+        let typed_rows = commit::footer_rows(store, &staged.typed.path).await?;
+        let mut rejected_rows = 0;
+        for file in &staged.rejects.files {
+            rejected_rows += commit::footer_rows(store, &file.path).await?;
+        }
+        p.record
+            .sources
+            .push(record::source(&spec.name, &staged.report));
+        p.sources.push(SourceSummary {
             name: spec.name.clone(),
-            report,
+            report: staged.report.clone(),
         });
+        staged_sources.push((spec, staged, typed_rows, rejected_rows));
     }
+    record::stage(&mut p.record, "sources", t);
 
     // Rejects are always published: they are what the engineer needs to fix upstream.
-    let mut rejects = Vec::new();
-    for (spec, staged) in &staged_rejects {
-        let target = bound
-            .warehouse
-            .prefix
-            .clone()
-            .join("rejects")
-            .join(format!("extract={}", spec.name))
-            .join(format!("run_date={}", bound.date));
-        let published = sink::publish(&bound.warehouse.store, staged, &target, run_id).await?;
-        rejects.push(summary_of(&spec.name, &bound.warehouse, &published));
-    }
-    // Budgets are checked once every source's rejects are published.
-    for (((spec, _), source), published) in staged_rejects.iter().zip(&sources).zip(&rejects) {
-        staging::check_reject_budget(spec, &source.report, published.location.clone())?;
-    }
+    let t = Instant::now();
+    let parts: Vec<PartitionToCommit> = staged_sources
+        .iter()
+        .map(|(spec, staged, ..)| PartitionToCommit {
+            name: format!("rejects/{}", spec.name),
+            staged: staged.rejects.clone(),
+            target: bound
+                .warehouse
+                .prefix
+                .clone()
+                .join("rejects")
+                .join(format!("extract={}", spec.name))
+                .join(format!("run_date={}", bound.date)),
+        })
+        .collect();
+    let published = r
+        .committer
+        .commit(run_id, "rejects", &parts, Some(lease))
+        .await?;
+    p.record.rejects = published
+        .iter()
+        .zip(&parts)
+        .map(|(done, part)| {
+            record::partition(&part.name["rejects/".len()..], &bound.warehouse, done)
+        })
+        .collect();
+    record::stage(&mut p.record, "commit_rejects", t);
 
-    steps::register_steps(&ctx, &job.steps, &bound.vars).await?;
+    // Every row is accounted for, then budgets are checked.
+    let t = Instant::now();
+    for (spec, staged, typed_rows, rejected_rows) in &staged_sources {
+        let counts = accounting::account(
+            &ctx,
+            spec,
+            &staged.report,
+            *typed_rows,
+            *rejected_rows,
+            bound.date,
+        )
+        .await?;
+        p.record.accounting.push(counts);
+    }
+    for ((spec, staged, ..), published) in staged_sources.iter().zip(&p.record.rejects) {
+        staging::check_reject_budget(spec, &staged.report, published.location.clone())?;
+    }
+    record::stage(&mut p.record, "accounting", t);
 
+    let t = Instant::now();
+    crate::steps::register_steps(&ctx, &job.steps, &bound.vars).await?;
     // Write every output to staging before publishing any of them.
     let mut staged_outputs = Vec::new();
     for output in &job.outputs {
-        let (target, staged) = outputs::stage_output(&ctx, bound, output, tmp).await?;
-        staged_outputs.push((output, target, staged));
+        staged_outputs.push(outputs::stage_output(&ctx, bound, output, &tmp).await?);
     }
-    let mut outputs = Vec::new();
-    for (output, target, staged) in &staged_outputs {
-        let published = sink::publish(&bound.warehouse.store, staged, target, run_id).await?;
-        tracing::info!(output = %output.name, rows = published.rows, files = published.files.len(), "output published");
-        outputs.push(summary_of(&output.name, &bound.warehouse, &published));
+    record::stage(&mut p.record, "outputs", t);
+
+    let t = Instant::now();
+    let mut facts = BTreeMap::new();
+    for staged in &staged_outputs {
+        register_staged(&ctx, bound, staged).await?;
+        let previous = checks::previous_snapshot(
+            store,
+            &staged.name,
+            &staged.root,
+            staged.partitioned,
+            bound.date,
+        )
+        .await?;
+        facts.insert(
+            staged.name.clone(),
+            OutputFacts {
+                rows: staged.staged.rows(),
+                previous,
+            },
+        );
     }
-    Ok((sources, outputs, rejects))
+    let cx = checks::CheckContext {
+        ctx: &ctx,
+        date: bound.date,
+        vars: &bound.vars,
+        outputs: &facts,
+    };
+    p.record.checks = checks::run_checks(&job.checks, &cx).await?;
+    record::stage(&mut p.record, "checks", t);
+    if let Some(failed) = checks::failures(&p.record.checks) {
+        return Err(failed.into());
+    }
+
+    let t = Instant::now();
+    let parts: Vec<PartitionToCommit> = staged_outputs
+        .iter()
+        .map(|o| PartitionToCommit {
+            name: o.name.clone(),
+            staged: o.staged.clone(),
+            target: o.target.clone(),
+        })
+        .collect();
+    let published = r
+        .committer
+        .commit(run_id, "outputs", &parts, Some(lease))
+        .await?;
+    for (done, part) in published.iter().zip(&parts) {
+        tracing::info!(output = %part.name, rows = done.rows, files = done.files.len(), "output published");
+        p.record
+            .outputs
+            .push(record::partition(&part.name, &bound.warehouse, done));
+    }
+    record::stage(&mut p.record, "commit_outputs", t);
+    Ok(())
+}
+
+/// Replaces an output's view with its staged Parquet, so checks read exactly
+/// what the commit would publish.
+async fn register_staged(
+    ctx: &SessionContext,
+    bound: &Bound,
+    staged: &outputs::StagedOutput,
+) -> Result<(), RunError> {
+    let query_err = |source| RunError::Query {
+        what: format!("staged output {}", staged.name),
+        source,
+    };
+    ctx.deregister_table(staged.name.as_str())
+        .map_err(query_err)?;
+    let url = format!(
+        "{}{}/",
+        bound.warehouse.store_url.as_str(),
+        staged.staged.dir
+    );
+    ctx.register_parquet(staged.name.as_str(), &url, ParquetReadOptions::default())
+        .await
+        .map_err(query_err)
 }
 
 /// Applies `--set` overrides, fixes the logical date and resolves storage roots.
@@ -267,17 +397,4 @@ fn bind(job: &Job, options: &RunOptions) -> Result<Bound, RunError> {
         raw,
         warehouse,
     })
-}
-
-fn summary_of(
-    name: &str,
-    warehouse: &StorageLocation,
-    published: &sink::PublishedPartition,
-) -> OutputSummary {
-    OutputSummary {
-        name: name.to_string(),
-        location: format!("{}{}", warehouse.store_url.as_str(), published.dir),
-        files: published.files.len(),
-        rows: published.rows,
-    }
 }

@@ -8,13 +8,25 @@ use super::{Bound, RunError};
 use crate::job::OutputSpec;
 use crate::sink::{self, StagedPartition};
 
+/// One output written to staging.
+pub(super) struct StagedOutput {
+    pub name: String,
+    /// The output's folder (`{warehouse}/customer_360`).
+    pub root: Path,
+    /// Whether it has `snapshot_date=` partitions under `root`.
+    pub partitioned: bool,
+    /// The partition this run replaces (`root` itself when unpartitioned).
+    pub target: Path,
+    pub staged: StagedPartition,
+}
+
 /// Writes one output's partition for this run to staging, sorted by its keys.
 pub(super) async fn stage_output(
     ctx: &SessionContext,
     bound: &Bound,
     output: &OutputSpec,
     tmp: &Path,
-) -> Result<(Path, StagedPartition), RunError> {
+) -> Result<StagedOutput, RunError> {
     let query_err = |source| RunError::Query {
         what: format!("output {}", output.name),
         source,
@@ -92,5 +104,11 @@ pub(super) async fn stage_output(
         sink::DEFAULT_ROWS_PER_FILE,
     )
     .await?;
-    Ok((target, staged))
+    Ok(StagedOutput {
+        name: output.name.clone(),
+        root: location.prefix.clone(),
+        partitioned: !partition.is_empty(),
+        target,
+        staged,
+    })
 }

@@ -12,7 +12,7 @@ use object_store::path::Path;
 
 use super::{Bound, RunError};
 use crate::job::{Compression, SourceSpec};
-use crate::sink::{self, ParquetFileWriter, StagedPartition};
+use crate::sink::{self, ParquetFileWriter, StagedPartition, WrittenFile};
 use crate::source::{self, BatchSink, SourceError, SourceReport};
 use crate::storage::StorageLocation;
 
@@ -70,6 +70,14 @@ impl BatchSink for ParquetSink {
     }
 }
 
+/// One source read into staging.
+pub(super) struct StagedSource {
+    pub report: SourceReport,
+    /// The typed rows (registered as the source's table).
+    pub typed: WrittenFile,
+    pub rejects: StagedPartition,
+}
+
 /// Reads one source into `tmp/sources/<name>/` (typed) and `tmp/rejects/<name>/`,
 /// and registers the typed rows as table `<name>`.
 pub(super) async fn stage_source(
@@ -78,17 +86,14 @@ pub(super) async fn stage_source(
     spec: &SourceSpec,
     currencies: Option<HashSet<String>>,
     tmp: &Path,
-) -> Result<(SourceReport, StagedPartition), RunError> {
+) -> Result<StagedSource, RunError> {
     let path = crate::job::interpolate(&spec.path, &bound.vars)
         .map_err(|e| RunError::Bind(format!("source {}: {e}", spec.name)))?;
     let location = bound.registry.resolve(&path)?;
     let store = &bound.warehouse.store;
     let typed_dir = tmp.clone().join("sources").join(spec.name.as_str());
-    let rejects_path = tmp
-        .clone()
-        .join("rejects")
-        .join(spec.name.as_str())
-        .join(sink::part_name(0));
+    let rejects_dir = tmp.clone().join("rejects").join(spec.name.as_str());
+    let rejects_path = rejects_dir.clone().join(sink::part_name(0));
     let mut accepted = ParquetSink::create(
         store,
         typed_dir.clone().join(sink::part_name(0)),
@@ -116,8 +121,9 @@ pub(super) async fn stage_source(
             name: spec.name.clone(),
             source,
         })?;
-    accepted.writer.finish().await?;
+    let typed = accepted.writer.finish().await?;
     let rejects = StagedPartition {
+        dir: rejects_dir,
         files: vec![rejected.writer.finish().await?],
     };
     tracing::info!(
@@ -142,7 +148,11 @@ pub(super) async fn stage_source(
             what: format!("source {}", spec.name),
             source,
         })?;
-    Ok((report, rejects))
+    Ok(StagedSource {
+        report,
+        typed,
+        rejects,
+    })
 }
 
 /// Reject rows name their file relative to the raw root when the source lives

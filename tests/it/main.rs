@@ -1,6 +1,9 @@
 //! Integration tests: one test binary, one module per behaviour area (STYLE.md).
 
+mod checks;
 mod cli;
+mod commit;
+mod crash;
 mod generate;
 mod run;
 mod s3;

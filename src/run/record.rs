@@ -1,0 +1,113 @@
+//! Building the run's record (`crate::runlog::RunRecord`) as the run goes, and
+//! the summary returned to the caller.
+
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+
+use super::{OutputSummary, Run, RunError, RunSummary, SourceSummary};
+use crate::runlog::{
+    ErrorRecord, PartitionRecord, RunRecord, RunStatus, SourceRecord, StageTiming,
+};
+use crate::sink::PublishedPartition;
+use crate::source::SourceReport;
+use crate::storage::StorageLocation;
+
+/// The record of a run that is starting.
+pub(super) fn start(r: &Run<'_>) -> RunRecord {
+    RunRecord {
+        run_id: r.run_id.clone(),
+        job: r.job.name.clone(),
+        job_file: r.job.file.display().to_string(),
+        logical_date: r.bound.date,
+        params: r.bound.vars.clone(),
+        started_at: r.options.clock.now(),
+        ended_at: None,
+        status: RunStatus::Running,
+        stages: Vec::new(),
+        sources: Vec::new(),
+        accounting: Vec::new(),
+        outputs: Vec::new(),
+        rejects: Vec::new(),
+        checks: Vec::new(),
+        recovered_runs: Vec::new(),
+        error: None,
+    }
+}
+
+/// Records that `stage` took from `since` until now.
+pub(super) fn stage(record: &mut RunRecord, stage: &str, since: Instant) {
+    record.stages.push(StageTiming {
+        stage: stage.to_string(),
+        secs: since.elapsed().as_secs_f64(),
+    });
+}
+
+pub(super) fn source(name: &str, report: &SourceReport) -> SourceRecord {
+    SourceRecord {
+        name: name.to_string(),
+        files: report.files,
+        rows_read: report.rows_read,
+        rows_accepted: report.rows_accepted,
+        rows_rejected: report.rows_rejected,
+        rejects_by_reason: report.rejects_by_reason.clone(),
+    }
+}
+
+pub(super) fn partition(
+    name: &str,
+    warehouse: &StorageLocation,
+    published: &PublishedPartition,
+) -> PartitionRecord {
+    PartitionRecord {
+        name: name.to_string(),
+        location: format!("{}{}", warehouse.store_url.as_str(), published.dir),
+        rows: published.rows,
+        files: published
+            .files
+            .iter()
+            .filter_map(|f| f.filename().map(String::from))
+            .collect(),
+    }
+}
+
+/// Sets the end time, final status and error.
+pub(super) fn finish(record: &mut RunRecord, now: DateTime<Utc>, error: Option<&RunError>) {
+    record.ended_at = Some(now);
+    match error {
+        None => record.status = RunStatus::Succeeded,
+        Some(e) => {
+            record.status = RunStatus::Failed;
+            record.error = Some(ErrorRecord {
+                layer: e.layer().to_string(),
+                message: e.to_string(),
+                next_step: e.next_step(),
+            });
+        }
+    }
+}
+
+/// The caller's view of a successful run.
+pub(super) fn summary(
+    record: &RunRecord,
+    sources: Vec<SourceSummary>,
+    elapsed_secs: f64,
+) -> RunSummary {
+    let to_summary = |p: &PartitionRecord| OutputSummary {
+        name: p.name.clone(),
+        location: p.location.clone(),
+        files: p.files.len(),
+        rows: p.rows,
+    };
+    RunSummary {
+        run_id: record.run_id.clone(),
+        job: record.job.clone(),
+        date: record.logical_date,
+        sources,
+        outputs: record.outputs.iter().map(to_summary).collect(),
+        rejects: record.rejects.iter().map(to_summary).collect(),
+        accounting: record.accounting.clone(),
+        checks: record.checks.clone(),
+        elapsed_secs,
+    }
+}

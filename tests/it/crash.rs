@@ -1,0 +1,197 @@
+//! Crash safety with real processes: `c360 run` killed with SIGKILL at moments
+//! spread over a run leaves the last good snapshot complete and readable, and
+//! the next run cleans up and gives identical results. And two runs of one job
+//! at the same time: exactly one publishes.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::Instant;
+
+use c360::clock::SystemClock;
+use c360::commit::CommitError;
+use c360::run::{RunError, RunOptions, run};
+use chrono::NaiveDate;
+use datafusion::arrow::util::pretty::pretty_format_batches;
+use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+use crate::util::{files_under, repo_root};
+
+const DATE: &str = "2026-01-20";
+const OUTPUTS: [&str; 2] = ["customer_360", "order_lines"];
+
+fn c360(args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_c360"));
+    command
+        .args(args)
+        .current_dir(repo_root())
+        .env("C360_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    command
+}
+
+fn run_args<'a>(raw: &'a str, wh: &'a str) -> Vec<String> {
+    ["run", "jobs/customer_360.yaml", "--date", DATE]
+        .iter()
+        .map(|s| s.to_string())
+        .chain([format!("--set=raw={raw}"), format!("--set=warehouse={wh}")])
+        .collect()
+}
+
+/// Rows of the given Parquet files as one sorted, printable table.
+fn table(files: &[PathBuf]) -> String {
+    let mut batches = Vec::new();
+    for f in files {
+        let reader = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(f).unwrap())
+            .unwrap()
+            .build()
+            .unwrap();
+        batches.extend(reader.map(|b| b.unwrap()));
+    }
+    let text = pretty_format_batches(&batches).unwrap().to_string();
+    let mut lines: Vec<&str> = text.lines().collect();
+    lines.sort();
+    lines.join("\n")
+}
+
+/// Each output's partition as a plain reader (every `*.parquet`) and as c360
+/// (the files `_SUCCESS` lists) sees it; they must agree.
+fn snapshot(wh: &Path) -> Vec<String> {
+    OUTPUTS
+        .iter()
+        .map(|output| {
+            let dir = wh.join(output).join(format!("snapshot_date={DATE}"));
+            let plain: Vec<PathBuf> = files_under(&dir)
+                .into_iter()
+                .filter(|f| f.extension().is_some_and(|e| e == "parquet"))
+                .collect();
+            let marker: c360::sink::SuccessMarker =
+                serde_json::from_slice(&std::fs::read(dir.join("_SUCCESS")).unwrap()).unwrap();
+            let listed: Vec<PathBuf> = marker.files.iter().map(|f| dir.join(f)).collect();
+            let rows = table(&plain);
+            assert_eq!(
+                rows,
+                table(&listed),
+                "{output}: plain and committed views differ"
+            );
+            rows
+        })
+        .collect()
+}
+
+/// A tiny deterministic generator for kill moments (xorshift).
+fn jitter(state: &mut u64) -> f64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    (*state % 1000) as f64 / 1000.0
+}
+
+#[test]
+fn kill_9_at_any_moment_leaves_the_last_snapshot_complete_and_a_rerun_identical() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (raw, wh) = (tmp.path().join("raw"), tmp.path().join("wh"));
+    let (raw_s, wh_s) = (raw.display().to_string(), wh.display().to_string());
+    let status = c360(&[
+        "generate",
+        "--customers",
+        "300",
+        "--days",
+        "20",
+        "--seed",
+        "3",
+        "--out",
+        &raw_s,
+    ])
+    .status()
+    .unwrap();
+    assert!(status.success());
+    let args = run_args(&raw_s, &wh_s);
+    let started = Instant::now();
+    assert!(c360(&[]).args(&args).status().unwrap().success());
+    let full = started.elapsed();
+    let good = snapshot(&wh);
+
+    // Five kills, one in each fifth of a run's duration, at a seeded moment inside it.
+    let mut seed = 0x5eed_u64;
+    for trial in 0..5 {
+        let at = full.mul_f64((trial as f64 + jitter(&mut seed)) / 5.0);
+        let mut child = c360(&[]).args(&args).spawn().unwrap();
+        std::thread::sleep(at);
+        // SIGKILL on Unix: no destructors, no cleanup.
+        let _ = child.kill();
+        child.wait().unwrap();
+        assert_eq!(snapshot(&wh), good, "after a kill at {at:?}");
+    }
+
+    let status = c360(&[]).args(&args).status().unwrap();
+    assert!(status.success());
+    assert_eq!(snapshot(&wh), good);
+    assert!(files_under(&wh.join("_c360/tmp")).is_empty());
+    assert!(files_under(&wh.join("_c360/commits")).is_empty());
+    assert!(!wh.join("_c360/lock").exists());
+    // The history shows the good runs and, for killed runs, what happened.
+    let out = c360(&["status", "jobs/customer_360.yaml", "--warehouse", &wh_s])
+        .stdout(Stdio::piped())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(text.matches("succeeded").count(), 2, "{text}");
+    for line in text.lines().skip(1).filter(|l| !l.starts_with(' ')) {
+        assert!(
+            line.contains("succeeded") || line.contains("abandoned") || line.contains("running"),
+            "{text}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn two_runs_of_a_job_at_once_exactly_one_publishes() {
+    let wh = tempfile::tempdir().unwrap();
+    let job = c360::job::load(&repo_root().join("jobs/customer_360.yaml")).unwrap();
+    let options = || RunOptions {
+        date: Some(NaiveDate::from_ymd_opt(2026, 2, 2).unwrap()),
+        overrides: vec![
+            (
+                "raw".into(),
+                repo_root()
+                    .join("tests/fixtures/tiny_raw")
+                    .display()
+                    .to_string(),
+            ),
+            ("warehouse".into(), wh.path().display().to_string()),
+        ],
+        memory_limit: None,
+        clock: Arc::new(SystemClock),
+    };
+    let (first, second) = (options(), options());
+    let (a, b) = tokio::join!(run(&job, &first), run(&job, &second));
+    let (won, lost) = match (a, b) {
+        (Ok(won), Err(lost)) | (Err(lost), Ok(won)) => (won, lost),
+        (a, b) => panic!(
+            "expected exactly one success: {:?} / {:?}",
+            a.is_ok(),
+            b.is_ok()
+        ),
+    };
+    let RunError::Commit(CommitError::Locked(holder)) = &lost else {
+        panic!("the loser should meet the lease: {lost}");
+    };
+    assert_eq!(holder.run_id, won.run_id);
+    assert_eq!(c360::cli::exit_code(&lost), c360::cli::exit::LOCKED);
+    assert!(lost.next_step().contains("wait for it"));
+    // The winner's snapshot is there, and nothing else started.
+    let marker: c360::sink::SuccessMarker = serde_json::from_slice(
+        &std::fs::read(
+            wh.path()
+                .join("customer_360/snapshot_date=2026-02-02/_SUCCESS"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(marker.run_id, won.run_id);
+    assert_eq!(marker.rows, 4);
+    // The lease is released: a later run goes ahead.
+    run(&job, &options()).await.unwrap();
+}
