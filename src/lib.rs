@@ -4,7 +4,8 @@
 //! raw extracts are read, validated and typed (`source`) from object storage
 //! (`storage`), SQL and builtin steps run on DataFusion (`engine`, `steps`, `udf`),
 //! and outputs are written as Hive-partitioned Parquet (`sink`). `run` ties one
-//! load together; `generate` makes synthetic extracts in the contract layout.
+//! load together; `schedule` runs loads at their cron ticks and over date ranges;
+//! `generate` makes synthetic extracts in the contract layout.
 
 pub mod cli;
 pub mod clock;
@@ -12,6 +13,7 @@ pub mod engine;
 pub mod generate;
 pub mod job;
 pub mod run;
+pub mod schedule;
 pub mod sink;
 pub mod source;
 pub mod steps;

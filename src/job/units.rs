@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 /// Parses `<integer><unit>` with unit `s`, `m`, `h` or `d`.
-pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let (number, unit) = split_number(text);
     let seconds_per_unit = match unit {
         "s" => 1,
