@@ -216,3 +216,47 @@ fn cron_error(e: tokio_cron_scheduler::JobSchedulerError) -> DaemonError {
 pub fn default_status_file(base: &Path) -> PathBuf {
     base.join(".c360").join("scheduler.json")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const JOB: &str =
+        "name: nightly\nstorage: { raw: r, warehouse: w }\nschedule: { cron: \"30 2 * * *\" }\n";
+
+    #[test]
+    fn an_invalid_edit_keeps_the_previous_version_and_a_job_without_schedule_is_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("nightly.yaml");
+        std::fs::write(&file, JOB).unwrap();
+        std::fs::write(
+            dir.path().join("on_demand.yaml"),
+            "name: adhoc\nstorage: { raw: r, warehouse: w }\n",
+        )
+        .unwrap();
+        let files = Fingerprint::of(dir.path()).files();
+        let first = load_jobs(&files, &Loaded::new());
+        assert_eq!(first.len(), 1);
+        assert_eq!(first[&file].cron.normalized(), "0 30 2 * * *");
+
+        std::fs::write(&file, JOB.replace("30 2 * * *", "30 2 * *")).unwrap();
+        let after_bad_edit = load_jobs(&files, &first);
+        assert_eq!(after_bad_edit[&file].cron.normalized(), "0 30 2 * * *");
+        // Without a previous version, an invalid file is simply not scheduled.
+        assert!(load_jobs(&files, &Loaded::new()).is_empty());
+
+        std::fs::write(&file, JOB.replace("30 2 * * *", "0 4 * * *")).unwrap();
+        let after_good_edit = load_jobs(&files, &after_bad_edit);
+        assert_eq!(after_good_edit[&file].cron.normalized(), "0 0 4 * * *");
+    }
+
+    #[test]
+    fn two_files_with_one_job_name_schedule_the_first_only() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.yaml"), JOB).unwrap();
+        std::fs::write(dir.path().join("b.yml"), JOB).unwrap();
+        let loaded = load_jobs(&Fingerprint::of(dir.path()).files(), &Loaded::new());
+        let files: Vec<_> = loaded.keys().map(|p| p.file_name().unwrap()).collect();
+        assert_eq!(files, ["a.yaml"]);
+    }
+}

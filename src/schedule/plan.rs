@@ -36,6 +36,8 @@ pub fn ticks_after(
     after: DateTime<Utc>,
 ) -> impl Iterator<Item = Tick> + '_ {
     let start = after.with_timezone(&tz).naive_local() - Duration::hours(DST_MARGIN_HOURS);
+    // croner keeps the start's fraction of a second in every tick; cron ticks are whole seconds.
+    let start = start.with_nanosecond(0).unwrap_or(start);
     let mut previous: Option<DateTime<Utc>> = None;
     // Labelling local wall-clock time as UTC lets croner walk it without any DST logic.
     cron.cron()
