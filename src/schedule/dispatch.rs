@@ -9,7 +9,6 @@
 //! tokio-cron-scheduler collapsed or fired at a stale UTC offset are still found.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -400,14 +399,6 @@ impl Dispatcher {
                     skipped_ticks: slot.skipped_ticks,
                 }
             })
-            .collect()
-    }
-
-    /// Job files of the installed jobs, by name (for reload bookkeeping).
-    pub fn files(&self) -> BTreeMap<String, PathBuf> {
-        self.slots
-            .iter()
-            .map(|(n, s)| (n.clone(), s.sj.job.file.clone()))
             .collect()
     }
 }
