@@ -29,7 +29,7 @@ pub mod exit {
     name = "c360",
     version,
     about,
-    after_help = "Examples:\n  c360 run jobs/customer_360.yaml --date 2026-03-01\n  c360 run jobs/customer_360.yaml --set warehouse=/tmp/wh --set reporting_currency=EUR\n  c360 validate jobs/*.yaml\n  c360 generate --customers 2000 --days 60 --seed 7 --out sample_data/raw\n  c360 status jobs/customer_360.yaml\n\nExit codes: 0 success, 1 run failed, 2 invalid job or usage, 3 another run holds the warehouse lease."
+    after_help = "Examples:\n  c360 run jobs/customer_360.yaml --date 2026-03-01\n  c360 run jobs/customer_360.yaml --set warehouse=/tmp/wh --set reporting_currency=EUR\n  c360 validate jobs/*.yaml\n  c360 generate --customers 2000 --days 60 --seed 7 --out sample_data/raw\n  c360 status jobs/customer_360.yaml\n  c360 scheduler jobs/\n  c360 backfill jobs/customer_360.yaml --from 2026-02-01 --to 2026-03-01\n\nExit codes: 0 success, 1 run failed, 2 invalid job or usage, 3 another run holds the warehouse lease."
 )]
 pub struct Cli {
     /// Log format on stderr.
@@ -97,6 +97,35 @@ pub enum Command {
         /// Raw root to write to (path or object-store URL).
         #[arg(long)]
         out: String,
+    },
+    /// Run every job with a `schedule:` block at its cron ticks, until SIGTERM.
+    Scheduler {
+        /// Folder of job files (reloaded on SIGHUP or when a file changes).
+        #[arg(default_value = "jobs")]
+        jobs_dir: PathBuf,
+        /// Health file: next run per job, last outcome, heartbeat.
+        #[arg(long, default_value = ".c360/scheduler.json")]
+        status_file: PathBuf,
+        /// After SIGTERM, how long running loads may finish before they are cancelled.
+        #[arg(long, default_value = "60s", value_parser = crate::job::parse_duration)]
+        grace: std::time::Duration,
+        /// How often to wake without a cron tick (file changes, late ticks, health).
+        #[arg(long, default_value = "15s", value_parser = crate::job::parse_duration)]
+        heartbeat: std::time::Duration,
+    },
+    /// Run a job for each logical date of a range, oldest first; resumable.
+    Backfill {
+        /// The job file.
+        job: PathBuf,
+        /// First logical date (YYYY-MM-DD).
+        #[arg(long)]
+        from: NaiveDate,
+        /// Last logical date, inclusive.
+        #[arg(long)]
+        to: NaiveDate,
+        /// Re-run dates that already succeeded.
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -168,6 +197,18 @@ pub async fn dispatch(cli: Cli) -> ExitCode {
             start_date,
             out,
         } => generate(customers, days, seed, start_date, &out).await,
+        Command::Scheduler {
+            jobs_dir,
+            status_file,
+            grace,
+            heartbeat,
+        } => crate::schedule::commands::scheduler(jobs_dir, status_file, grace, heartbeat).await,
+        Command::Backfill {
+            job,
+            from,
+            to,
+            force,
+        } => crate::schedule::commands::backfill_command(job, from, to, force).await,
     }
 }
 

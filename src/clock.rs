@@ -34,6 +34,40 @@ impl Clock for FixedClock {
     }
 }
 
+/// A clock that moves only when told to, for scheduler tests: set it to the
+/// instant a scenario needs instead of sleeping until then.
+#[derive(Debug)]
+pub struct ManualClock(std::sync::Mutex<DateTime<Utc>>);
+
+impl ManualClock {
+    pub fn new(now: DateTime<Utc>) -> Self {
+        Self(std::sync::Mutex::new(now))
+    }
+
+    /// Moves the clock to `now`.
+    pub fn set(&self, now: DateTime<Utc>) {
+        if let Ok(mut t) = self.0.lock() {
+            *t = now;
+        }
+    }
+
+    /// Moves the clock forward by `by`.
+    pub fn advance(&self, by: chrono::Duration) {
+        if let Ok(mut t) = self.0.lock() {
+            *t += by;
+        }
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> DateTime<Utc> {
+        match self.0.lock() {
+            Ok(t) => *t,
+            Err(poisoned) => *poisoned.into_inner(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,7 +5,8 @@
 //! (`storage`), SQL and builtin steps run on DataFusion (`engine`, `steps`, `udf`),
 //! outputs are written as Hive-partitioned Parquet (`sink`), checked (`checks`)
 //! and published atomically (`commit`), and every run is recorded (`runlog`).
-//! `run` ties one load together; `generate` makes synthetic extracts in the contract layout.
+//! `run` ties one load together; `schedule` runs loads at their cron ticks and over
+//! date ranges; `generate` makes synthetic extracts in the contract layout.
 
 pub mod checks;
 pub mod cli;
@@ -16,6 +17,7 @@ pub mod generate;
 pub mod job;
 pub mod run;
 pub mod runlog;
+pub mod schedule;
 pub mod sink;
 pub mod source;
 pub mod steps;

@@ -262,7 +262,41 @@ fn schedule_is_parsed_and_kept() {
                 attempts: 3,
                 backoff: std::time::Duration::from_secs(120)
             },
+            max_runtime: None,
         })
+    );
+}
+
+#[test]
+fn schedule_takes_five_field_cron_replace_and_max_runtime() {
+    let yaml =
+        format!("{BASE}schedule: {{ cron: \"30 2 * * *\", overlap: replace, max_runtime: 2h }}\n");
+    let schedule = Fixture::new().load(&yaml).unwrap().schedule.unwrap();
+    assert_eq!(schedule.cron, "30 2 * * *");
+    assert_eq!(schedule.overlap, Overlap::Replace);
+    assert_eq!(
+        schedule.max_runtime,
+        Some(std::time::Duration::from_secs(7200))
+    );
+}
+
+#[test]
+fn schedule_errors_point_at_the_value() {
+    let yaml =
+        format!("{BASE}schedule: {{ cron: \"2 * * *\", max_runtime: soon, overlap: parallel }}\n");
+    assert_eq!(
+        Fixture::new().errors(&yaml),
+        vec![
+            "6:58: schedule: unknown variant `parallel`, expected one of `skip`, `queue`, `replace`",
+        ]
+    );
+    let yaml = format!("{BASE}schedule: {{ cron: \"2 * * *\", max_runtime: soon }}\n");
+    assert_eq!(
+        Fixture::new().errors(&yaml),
+        vec![
+            "6:19: schedule.cron: expected 5 fields (minute hour day-of-month month day-of-week) or 6 with seconds first, found 4",
+            "6:43: schedule.max_runtime: invalid duration `soon`: expected e.g. `90s`, `1m`, `2h`, `3d`",
+        ]
     );
 }
 

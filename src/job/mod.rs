@@ -28,7 +28,7 @@ pub use diagnostic::{Diagnostic, Diagnostics};
 pub use interpolate::{InterpolateError, interpolate};
 pub use model::*;
 pub use sql_refs::{SqlParseError, referenced_tables};
-pub use units::parse_bytes;
+pub use units::{parse_bytes, parse_duration};
 
 use node::Node;
 use report::Reporter;

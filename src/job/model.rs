@@ -39,12 +39,15 @@ pub struct Job {
 /// When and how the scheduler runs a job; times are in the job's `timezone`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScheduleSpec {
-    /// Six-field cron expression: second minute hour day-of-month month day-of-week.
+    /// Cron expression as written: five fields (minute hour day-of-month month
+    /// day-of-week) or six with seconds first; `schedule::CronSchedule` parses it.
     pub cron: String,
     /// How far back missed runs are caught up after downtime (zero: none).
     pub catchup: Duration,
     pub overlap: Overlap,
     pub retries: RetryPolicy,
+    /// Each attempt of a scheduled run is cancelled after this long (`None`: no limit).
+    pub max_runtime: Option<Duration>,
 }
 
 /// What happens when a run is due while the previous one is still going.
@@ -55,6 +58,8 @@ pub enum Overlap {
     Skip,
     /// Start the due run as soon as the current one ends.
     Queue,
+    /// Cancel the current run (cleanly: nothing half-published) and start the due one.
+    Replace,
 }
 
 /// Retries of a failed scheduled run.

@@ -177,12 +177,12 @@ fn resolve_timezone(
 }
 
 fn resolve_schedule(raw: ScheduleRaw, report: &mut Reporter) -> ScheduleSpec {
-    let fields = raw.cron.value.split_whitespace().count();
-    if !(6..=7).contains(&fields) {
-        let message = format!(
-            "schedule.cron: expected 6 fields (second minute hour day-of-month month day-of-week), found {fields}"
+    if let Err(e) = crate::schedule::CronSchedule::parse(&raw.cron.value) {
+        report.at(
+            raw.cron.line,
+            raw.cron.column,
+            format!("schedule.cron: {e}"),
         );
-        report.at(raw.cron.line, raw.cron.column, message);
     }
     let mut duration = |loc: Option<Located<String>>, key: &str, default: Duration| match loc {
         None => default,
@@ -192,6 +192,10 @@ fn resolve_schedule(raw: ScheduleRaw, report: &mut Reporter) -> ScheduleSpec {
         }),
     };
     let catchup = duration(raw.catchup, "catchup", Duration::ZERO);
+    let max_runtime = raw
+        .max_runtime
+        .map(|loc| duration(Some(loc), "max_runtime", Duration::ZERO))
+        .filter(|d| !d.is_zero());
     let retries = match raw.retries {
         None => RetryPolicy::default(),
         Some(r) => RetryPolicy {
@@ -204,6 +208,7 @@ fn resolve_schedule(raw: ScheduleRaw, report: &mut Reporter) -> ScheduleSpec {
         catchup,
         overlap: raw.overlap.into(),
         retries,
+        max_runtime,
     }
 }
 

@@ -21,6 +21,8 @@ pub(crate) struct ScheduleRaw {
     pub overlap: OverlapRaw,
     #[serde(default)]
     pub retries: Option<RetriesRaw>,
+    #[serde(default)]
+    pub max_runtime: Option<Located<String>>,
 }
 
 /// `schedule.retries:`.
@@ -223,4 +225,4 @@ yaml_enum!(SchemaRaw => ContractSchema {
 });
 yaml_enum!(CompressionRaw => Compression { Zstd = "zstd" => Zstd, Snappy = "snappy" => Snappy, None = "none" => Uncompressed });
 yaml_enum!(SeverityRaw => Severity { Error = "error" => Error, Warn = "warn" => Warn });
-yaml_enum!(OverlapRaw => Overlap { Skip = "skip" => Skip, Queue = "queue" => Queue });
+yaml_enum!(OverlapRaw => Overlap { Skip = "skip" => Skip, Queue = "queue" => Queue, Replace = "replace" => Replace });

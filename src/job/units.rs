@@ -3,8 +3,12 @@
 
 use std::time::Duration;
 
-/// Parses `<integer><unit>` with unit `s`, `m`, `h` or `d`.
-pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
+/// Parses `<integer><unit>` with unit `s`, `m`, `h` or `d`; a bare `0` is zero
+/// (`catchup: 0` reads as "none").
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    if text.trim() == "0" {
+        return Ok(Duration::ZERO);
+    }
     let (number, unit) = split_number(text);
     let seconds_per_unit = match unit {
         "s" => 1,
@@ -69,6 +73,7 @@ mod tests {
         assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
         assert_eq!(parse_duration("1m"), Ok(Duration::from_secs(60)));
         assert_eq!(parse_duration("3d"), Ok(Duration::from_secs(259_200)));
+        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
         assert!(parse_duration("3").is_err());
         assert!(parse_duration("d").is_err());
         assert!(parse_duration("1.5h").is_err());

@@ -6,6 +6,7 @@
 //! a later run cleaned up is rewritten as `abandoned` (killed or crashed).
 //! Run ids start with the UTC start time, so the file names sort by start.
 
+mod history;
 mod results;
 mod status;
 
@@ -19,6 +20,7 @@ use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 
 use crate::checks::CheckOutcome;
 use crate::run::RowAccounting;
+pub use history::WarehouseHistory;
 pub use results::RunResults;
 pub use status::status_table;
 

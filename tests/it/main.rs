@@ -8,6 +8,7 @@ mod generate;
 mod run;
 mod s3;
 mod sample;
+mod schedule;
 mod source;
 mod storage;
 mod udf;

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 const MANY_MISTAKES: &str = "\
 tests/fixtures/jobs/many_mistakes.yaml:2:11: timezone `Europe/Paris` disagrees with schedule.timezone `Europe/London`
-tests/fixtures/jobs/many_mistakes.yaml:3:19: schedule.cron: expected 6 fields (second minute hour day-of-month month day-of-week), found 5
+tests/fixtures/jobs/many_mistakes.yaml:3:19: schedule.cron: `0 30 25 * * *`: Component error: Number out of bounds.
 tests/fixtures/jobs/many_mistakes.yaml:6:15: memory_limit: invalid size `4 gigs`: expected e.g. `512MiB`, `4GiB`, `2GB`
 tests/fixtures/jobs/many_mistakes.yaml:9:47: sources.profiles: unknown variant `xlsx`, expected one of `csv`, `ndjson`, `parquet`
 tests/fixtures/jobs/many_mistakes.yaml:10:47: sources.transactions: unknown field `fromat`, expected one of `path`, `format`, `schema`, `partitions`, `rejects`, `currencies`, `optional`
@@ -69,6 +69,7 @@ fn valid_job_loads_with_steps_in_dependency_order() {
                 attempts: 3,
                 backoff: Duration::from_secs(60)
             },
+            max_runtime: None,
         })
     );
 

@@ -1,0 +1,160 @@
+//! The `scheduler` and `backfill` subcommands: build the real runner and history,
+//! run, print, and turn the result into an exit code (0 ok, 1 failed, 2 invalid).
+//!
+//! The history is the run log in each job's warehouse (`runlog::WarehouseHistory`):
+//! a restarted daemon or a resumed backfill sees every earlier run.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::NaiveDate;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio_util::sync::CancellationToken;
+
+use super::backfill::{BackfillSummary, DateRange, backfill};
+use super::daemon::{DaemonOptions, run_daemon};
+use super::dispatch::Dispatcher;
+use super::policy::{AttemptPolicy, random_jitter};
+use super::runner::JobRunner;
+use crate::cli::exit;
+use crate::clock::{Clock, SystemClock};
+use crate::job::RetryPolicy;
+use crate::runlog::WarehouseHistory;
+
+fn real_runner(clock: Arc<dyn Clock>) -> (Arc<JobRunner>, Arc<WarehouseHistory>) {
+    let runner = JobRunner {
+        clock,
+        overrides: Vec::new(),
+        memory_limit: None,
+    };
+    (Arc::new(runner), Arc::new(WarehouseHistory))
+}
+
+/// `c360 scheduler [JOBS_DIR]`.
+pub async fn scheduler(
+    jobs_dir: PathBuf,
+    status_file: PathBuf,
+    grace: Duration,
+    heartbeat: Duration,
+) -> ExitCode {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let (runner, history) = real_runner(clock.clone());
+    let dispatcher = Dispatcher::new(clock.clone(), runner, history, random_jitter());
+    let options = DaemonOptions {
+        jobs_dir,
+        status_file,
+        grace,
+        heartbeat,
+    };
+    match run_daemon(options, dispatcher, clock).await {
+        Ok(()) => ExitCode::from(exit::SUCCESS),
+        Err(e @ super::daemon::DaemonError::JobsDir(_)) => {
+            eprintln!("error: {e}");
+            ExitCode::from(exit::INVALID)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(exit::RUN_FAILED)
+        }
+    }
+}
+
+/// `c360 backfill JOB --from D --to D [--force]`.
+pub async fn backfill_command(
+    job: PathBuf,
+    from: NaiveDate,
+    to: NaiveDate,
+    force: bool,
+) -> ExitCode {
+    let job = match crate::job::load(&job) {
+        Ok(job) => job,
+        Err(diagnostics) => {
+            eprintln!("{diagnostics}");
+            return ExitCode::from(exit::INVALID);
+        }
+    };
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let (runner, history) = real_runner(clock);
+    let schedule = job.schedule.as_ref();
+    let policy = AttemptPolicy {
+        retries: schedule.map_or_else(RetryPolicy::default, |s| s.retries),
+        max_runtime: schedule.and_then(|s| s.max_runtime),
+        jitter: random_jitter(),
+    };
+    let cancel = CancellationToken::new();
+    spawn_interrupt(cancel.clone());
+    let result = backfill(
+        &job,
+        DateRange { from, to },
+        force,
+        runner.as_ref(),
+        history.as_ref(),
+        &policy,
+        &cancel,
+    )
+    .await;
+    match result {
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(exit::INVALID)
+        }
+        Ok(summary) => {
+            print_summary(&job.name, &summary);
+            if summary.is_complete() {
+                ExitCode::from(exit::SUCCESS)
+            } else {
+                ExitCode::from(exit::RUN_FAILED)
+            }
+        }
+    }
+}
+
+/// SIGINT/SIGTERM cancel the running date (nothing half-published) and end the backfill.
+fn spawn_interrupt(cancel: CancellationToken) {
+    tokio::spawn(async move {
+        let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
+            return;
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        tracing::warn!("interrupted; cancelling the running date");
+        cancel.cancel();
+    });
+}
+
+fn print_summary(job: &str, summary: &BackfillSummary) {
+    let list = |dates: &[NaiveDate]| {
+        dates
+            .iter()
+            .map(|d| d.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    println!("backfill of {job}:");
+    println!(
+        "  succeeded ({}): {}",
+        summary.succeeded.len(),
+        list(&summary.succeeded)
+    );
+    println!(
+        "  skipped, already succeeded ({}): {}",
+        summary.skipped.len(),
+        list(&summary.skipped)
+    );
+    if let Some((date, why)) = &summary.stopped_at {
+        println!("  stopped at {date}: {why}");
+        println!(
+            "  not run ({}): {}",
+            summary.not_run.len(),
+            list(&summary.not_run)
+        );
+        println!("run the same command again to resume from {date}");
+    }
+}
