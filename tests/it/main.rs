@@ -1,6 +1,7 @@
 //! Integration tests: one test binary, one module per behaviour area (STYLE.md).
 
 mod cli;
+mod clv;
 mod generate;
 mod run;
 mod sample;
