@@ -18,7 +18,7 @@ pub mod value;
 
 pub use bgnbd::{BgNbdModel, BgNbdParams};
 pub use gamma_gamma::{GammaGammaModel, GammaGammaParams};
-pub use step::fit_clv;
+pub use step::{fit_clv, fit_models};
 pub use summary::{ClvModelSummary, ModelFit};
 pub use value::{ClvParams, TimeUnit, Valuation};
 
