@@ -4,6 +4,7 @@
 //! SQL steps become views (DataFusion plans lazily; nothing is collected here).
 //! Builtin steps (identity stitching, CLV fitting) are Rust code over Arrow batches.
 
+pub mod clv;
 mod sql;
 
 use std::collections::BTreeMap;
