@@ -204,7 +204,12 @@ async fn execute(
         staging::check_reject_budget(spec, &source.report, published.location.clone())?;
     }
 
-    steps::register_steps(&ctx, &job.steps, &bound.vars).await?;
+    let env = steps::StepEnv {
+        vars: &bound.vars,
+        date: bound.date,
+        published: outputs::published_locations(bound, &job.outputs)?,
+    };
+    steps::register_steps(&ctx, &job.steps, &env).await?;
 
     // Write every output to staging before publishing any of them.
     let mut staged_outputs = Vec::new();
