@@ -306,3 +306,6 @@ fn merges_table(
     )?;
     MemTable::try_new(schema, vec![vec![batch]])
 }
+
+#[cfg(test)]
+mod tests;
