@@ -2,6 +2,7 @@
 
 mod cli;
 mod generate;
+mod identity;
 mod run;
 mod sample;
 mod source;

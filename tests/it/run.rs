@@ -12,9 +12,8 @@ use datafusion::arrow::array::{Array, AsArray, RecordBatch};
 use datafusion::arrow::datatypes::{
     DataType, Date32Type, Decimal128Type, Int32Type, Int64Type, TimeUnit,
 };
-use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
-use crate::util::{files_under, repo_root};
+use crate::util::{files_under, read_partition, repo_root};
 
 fn date(text: &str) -> NaiveDate {
     NaiveDate::parse_from_str(text, "%Y-%m-%d").unwrap()
@@ -34,29 +33,9 @@ async fn run_job(raw: &Path, warehouse: &Path, on: &str) -> c360::run::RunSummar
     run(&job, &options).await.unwrap()
 }
 
-/// Reads every Parquet file of a partition folder with the parquet crate's own reader.
-fn read_partition(dir: &Path) -> Vec<RecordBatch> {
-    let mut files: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
-        .collect();
-    files.sort();
-    files
-        .iter()
-        .flat_map(|f| {
-            ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(f).unwrap())
-                .unwrap()
-                .build()
-                .unwrap()
-                .map(|b| b.unwrap())
-        })
-        .collect()
-}
-
 /// `id_value -> customer_key` of a published identity map partition, e.g.
 /// `crm:C1` or `ann.lee@example.com` to the key of that customer.
-fn keys_by_identifier(warehouse: &Path, date: &str) -> BTreeMap<String, String> {
+pub(crate) fn keys_by_identifier(warehouse: &Path, date: &str) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     for b in read_partition(&warehouse.join(format!("identity_map/snapshot_date={date}"))) {
         let values = b

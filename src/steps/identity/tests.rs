@@ -1,5 +1,5 @@
 //! Hand-made identity graphs: linking rules, the cap, phones, and key stability.
-//! Expected keys are FNV-1a-128 values computed independently (Python, see each test).
+//! Expected keys were computed independently in Python (see the first test).
 
 use super::graph::{Components, GraphBuilder, LinkRules, NONE};
 use super::intern::Tag;
@@ -54,10 +54,11 @@ const A: (Tag, &str) = (Tag::Email, "a@x.com");
 const PHONE: (Tag, &str) = (Tag::Phone, "+442079460958");
 
 #[test]
-fn derived_keys_are_the_top_80_bits_of_fnv1a_128() {
-    // python: h = 0x6c62272e07bb014262b821756295c58d; for b in s: h = ((h ^ b) * 0x1000000000000000000013b) % 2**128
-    assert_eq!(derive_key(Tag::Source, "crm:C1"), "1e69eac97f837eae95b8");
-    assert_eq!(derive_key(Tag::Email, "a@x.com"), "6e961710174e7901af76");
+fn derived_keys_are_fnv1a_128_mixed_by_murmur_fmix64() {
+    // Python: h = FNV-1a-128(b"source:crm:C1"); hi = fmix64(h >> 64);
+    // lo = fmix64((h & (2**64 - 1)) ^ hi); key = f"{hi:016x}{lo >> 48:04x}"
+    assert_eq!(derive_key(Tag::Source, "crm:C1"), "f777b5c02ca0bc480733");
+    assert_eq!(derive_key(Tag::Email, "a@x.com"), "68cd0c2c7283088286c7");
 }
 
 #[test]
@@ -83,7 +84,7 @@ fn links_are_transitive_and_a_guest_order_joins_by_email() {
     assert_eq!(comp(&graph, Tag::Order, "T4"), NONE);
     let keys = keys::assign(&graph, None).unwrap();
     // Smallest identifier: sources before emails and phones, then text: crm:C1.
-    assert_eq!(key_of(&graph, &keys, C1.0, C1.1), "1e69eac97f837eae95b8");
+    assert_eq!(key_of(&graph, &keys, C1.0, C1.1), "f777b5c02ca0bc480733");
 }
 
 #[test]
@@ -150,8 +151,8 @@ fn merge_keeps_the_older_key_and_a_rerun_gives_the_same_keys() {
     let keys2 = keys::assign(&day2, Some(&as_previous(&day1, &keys1, &day2))).unwrap();
     let k_c1 = key_of(&day2, &keys2, C1.0, C1.1);
     let k_w1 = key_of(&day2, &keys2, W1.0, W1.1);
-    assert_eq!(k_c1, "1e69eac97f837eae95b8");
-    assert_eq!(k_w1, "909a47b9d0837eae9570");
+    assert_eq!(k_c1, "f777b5c02ca0bc480733");
+    assert_eq!(k_w1, "2632c973656e2729cd8f");
     assert_eq!((keys2.report.kept, keys2.report.new), (1, 1));
 
     // Day 3: a web record carrying email a bridges them; C1's key is older (day 20000).
@@ -209,6 +210,6 @@ fn the_oldest_key_survives_even_when_it_is_not_the_smallest() {
     builder.add(C1, Some(A), Some(20_001)).unwrap();
     let day2 = builder.finish(LinkRules::default());
     let keys2 = keys::assign(&day2, Some(&as_previous(&day1, &keys1, &day2))).unwrap();
-    assert_eq!(keys2.keys, vec!["909a47b9d0837eae9570".to_string()]);
-    assert_eq!(keys2.merges[0].merged_key, "1e69eac97f837eae95b8");
+    assert_eq!(keys2.keys, vec!["2632c973656e2729cd8f".to_string()]);
+    assert_eq!(keys2.merges[0].merged_key, "f777b5c02ca0bc480733");
 }
