@@ -213,3 +213,54 @@ fn the_oldest_key_survives_even_when_it_is_not_the_smallest() {
     assert_eq!(keys2.keys, vec!["2632c973656e2729cd8f".to_string()]);
     assert_eq!(keys2.merges[0].merged_key, "f777b5c02ca0bc480733");
 }
+
+mod errors {
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+
+    use datafusion::arrow::array::{RecordBatch, StringArray};
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+
+    use super::super::{GraphBuilder, IdentityError, add_links, rules_from};
+    use crate::steps::StepEnv;
+
+    fn env(vars: &BTreeMap<String, String>) -> StepEnv<'_> {
+        StepEnv {
+            vars,
+            date: chrono::NaiveDate::from_ymd_opt(2026, 3, 1).unwrap(),
+            published: Default::default(),
+        }
+    }
+
+    #[test]
+    fn params_must_be_a_count_and_a_bool() {
+        let mut vars = BTreeMap::new();
+        let rules = rules_from(&env(&vars)).unwrap();
+        assert_eq!(
+            (rules.max_records_per_identifier, rules.link_by_phone),
+            (50, true)
+        );
+        vars.insert("link_by_phone".to_string(), "yes".to_string());
+        let error = rules_from(&env(&vars)).unwrap_err().to_string();
+        assert_eq!(error, "param link_by_phone: `yes` is not true or false");
+        vars.insert("link_by_phone".to_string(), "false".to_string());
+        vars.insert("max_records_per_identifier".to_string(), "-1".to_string());
+        assert!(matches!(
+            rules_from(&env(&vars)),
+            Err(IdentityError::Param { .. })
+        ));
+    }
+
+    #[test]
+    fn a_links_table_without_the_contract_columns_is_an_input_error() {
+        let text = |name: &str| Field::new(name, DataType::Utf8, true);
+        let schema = Arc::new(Schema::new(vec![text("record_type"), text("record_id")]));
+        let column = Arc::new(StringArray::from(vec!["source"]));
+        let batch = RecordBatch::try_new(schema, vec![column.clone(), column]).unwrap();
+        let error = add_links(&mut GraphBuilder::default(), &batch).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "input: the links table has no column `id_type`"
+        );
+    }
+}
