@@ -1,6 +1,10 @@
--- One row per source customer (source_system, source_customer_id) with their
--- current profile and purchase measures as of the logical date.
--- Identity stitching across systems (one row per person) replaces this key later.
+-- One row per customer (customer_key from the identity map) with the golden profile
+-- and purchase measures over all of the customer's records, as of the logical date.
+--
+-- An order line belongs to the customer of its source id, or, for a guest order (no
+-- source_customer_id), to the customer of its email. A guest line whose email is not
+-- an identifier is unattributed: in no customer's figures (the stitch step counts
+-- such orders in the run log).
 --
 -- DATA_CONTRACT.md, Orders and purchases:
 -- * an order is a transaction_id;
@@ -11,65 +15,70 @@
 -- * purchase_days  = distinct UTC dates with a completed order line;
 -- * recency_days   = days from the last purchase date to the logical date.
 WITH customer_lines AS (
-    SELECT *
-    FROM order_lines
-    WHERE source_customer_id IS NOT NULL
+    SELECT l.*, COALESCE(s.customer_key, e.customer_key) AS customer_key
+    FROM order_lines l
+    LEFT JOIN identity_map s
+        ON s.id_type = 'source' AND s.id_value = l.source_system || ':' || l.source_customer_id
+    LEFT JOIN identity_map e
+        ON e.id_type = 'email' AND l.source_customer_id IS NULL
+        AND e.id_value = normalize_email(l.email)
+    WHERE COALESCE(s.customer_key, e.customer_key) IS NOT NULL
 ),
 orders AS (
     SELECT
-        source_system,
-        source_customer_id,
+        customer_key,
         transaction_id,
         SUM(sign * amount) AS net_amount,
         BOOL_OR(status = 'completed') AS has_completed
     FROM customer_lines
-    GROUP BY source_system, source_customer_id, transaction_id
+    GROUP BY customer_key, transaction_id
 ),
 order_measures AS (
     SELECT
-        source_system,
-        source_customer_id,
+        customer_key,
         COUNT(*) FILTER (WHERE has_completed) AS frequency,
         COUNT(*) FILTER (WHERE has_completed AND net_amount > 0) AS frequency_net,
         SUM(net_amount) AS net_revenue
     FROM orders
-    GROUP BY source_system, source_customer_id
+    GROUP BY customer_key
 ),
 purchase_dates AS (
     SELECT
-        source_system,
-        source_customer_id,
+        customer_key,
         MIN(order_date) AS first_purchase_date,
         MAX(order_date) AS last_purchase_date,
         COUNT(DISTINCT order_date) AS purchase_days
     FROM customer_lines
     WHERE status = 'completed'
-    GROUP BY source_system, source_customer_id
+    GROUP BY customer_key
 ),
 customers AS (
-    SELECT source_system, source_customer_id FROM profiles_current
-    UNION
-    SELECT source_system, source_customer_id FROM order_measures
+    SELECT
+        customer_key,
+        COUNT(*) FILTER (WHERE id_type = 'source') AS source_records,
+        MIN(first_seen) AS first_seen
+    FROM identity_map
+    GROUP BY customer_key
 )
 SELECT
-    c.source_system || ':' || c.source_customer_id AS customer_key,
-    c.source_system,
-    c.source_customer_id,
-    p.email,
-    normalize_email(p.email) AS email_normalized,
-    p.phone,
-    normalize_phone(p.phone, p.country_code) AS phone_e164,
-    p.first_name,
-    p.last_name,
-    p.birth_date,
-    p.city,
-    p.postal_code,
-    p.country_code,
-    p.account_type,
-    p.signup_ts,
-    p.email_opt_in,
-    p.sms_opt_in,
-    p.updated_at AS profile_updated_at,
+    c.customer_key,
+    g.email,
+    g.phone,
+    g.first_name,
+    g.last_name,
+    g.birth_date,
+    g.city,
+    g.postal_code,
+    g.country_code,
+    g.account_type,
+    g.signup_ts,
+    g.email_opt_in,
+    g.email_opt_in_updated_at,
+    g.sms_opt_in,
+    g.sms_opt_in_updated_at,
+    g.profile_updated_at,
+    c.source_records,
+    c.first_seen,
     d.first_purchase_date,
     d.last_purchase_date,
     COALESCE(m.frequency, 0) AS frequency,
@@ -78,9 +87,6 @@ SELECT
     CAST(COALESCE(m.net_revenue, 0) AS DECIMAL(18, 2)) AS monetary,
     CAST(DATE '{date}' - d.last_purchase_date AS INT) AS recency_days
 FROM customers c
-LEFT JOIN profiles_current p
-    ON p.source_system = c.source_system AND p.source_customer_id = c.source_customer_id
-LEFT JOIN order_measures m
-    ON m.source_system = c.source_system AND m.source_customer_id = c.source_customer_id
-LEFT JOIN purchase_dates d
-    ON d.source_system = c.source_system AND d.source_customer_id = c.source_customer_id
+LEFT JOIN golden_profile g ON g.customer_key = c.customer_key
+LEFT JOIN order_measures m ON m.customer_key = c.customer_key
+LEFT JOIN purchase_dates d ON d.customer_key = c.customer_key

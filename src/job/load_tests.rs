@@ -211,6 +211,31 @@ fn steps_are_ordered_by_dependencies_and_file_order() {
 }
 
 #[test]
+fn stitch_identities_also_defines_its_merges_table() {
+    let f = Fixture::new();
+    f.sql("merges.sql", "SELECT * FROM ids_merges");
+    let yaml = format!(
+        "{BASE}steps:\n  - {{ name: merges, sql: merges.sql }}\n  - {{ name: ids, builtin: stitch_identities, input: orders }}\noutputs:\n  ids_merges: {{ path: \"{{warehouse}}/m\" }}\n"
+    );
+    let job = f.load(&yaml).unwrap();
+    let names: Vec<&str> = job.steps.iter().map(|s| s.name.as_str()).collect();
+    // Reading the companion table orders the SQL step after the builtin.
+    assert_eq!(names, vec!["ids", "merges"]);
+    assert_eq!(job.steps[0].also_defines, vec!["ids_merges".to_string()]);
+    // A source of that name clashes with it.
+    let clash = format!(
+        "{BASE}  ids_merges: {{ path: \"{{raw}}/x\", format: csv, schema: transactions }}\nsteps:\n  - {{ name: ids, builtin: stitch_identities, input: orders }}\n"
+    );
+    let errors = f.load(&clash).unwrap_err();
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("duplicate name `ids_merges`")),
+        "{errors:?}"
+    );
+}
+
+#[test]
 fn builtin_rules() {
     let yaml = format!(
         "{BASE}steps:\n  - {{ name: a, builtin: magic, input: orders }}\n  - {{ name: b, builtin: fit_clv }}\n  - {{ name: c, builtin: fit_clv, input: [orders, nope] }}\n  - {{ name: d }}\n"

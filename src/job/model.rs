@@ -158,6 +158,8 @@ pub struct StepSpec {
     pub kind: StepKind,
     /// Source and step names this step reads (inferred from the SQL for SQL steps).
     pub depends_on: Vec<String>,
+    /// Tables a builtin registers besides `name` (e.g. `identity_map_merges`).
+    pub also_defines: Vec<String>,
 }
 
 /// One data check, parsed from the `checks:` block.

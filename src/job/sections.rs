@@ -223,6 +223,15 @@ fn decode_steps(node: &Node, draft: &mut Draft, report: &mut Reporter) {
         }
         let context = format!("steps[{i}]");
         if let Some(step) = decode_or_report::<StepRaw>(item, &context, report) {
+            if let Some(builtin) = &step.builtin {
+                for table in builtin.value.companion_tables(&step.name.value) {
+                    draft.defined.push(Located {
+                        line: step.name.line,
+                        column: step.name.column,
+                        value: table,
+                    });
+                }
+            }
             draft.steps.push(step);
         }
     }

@@ -116,6 +116,15 @@ impl BuiltinRaw {
             Self::FitClv => "fit_clv",
         }
     }
+
+    /// Tables the builtin registers besides the step's own: `stitch_identities`
+    /// also registers `<step>_merges` (the key merges of the run).
+    pub fn companion_tables(self, step: &str) -> Vec<String> {
+        match self {
+            Self::StitchIdentities => vec![format!("{step}_merges")],
+            Self::FitClv => Vec::new(),
+        }
+    }
 }
 
 /// One entry of `outputs:`.

@@ -44,6 +44,7 @@ pub(crate) fn resolve_steps(
 fn resolve_step(step: StepRaw, scope: &Scope, report: &mut Reporter) -> Option<StepSpec> {
     let name = step.name;
     let context = format!("step `{}`", name.value);
+    let mut also_defines = Vec::new();
     let (kind, depends_on) = match (step.sql, step.builtin) {
         (Some(sql), None) => {
             if let Some(input) = &step.input {
@@ -71,6 +72,7 @@ fn resolve_step(step: StepRaw, scope: &Scope, report: &mut Reporter) -> Option<S
                 );
                 report.at(input.line, input.column, message);
             }
+            also_defines = builtin.value.companion_tables(&name.value);
             let kind = StepKind::Builtin {
                 name: builtin.value.name().to_string(),
                 inputs: inputs.clone(),
@@ -96,6 +98,7 @@ fn resolve_step(step: StepRaw, scope: &Scope, report: &mut Reporter) -> Option<S
         name: name.value,
         kind,
         depends_on,
+        also_defines,
     })
 }
 
@@ -168,11 +171,16 @@ fn order_steps(
     duplicated: &BTreeSet<String>,
     report: &mut Reporter,
 ) -> Vec<StepSpec> {
+    // A companion table (a builtin's extra result) is reached through its step.
     let index: BTreeMap<&str, usize> = steps
         .iter()
         .enumerate()
-        .filter(|(_, s)| !duplicated.contains(&s.name))
-        .map(|(i, s)| (s.name.as_str(), i))
+        .flat_map(|(i, s)| {
+            std::iter::once(s.name.as_str())
+                .chain(s.also_defines.iter().map(String::as_str))
+                .map(move |name| (name, i))
+        })
+        .filter(|(name, _)| !duplicated.contains(*name))
         .collect();
     let deps: Vec<Vec<usize>> = steps
         .iter()

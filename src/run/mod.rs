@@ -265,7 +265,12 @@ async fn load(r: &Run<'_>, lease: &Lease, p: &mut Progress) -> Result<(), RunErr
     record::stage(&mut p.record, "accounting", t);
 
     let t = Instant::now();
-    crate::steps::register_steps(&ctx, &job.steps, &bound.vars).await?;
+    let env = crate::steps::StepEnv {
+        vars: &bound.vars,
+        date: bound.date,
+        published: outputs::published_locations(bound, &job.outputs)?,
+    };
+    crate::steps::register_steps(&ctx, &job.steps, &env).await?;
     // Write every output to staging before publishing any of them.
     let mut staged_outputs = Vec::new();
     for output in &job.outputs {

@@ -7,6 +7,23 @@ use object_store::path::Path;
 use super::{Bound, RunError};
 use crate::job::OutputSpec;
 use crate::sink::{self, StagedPartition};
+use crate::steps::PublishedLocations;
+
+/// Where each output is published (store and folder), by output name; builtin
+/// steps read their own previous snapshots there.
+pub(super) fn published_locations(
+    bound: &Bound,
+    outputs: &[OutputSpec],
+) -> Result<PublishedLocations, RunError> {
+    let mut locations = PublishedLocations::new();
+    for output in outputs {
+        let path = crate::job::interpolate(&output.path, &bound.vars)
+            .map_err(|e| RunError::Bind(format!("output {}: {e}", output.name)))?;
+        let location = bound.registry.resolve_for_write(&path)?;
+        locations.insert(output.name.clone(), (location.store, location.prefix));
+    }
+    Ok(locations)
+}
 
 /// One output written to staging.
 pub(super) struct StagedOutput {

@@ -5,12 +5,17 @@
 //! Builtin steps (identity stitching, CLV fitting) are Rust code over Arrow batches.
 
 pub mod clv;
+pub mod identity;
 mod sql;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
+use chrono::NaiveDate;
 use datafusion::error::DataFusionError;
 use datafusion::prelude::SessionContext;
+use object_store::ObjectStore;
+use object_store::path::Path;
 
 use crate::job::{StepKind, StepSpec};
 
@@ -33,21 +38,47 @@ pub enum StepError {
     },
     #[error("step {step}: builtin `{builtin}` is not available in this version of c360")]
     UnknownBuiltin { step: String, builtin: String },
+    #[error("step {step}: stitch_identities: {source}")]
+    Identity {
+        step: String,
+        source: identity::IdentityError,
+    },
+}
+
+/// Where each output is published: (store, folder) by output name.
+pub type PublishedLocations = BTreeMap<String, (Arc<dyn ObjectStore>, Path)>;
+
+/// What steps may use besides the session.
+pub struct StepEnv<'a> {
+    /// Interpolation variables (params, `date`, storage roots) for `{name}` in SQL.
+    pub vars: &'a BTreeMap<String, String>,
+    /// The logical date of the run.
+    pub date: NaiveDate,
+    /// Where each output is published (store, folder), by output name: a builtin step
+    /// reads its own previous snapshots from the output of the same name.
+    pub published: PublishedLocations,
 }
 
 /// Registers every step of the job on `ctx`, in the given (dependency) order.
 ///
-/// `vars` are the interpolation variables (params, `date`, storage roots) that
-/// SQL files may reference as `{name}`.
+/// SQL steps become views; `stitch_identities` runs here and registers its tables.
 pub async fn register_steps(
     ctx: &SessionContext,
     steps: &[StepSpec],
-    vars: &BTreeMap<String, String>,
+    env: &StepEnv<'_>,
 ) -> Result<(), StepError> {
     for step in steps {
         match &step.kind {
             StepKind::Sql { file, sql } => {
-                register_sql_step(ctx, &step.name, file, sql, vars).await?;
+                register_sql_step(ctx, &step.name, file, sql, env.vars).await?;
+            }
+            StepKind::Builtin { name, inputs } if name == "stitch_identities" => {
+                identity::register_stitch_identities(ctx, &step.name, inputs, env)
+                    .await
+                    .map_err(|source| StepError::Identity {
+                        step: step.name.clone(),
+                        source,
+                    })?;
             }
             StepKind::Builtin { name, .. } => {
                 return Err(StepError::UnknownBuiltin {

@@ -73,11 +73,12 @@ async fn every_check_kind_passes_on_good_data() {
         .unwrap();
     let checks = vec![
         ("customer_360", CheckSpec::Unique { columns: cols(&["customer_key"]), severity: E }),
-        ("customer_360", CheckSpec::NotNull { columns: cols(&["customer_key", "source_system"]), severity: E }),
-        ("customer_360", CheckSpec::AcceptedValues { column: "source_system".into(), values: cols(&["crm"]), severity: E }),
-        ("customer_360", CheckSpec::Relationships { column: "source_customer_id".into(), to: "order_lines".into(), field: "source_customer_id".into(), severity: E }),
-        // 4 rows on 1 Feb and on 2 Feb: a 0% change.
-        ("customer_360", CheckSpec::RowCount { min: Some(4), max: Some(4), max_change_pct: Some(0.0), severity: E }),
+        ("customer_360", CheckSpec::NotNull { columns: cols(&["customer_key", "source_records"]), severity: E }),
+        // Only C1 and C2 have a profile (GB); NULLs are not_null's business.
+        ("customer_360", CheckSpec::AcceptedValues { column: "country_code".into(), values: cols(&["GB"]), severity: E }),
+        ("customer_360", CheckSpec::Relationships { column: "customer_key".into(), to: "identity_map".into(), field: "customer_key".into(), severity: E }),
+        // 5 customers (C1-C4 and the guest buyer) on 1 Feb and on 2 Feb: a 0% change.
+        ("customer_360", CheckSpec::RowCount { min: Some(5), max: Some(5), max_change_pct: Some(0.0), severity: E }),
         // Newest purchase 30 Jan is 3 days before 2 Feb: exactly the limit.
         ("customer_360", CheckSpec::Freshness { column: "last_purchase_date".into(), max_age_days: 3, severity: E }),
         ("customer_360", CheckSpec::Sql { name: "net_within_gross".into(), sql: "SELECT * FROM customer_360 WHERE frequency_net > frequency OR last_purchase_date > DATE '{date}'".into(), severity: E }),
@@ -91,7 +92,7 @@ async fn every_check_kind_passes_on_good_data() {
     }
     assert_eq!(
         summary.checks[4].message,
-        "4 rows (0.0% vs snapshot_date=2026-02-01)"
+        "5 rows (0.0% vs snapshot_date=2026-02-01)"
     );
     assert_eq!(summary.checks[5].message, "newest 2026-01-30, 3 day(s) old");
 }
@@ -111,11 +112,11 @@ async fn a_failing_check_publishes_nothing_and_names_check_output_and_rows() {
         (
             "customer_360",
             CheckSpec::Unique {
-                columns: cols(&["source_system"]),
+                columns: cols(&["country_code"]),
                 severity: E,
             },
             1,
-            "unique(source_system) on customer_360: 1 duplicated key(s), e.g. [source_system=crm, copies=4]",
+            "unique(country_code) on customer_360: 1 duplicated key(s), e.g. [country_code=GB, copies=2]",
         ),
         (
             "customer_360",
@@ -124,17 +125,18 @@ async fn a_failing_check_publishes_nothing_and_names_check_output_and_rows() {
                 severity: E,
             },
             1,
-            "customer_key=crm:C4",
+            // C4 (only a return) has the key derived from its identifier `crm:C4`.
+            "customer_key=1605be8c28c4bc9bfdbd",
         ),
         (
             "customer_360",
             CheckSpec::AcceptedValues {
-                column: "source_system".into(),
-                values: cols(&["web"]),
+                column: "country_code".into(),
+                values: cols(&["FR"]),
                 severity: E,
             },
-            4,
-            "accepted_values(source_system) on customer_360: 4 row(s), e.g. [source_system=crm]",
+            2,
+            "accepted_values(country_code) on customer_360: 2 row(s), e.g. [country_code=GB]",
         ),
         // C3 and C4 bought but have no profile.
         (
@@ -151,13 +153,13 @@ async fn a_failing_check_publishes_nothing_and_names_check_output_and_rows() {
         (
             "customer_360",
             CheckSpec::RowCount {
-                min: Some(5),
+                min: Some(6),
                 max: None,
                 max_change_pct: None,
                 severity: E,
             },
             1,
-            "4 rows, below the minimum 5",
+            "5 rows, below the minimum 6",
         ),
         // 8 order lines vs 7 the day before: +14.3%.
         (
@@ -189,7 +191,7 @@ async fn a_failing_check_publishes_nothing_and_names_check_output_and_rows() {
                 severity: E,
             },
             1,
-            "sql(no_negative_value) on customer_360: 1 row(s), e.g. [customer_key=crm:C4, monetary=-0.13]",
+            "sql(no_negative_value) on customer_360: 1 row(s), e.g. [customer_key=1605be8c28c4bc9bfdbd, monetary=-0.13]",
         ),
     ];
     for (table, check, failures, text) in cases {
@@ -233,7 +235,7 @@ async fn a_failing_check_publishes_nothing_and_names_check_output_and_rows() {
 async fn a_warn_check_fails_but_the_run_publishes() {
     let wh = tempfile::tempdir().unwrap();
     let check = CheckSpec::Unique {
-        columns: cols(&["source_system"]),
+        columns: cols(&["country_code"]),
         severity: Severity::Warn,
     };
     let summary = run_on(
@@ -245,7 +247,7 @@ async fn a_warn_check_fails_but_the_run_publishes() {
     .unwrap();
     assert_eq!(summary.checks[0].status, CheckStatus::Warn);
     assert_eq!(summary.checks[0].failures, 1);
-    assert_eq!(summary.outputs.len(), 2);
+    assert_eq!(summary.outputs.len(), 4);
 }
 
 #[tokio::test]

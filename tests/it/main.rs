@@ -6,6 +6,7 @@ mod clv;
 mod commit;
 mod crash;
 mod generate;
+mod identity;
 mod run;
 mod s3;
 mod sample;

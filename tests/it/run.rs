@@ -12,9 +12,8 @@ use datafusion::arrow::array::{Array, AsArray, RecordBatch};
 use datafusion::arrow::datatypes::{
     DataType, Date32Type, Decimal128Type, Int32Type, Int64Type, TimeUnit,
 };
-use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
-use crate::util::{files_under, repo_root};
+use crate::util::{files_under, read_partition, repo_root};
 
 fn date(text: &str) -> NaiveDate {
     NaiveDate::parse_from_str(text, "%Y-%m-%d").unwrap()
@@ -34,24 +33,26 @@ async fn run_job(raw: &Path, warehouse: &Path, on: &str) -> c360::run::RunSummar
     run(&job, &options).await.unwrap()
 }
 
-/// Reads every Parquet file of a partition folder with the parquet crate's own reader.
-fn read_partition(dir: &Path) -> Vec<RecordBatch> {
-    let mut files: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
-        .collect();
-    files.sort();
-    files
-        .iter()
-        .flat_map(|f| {
-            ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(f).unwrap())
-                .unwrap()
-                .build()
-                .unwrap()
-                .map(|b| b.unwrap())
-        })
-        .collect()
+/// `id_value -> customer_key` of a published identity map partition, e.g.
+/// `crm:C1` or `ann.lee@example.com` to the key of that customer.
+pub(crate) fn keys_by_identifier(warehouse: &Path, date: &str) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for b in read_partition(&warehouse.join(format!("identity_map/snapshot_date={date}"))) {
+        let values = b
+            .column_by_name("id_value")
+            .unwrap()
+            .as_string::<i32>()
+            .clone();
+        let keys = b
+            .column_by_name("customer_key")
+            .unwrap()
+            .as_string::<i32>()
+            .clone();
+        for i in 0..b.num_rows() {
+            out.insert(values.value(i).to_string(), keys.value(i).to_string());
+        }
+    }
+    out
 }
 
 /// One customer's measures, as a user reads them.
@@ -115,7 +116,9 @@ async fn hand_made_extracts_give_hand_computed_measures() {
     assert!(summary.sources.iter().all(|s| s.report.rows_rejected == 0));
 
     let batches = read_partition(&wh.path().join("customer_360/snapshot_date=2026-02-02"));
-    let got = measures_by_key(&batches);
+    let by_key = measures_by_key(&batches);
+    let keys = keys_by_identifier(wh.path(), "2026-02-02");
+    let got = |id: &str| &by_key[&keys[id]];
     let m = |frequency,
              frequency_net,
              purchase_days,
@@ -137,7 +140,7 @@ async fn hand_made_extracts_give_hand_computed_measures() {
     // after the logical date. 24.50 + 11.4885 = 35.9885 -> 35.99; last purchase 21 Jan,
     // 12 days before 2 Feb.
     assert_eq!(
-        got["crm:C1"],
+        *got("crm:C1"),
         m(
             2,
             2,
@@ -151,18 +154,32 @@ async fn hand_made_extracts_give_hand_computed_measures() {
     // C2: 100 USD x 0.9 = 90.00, returned on 2 Feb -> net 0: an order, but not a net one.
     // T8 is dated 3 Feb, after the logical date, although its file is in dt=2026-02-02.
     assert_eq!(
-        got["crm:C2"],
+        *got("crm:C2"),
         m(1, 0, 1, 0, Some("2026-01-25"), Some("2026-01-25"), Some(8))
     );
     // C3: 2.50 SEK x 0.05 = 0.125 EUR -> 0.13 (half away from zero, not to even).
     assert_eq!(
-        got["crm:C3"],
+        *got("crm:C3"),
         m(1, 1, 1, 13, Some("2026-01-30"), Some("2026-01-30"), Some(3))
     );
     // C4: only a return of 0.125 EUR -> -0.13, no purchase.
-    assert_eq!(got["crm:C4"], m(0, 0, 0, -13, None, None, None));
-    // The guest order (no source_customer_id) is in no source customer's figures.
-    assert_eq!(got.len(), 4);
+    assert_eq!(*got("crm:C4"), m(0, 0, 0, -13, None, None, None));
+    // The guest order T4 (no source_customer_id) makes a customer of its email:
+    // 1 x 50.00 EUR on 26 Jan, 7 days before 2 Feb. No other record shares an identifier,
+    // so there are five customers.
+    assert_eq!(
+        *got("guest@example.com"),
+        m(
+            1,
+            1,
+            1,
+            5000,
+            Some("2026-01-26"),
+            Some("2026-01-26"),
+            Some(7)
+        )
+    );
+    assert_eq!(by_key.len(), 5);
 }
 
 #[tokio::test]
@@ -199,21 +216,21 @@ async fn output_columns_are_typed_for_bi_tools() {
     let mut sorted = keys.clone();
     sorted.sort();
     assert_eq!(keys, sorted);
-    // The current profile is the newest one.
-    let city = batches[0]
-        .column_by_name("city")
-        .unwrap()
-        .as_string::<i32>()
-        .value(0)
-        .to_string();
-    assert_eq!(city, "Manchester");
-    let email = batches[0]
-        .column_by_name("email_normalized")
-        .unwrap()
-        .as_string::<i32>()
-        .value(0)
-        .to_string();
-    assert_eq!(email, "ann.lee@example.com");
+    // The golden profile of C1 comes from its newest row (2 Feb: Manchester), and the
+    // email is the normalised identifier.
+    let c1 = &keys_by_identifier(wh.path(), "2026-02-02")["crm:C1"];
+    let row = keys.iter().position(|k| k == c1).unwrap();
+    let text = |name: &str| {
+        batches[0]
+            .column_by_name(name)
+            .unwrap()
+            .as_string::<i32>()
+            .value(row)
+            .to_string()
+    };
+    assert_eq!(text("city"), "Manchester");
+    assert_eq!(text("email"), "ann.lee@example.com");
+    assert_eq!(text("phone"), "+442079460958");
 }
 
 #[tokio::test]
@@ -235,14 +252,15 @@ async fn rerunning_a_date_replaces_only_that_partition() {
     let again = measures_by_key(&read_partition(
         &wh.path().join("customer_360/snapshot_date=2026-02-02"),
     ));
-    assert_eq!(again["crm:C1"].monetary_cents, 3599);
-    assert_eq!(again.len(), 4);
+    let c1 = &keys_by_identifier(wh.path(), "2026-02-02")["crm:C1"];
+    assert_eq!(again[c1].monetary_cents, 3599);
+    assert_eq!(again.len(), 5);
     // The other date is untouched, and as of 1 Feb C1 had only the first copies: 18.50 + 5.00 + 11.4885.
     let other = measures_by_key(&read_partition(
         &wh.path().join("customer_360/snapshot_date=2026-02-01"),
     ));
     assert_eq!(other, measures_by_key(&before));
-    assert_eq!(other["crm:C1"].monetary_cents, 3499);
+    assert_eq!(other[c1].monetary_cents, 3499);
     // No staging debris is left behind.
     assert_eq!(
         files_under(&wh.path().join("_c360/tmp")),

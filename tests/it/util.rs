@@ -2,7 +2,10 @@
 
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+use datafusion::arrow::array::RecordBatch;
+use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 /// The repository root (where Cargo.toml, jobs/, sql/ and sample_data/ live).
 pub fn repo_root() -> PathBuf {
@@ -28,4 +31,24 @@ pub fn files_under(dir: &std::path::Path) -> Vec<PathBuf> {
     }
     files.sort();
     files
+}
+
+/// Reads every Parquet file of a partition folder with the parquet crate's own reader.
+pub fn read_partition(dir: &Path) -> Vec<RecordBatch> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
+        .collect();
+    files.sort();
+    files
+        .iter()
+        .flat_map(|f| {
+            ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(f).unwrap())
+                .unwrap()
+                .build()
+                .unwrap()
+                .map(|b| b.unwrap())
+        })
+        .collect()
 }

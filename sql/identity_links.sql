@@ -1,0 +1,84 @@
+-- Identity links: which record carries which identifier, as of the logical date.
+-- Input of the `stitch_identities` step (src/steps/identity/).
+--
+-- DATA_CONTRACT.md, Identifiers: a profile row links its source id, email and phone;
+-- a transaction or event links its source id and email. Every accepted row counts
+-- (older profile versions too: an address someone used is still theirs), not only
+-- the current one; rows dated after the logical date are not known yet.
+--
+-- record_type/record_id name the record: `source` + `crm:C000123` for anything with a
+-- source id (the record *is* that identifier), `order` + transaction_id for a guest
+-- order, `event` + event_id for an event without source id. id_type/id_value is a
+-- valid identifier (normalised email, E.164 phone, source id) or NULL: a record
+-- with no identifier is kept so the step can count it as unattributed.
+-- seen_on is the UTC date of the row (updated_at, order_ts, event_ts); the step keeps
+-- the earliest as the identifier's first_seen.
+WITH profile_rows AS (
+    SELECT
+        source_system || ':' || source_customer_id AS source_id,
+        email,
+        phone,
+        country_code,
+        CAST(updated_at AS DATE) AS seen_on
+    FROM profiles
+    WHERE CAST(updated_at AS DATE) <= DATE '{date}'
+),
+transaction_rows AS (
+    SELECT
+        CASE WHEN source_customer_id IS NOT NULL THEN source_system || ':' || source_customer_id END AS source_id,
+        transaction_id,
+        email,
+        CAST(order_ts AS DATE) AS seen_on
+    FROM transactions
+    WHERE CAST(order_ts AS DATE) <= DATE '{date}'
+),
+event_rows AS (
+    SELECT
+        CASE
+            WHEN source_system IS NOT NULL AND source_customer_id IS NOT NULL
+            THEN source_system || ':' || source_customer_id
+        END AS source_id,
+        event_id,
+        email,
+        CAST(event_ts AS DATE) AS seen_on
+    FROM communications
+    WHERE CAST(event_ts AS DATE) <= DATE '{date}'
+),
+links AS (
+    SELECT 'source' AS record_type, source_id AS record_id, 'source' AS id_type, source_id AS id_value, seen_on
+    FROM profile_rows
+    UNION ALL
+    SELECT 'source', source_id, 'email', normalize_email(email), seen_on
+    FROM profile_rows
+    UNION ALL
+    SELECT 'source', source_id, 'phone', normalize_phone(phone, country_code), seen_on
+    FROM profile_rows
+    UNION ALL
+    SELECT 'source', source_id, 'source', source_id AS id_value, seen_on
+    FROM transaction_rows WHERE source_id IS NOT NULL
+    UNION ALL
+    SELECT 'source', source_id, 'email', normalize_email(email), seen_on
+    FROM transaction_rows WHERE source_id IS NOT NULL
+    UNION ALL
+    SELECT 'order', transaction_id, 'email', normalize_email(email), seen_on
+    FROM transaction_rows WHERE source_id IS NULL
+    UNION ALL
+    SELECT 'source', source_id, 'source', source_id AS id_value, seen_on
+    FROM event_rows WHERE source_id IS NOT NULL
+    UNION ALL
+    SELECT 'source', source_id, 'email', normalize_email(email), seen_on
+    FROM event_rows WHERE source_id IS NOT NULL
+    UNION ALL
+    SELECT 'event', event_id, 'email', normalize_email(email), seen_on
+    FROM event_rows WHERE source_id IS NULL
+)
+-- One row per (record, identifier); a record with no valid identifier keeps one
+-- row with a NULL identifier (records with a source id always have one).
+SELECT
+    record_type,
+    record_id,
+    CASE WHEN id_value IS NOT NULL THEN id_type END AS id_type,
+    id_value,
+    MIN(seen_on) AS seen_on
+FROM links
+GROUP BY record_type, record_id, CASE WHEN id_value IS NOT NULL THEN id_type END, id_value

@@ -1,0 +1,6 @@
+-- Customer keys retired today because their customer merged into another one
+-- (src/steps/identity/keys.rs, rule 3): merged_key -> surviving_key, merged_on = the
+-- logical date. A customer_key found in an older snapshot and not today is in here
+-- unless its identifiers are gone altogether.
+SELECT merged_key, surviving_key, merged_on
+FROM identity_map_merges

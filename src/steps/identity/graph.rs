@@ -1,0 +1,250 @@
+//! The identity graph: records linked to the identifiers they carry, and its
+//! connected components (DATA_CONTRACT.md, "Identifiers").
+//!
+//! Building streams: each link row interns its record and identifier and appends
+//! one `(record, identifier)` edge of 8 bytes. [`GraphBuilder::finish`] then
+//! - removes duplicate edges, so an identifier's edge count is the number of
+//!   distinct records carrying it;
+//! - drops every email or phone carried by more than `max_records_per_identifier`
+//!   records (a till's placeholder email, a switchboard phone): it links nothing
+//!   and is no identifier (hence not in the map), reported instead;
+//! - unions each record with its identifiers (phones only when `link_by_phone`);
+//! - numbers the components that hold at least one identifier. Records left in no
+//!   such component (a guest order with an invalid or capped email) are unattributed.
+//!
+//! With `link_by_phone: false` phones join nothing together; a phone still maps to
+//! the one customer all its records belong to, and a phone whose records end up in
+//! several customers (a shared household line) maps to none and is counted.
+
+use super::intern::{Interner, Tag, TooManyNodes};
+use super::union_find::UnionFind;
+
+/// "No component" / "not set" in the per-node vectors.
+pub const NONE: u32 = u32::MAX;
+/// A phone whose records lie in several components (with `link_by_phone: false`).
+const AMBIGUOUS: u32 = u32::MAX - 1;
+/// An identifier over the cap. Node ids stay below these markers (`intern::MAX_NODES`).
+const CAPPED: u32 = u32::MAX - 2;
+
+/// The job's linking rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LinkRules {
+    /// An email or phone carried by more records than this links nothing.
+    pub max_records_per_identifier: u32,
+    /// Whether a shared phone joins records into one customer.
+    pub link_by_phone: bool,
+}
+
+impl Default for LinkRules {
+    fn default() -> Self {
+        Self {
+            max_records_per_identifier: 50,
+            link_by_phone: true,
+        }
+    }
+}
+
+/// Accumulates link rows.
+#[derive(Default)]
+pub struct GraphBuilder {
+    interner: Interner,
+    /// Earliest date (days since 1970-01-01) each node was seen; `i32::MAX` = never.
+    first_seen: Vec<i32>,
+    edges: Vec<(u32, u32)>,
+}
+
+impl GraphBuilder {
+    /// Adds one link row: `record` carries `identifier` (if any), seen on day `seen`.
+    /// A record without identifier is still counted, so it can be reported unattributed.
+    pub fn add(
+        &mut self,
+        record: (Tag, &str),
+        identifier: Option<(Tag, &str)>,
+        seen: Option<i32>,
+    ) -> Result<(), TooManyNodes> {
+        let r = self.node(record, seen)?;
+        if let Some(identifier) = identifier {
+            let i = self.node(identifier, seen)?;
+            self.edges.push((r, i));
+        }
+        Ok(())
+    }
+
+    fn node(&mut self, (tag, value): (Tag, &str), seen: Option<i32>) -> Result<u32, TooManyNodes> {
+        let id = self.interner.intern(tag, value)?;
+        if id as usize == self.first_seen.len() {
+            self.first_seen.push(i32::MAX);
+        }
+        if let Some(day) = seen {
+            let slot = &mut self.first_seen[id as usize];
+            *slot = (*slot).min(day);
+        }
+        Ok(id)
+    }
+
+    /// Heap bytes held so far.
+    pub fn heap_bytes(&self) -> usize {
+        self.interner.heap_bytes() + self.first_seen.capacity() * 4 + self.edges.capacity() * 8
+    }
+
+    /// Computes the components; see the module docs.
+    pub fn finish(self, rules: LinkRules) -> Components {
+        let Self {
+            interner,
+            first_seen,
+            mut edges,
+        } = self;
+        let n = interner.len() as u32;
+        edges.sort_unstable();
+        edges.dedup();
+        let links = edges.len() as u64;
+
+        // `state` first counts each identifier's records, then marks capped identifiers
+        // and, without phone linking, holds each phone's component root.
+        let mut state = vec![0u32; n as usize];
+        for &(_, i) in &edges {
+            state[i as usize] = state[i as usize].saturating_add(1);
+        }
+        let mut capped = Vec::new();
+        for i in 0..n {
+            let records = state[i as usize];
+            let tag = interner.tag(i);
+            state[i as usize] = if matches!(tag, Tag::Email | Tag::Phone)
+                && records > rules.max_records_per_identifier
+            {
+                capped.push(CappedIdentifier {
+                    id_type: tag,
+                    id_value: interner.value(i).to_string(),
+                    records,
+                });
+                CAPPED
+            } else {
+                NONE
+            };
+        }
+        capped.sort_by(|a, b| b.records.cmp(&a.records).then(a.id_value.cmp(&b.id_value)));
+
+        let mut uf = UnionFind::new(n);
+        for &(r, i) in &edges {
+            let attach_only = !rules.link_by_phone && interner.tag(i) == Tag::Phone;
+            if state[i as usize] != CAPPED && !attach_only {
+                uf.union(r, i);
+            }
+        }
+        let mut ambiguous_phones = 0u64;
+        if !rules.link_by_phone {
+            for &(r, i) in &edges {
+                let slot = state[i as usize];
+                if interner.tag(i) != Tag::Phone || slot == CAPPED || slot == AMBIGUOUS {
+                    continue;
+                }
+                let root = uf.find(r);
+                if slot == NONE {
+                    state[i as usize] = root;
+                } else if slot != root {
+                    state[i as usize] = AMBIGUOUS;
+                    ambiguous_phones += 1;
+                }
+            }
+        }
+        drop(edges);
+
+        let mut comp_of_root = vec![NONE; n as usize];
+        let mut component = vec![NONE; n as usize];
+        let mut smallest: Vec<u32> = Vec::new();
+        for i in 0..n {
+            let tag = interner.tag(i);
+            let slot = state[i as usize];
+            if !tag.is_identifier() || slot == CAPPED {
+                continue;
+            }
+            let root = if tag == Tag::Phone && !rules.link_by_phone {
+                if slot == NONE || slot == AMBIGUOUS {
+                    continue;
+                }
+                slot
+            } else {
+                uf.find(i)
+            };
+            let comp = &mut comp_of_root[root as usize];
+            if *comp == NONE {
+                *comp = smallest.len() as u32;
+                smallest.push(i);
+            } else if interner.cmp(i, smallest[*comp as usize]).is_lt() {
+                smallest[*comp as usize] = i;
+            }
+            component[i as usize] = *comp;
+        }
+        let (mut unattributed_orders, mut unattributed_events) = (0u64, 0u64);
+        for r in 0..n {
+            let counter = match interner.tag(r) {
+                Tag::Order => &mut unattributed_orders,
+                Tag::Event => &mut unattributed_events,
+                _ => continue,
+            };
+            if comp_of_root[uf.find(r) as usize] == NONE {
+                *counter += 1;
+            }
+        }
+        Components {
+            report: StitchReport {
+                nodes: n as u64,
+                identifiers: component.iter().filter(|c| **c != NONE).count() as u64,
+                links,
+                components: smallest.len() as u64,
+                capped_count: capped.len() as u64,
+                ambiguous_phones,
+                unattributed_orders,
+                unattributed_events,
+            },
+            capped,
+            interner,
+            first_seen,
+            component,
+            smallest,
+        }
+    }
+}
+
+/// An email or phone over the cap.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CappedIdentifier {
+    pub id_type: Tag,
+    pub id_value: String,
+    /// Distinct records carrying it.
+    pub records: u32,
+}
+
+/// Counts for the run log.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StitchReport {
+    /// Interned identifiers and records.
+    pub nodes: u64,
+    /// Identifiers in the map (capped and unattached phones excluded).
+    pub identifiers: u64,
+    /// Distinct (record, identifier) links.
+    pub links: u64,
+    /// Customers.
+    pub components: u64,
+    pub capped_count: u64,
+    /// Phones left out of the map because their records span customers (no phone linking).
+    pub ambiguous_phones: u64,
+    /// Guest orders with no usable identifier.
+    pub unattributed_orders: u64,
+    /// Events with neither a source id nor a usable email.
+    pub unattributed_events: u64,
+}
+
+/// The stitched graph: which component each identifier is in.
+pub struct Components {
+    pub interner: Interner,
+    /// Per node: earliest day seen (`i32::MAX` if never dated).
+    pub first_seen: Vec<i32>,
+    /// Per node: component index, [`NONE`] for records and dropped identifiers.
+    pub component: Vec<u32>,
+    /// Per component: its smallest identifier (see [`Interner::cmp`]).
+    pub smallest: Vec<u32>,
+    /// Capped identifiers, most records first.
+    pub capped: Vec<CappedIdentifier>,
+    pub report: StitchReport,
+}
