@@ -105,6 +105,8 @@ pub enum ContractSchema {
     Communications,
     Suppressions,
     FxRates,
+    /// Reference data: the named RFM segment of each (r, f, m) score cell.
+    RfmSegments,
 }
 
 /// Reject budget of a source: over it the run fails and publishes nothing.

@@ -118,11 +118,12 @@ impl BuiltinRaw {
     }
 
     /// Tables the builtin registers besides the step's own: `stitch_identities`
-    /// also registers `<step>_merges` (the key merges of the run).
+    /// also registers `<step>_merges` (the key merges of the run), `fit_clv`
+    /// `<step>_model` (the one-row fit summary).
     pub fn companion_tables(self, step: &str) -> Vec<String> {
         match self {
             Self::StitchIdentities => vec![format!("{step}_merges")],
-            Self::FitClv => Vec::new(),
+            Self::FitClv => vec![format!("{step}_model")],
         }
     }
 }
@@ -231,6 +232,7 @@ yaml_enum!(SchemaRaw => ContractSchema {
     Communications = "communications" => Communications,
     Suppressions = "suppressions" => Suppressions,
     FxRates = "fx_rates" => FxRates,
+    RfmSegments = "rfm_segments" => RfmSegments,
 });
 yaml_enum!(CompressionRaw => Compression { Zstd = "zstd" => Zstd, Snappy = "snappy" => Snappy, None = "none" => Uncompressed });
 yaml_enum!(SeverityRaw => Severity { Error = "error" => Error, Warn = "warn" => Warn });

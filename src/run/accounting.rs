@@ -92,6 +92,14 @@ fn classification(schema: ContractSchema, table: &str, date: NaiveDate) -> Strin
             "FALSE",
             "FALSE",
         ),
+        // Reference tables are read whole; a repeated key is deduplicated in SQL.
+        ContractSchema::RfmSegments => buckets(
+            format!("SELECT FALSE AS late, 1 AS copy_rank FROM {t}"),
+            "NOT late",
+            "late",
+            "FALSE",
+            "FALSE",
+        ),
         ContractSchema::FxRates => buckets(
             format!(
                 "SELECT FALSE AS late, ROW_NUMBER() OVER (PARTITION BY currency ORDER BY _file DESC, _line DESC) AS copy_rank FROM {t}"

@@ -183,6 +183,14 @@ const FX_RATES: &[FieldSpec] = &[
     req("rate_to_reporting", Rate),
 ];
 
+/// Reference data (not a raw extract): RFM score cell -> segment name.
+const RFM_SEGMENTS: &[FieldSpec] = &[
+    req("r", Int),
+    req("f", Int),
+    req("m", Int),
+    req("segment", Text),
+];
+
 /// The contract columns and rules of `schema`.
 pub fn contract_fields(schema: ContractSchema) -> ContractFields {
     let (fields, any_identifier): (&'static [FieldSpec], &'static [&'static str]) = match schema {
@@ -191,6 +199,7 @@ pub fn contract_fields(schema: ContractSchema) -> ContractFields {
         ContractSchema::Communications => (COMMUNICATIONS, &[]),
         ContractSchema::Suppressions => (SUPPRESSIONS, &[]),
         ContractSchema::FxRates => (FX_RATES, &[]),
+        ContractSchema::RfmSegments => (RFM_SEGMENTS, &[]),
     };
     ContractFields {
         fields,

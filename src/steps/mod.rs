@@ -43,6 +43,8 @@ pub enum StepError {
         step: String,
         source: identity::IdentityError,
     },
+    #[error("step {step}: fit_clv: {source}")]
+    Clv { step: String, source: clv::ClvError },
 }
 
 /// Where each output is published: (store, folder) by output name.
@@ -61,7 +63,8 @@ pub struct StepEnv<'a> {
 
 /// Registers every step of the job on `ctx`, in the given (dependency) order.
 ///
-/// SQL steps become views; `stitch_identities` runs here and registers its tables.
+/// SQL steps become views; `stitch_identities` and `fit_clv` run here and register
+/// their tables.
 pub async fn register_steps(
     ctx: &SessionContext,
     steps: &[StepSpec],
@@ -76,6 +79,14 @@ pub async fn register_steps(
                 identity::register_stitch_identities(ctx, &step.name, inputs, env)
                     .await
                     .map_err(|source| StepError::Identity {
+                        step: step.name.clone(),
+                        source,
+                    })?;
+            }
+            StepKind::Builtin { name, inputs } if name == "fit_clv" => {
+                clv::register_fit_clv(ctx, &step.name, inputs, env.vars)
+                    .await
+                    .map_err(|source| StepError::Clv {
                         step: step.name.clone(),
                         source,
                     })?;

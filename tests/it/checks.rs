@@ -247,7 +247,7 @@ async fn a_warn_check_fails_but_the_run_publishes() {
     .unwrap();
     assert_eq!(summary.checks[0].status, CheckStatus::Warn);
     assert_eq!(summary.checks[0].failures, 1);
-    assert_eq!(summary.outputs.len(), 4);
+    assert_eq!(summary.outputs.len(), 5);
 }
 
 #[tokio::test]

@@ -12,12 +12,14 @@ pub mod bgnbd;
 mod fit;
 pub mod gamma_gamma;
 pub mod hyp2f1;
+mod register;
 mod step;
 mod summary;
 pub mod value;
 
 pub use bgnbd::{BgNbdModel, BgNbdParams};
 pub use gamma_gamma::{GammaGammaModel, GammaGammaParams};
+pub use register::{FITTED, NOT_IDENTIFIED, model_row, params_from, register_fit_clv};
 pub use step::{fit_clv, fit_models};
 pub use summary::{ClvModelSummary, ModelFit};
 pub use value::{ClvParams, TimeUnit, Valuation};

@@ -1,0 +1,39 @@
+-- The CLV models' input: one row per customer with at least one purchase day
+-- (DATA_CONTRACT.md: "The CLV models count purchase days").
+--
+-- * frequency      = repeat purchase days = purchase days - 1;
+-- * recency        = last - first purchase day, in the job's `clv_time_unit`;
+-- * t (age)        = logical date - first purchase day, same unit;
+-- * monetary_value = mean completed spend per repeat purchase day (the first
+--   purchase day is left out, as in the Gamma-Gamma paper); NULL without repeats.
+--   Completed amounts, not net of returns: returns are a cost to serve, counted
+--   apart (README "Customer value").
+WITH days AS (
+    SELECT customer_key, order_date, SUM(amount) AS spend
+    FROM customer_lines
+    WHERE status = 'completed'
+    GROUP BY customer_key, order_date
+),
+spans AS (
+    SELECT
+        customer_key,
+        MIN(order_date) AS first_day,
+        MAX(order_date) AS last_day,
+        COUNT(*) AS purchase_days
+    FROM days
+    GROUP BY customer_key
+),
+unit AS (
+    SELECT CASE '{clv_time_unit}' WHEN 'days' THEN 1.0 WHEN 'weeks' THEN 7.0 END AS days_per_unit
+)
+SELECT
+    s.customer_key,
+    s.purchase_days - 1 AS frequency,
+    CAST(CAST(s.last_day - s.first_day AS INT) AS DOUBLE) / u.days_per_unit AS recency,
+    CAST(CAST(DATE '{date}' - s.first_day AS INT) AS DOUBLE) / u.days_per_unit AS t,
+    CAST(SUM(d.spend) FILTER (WHERE d.order_date > s.first_day) AS DOUBLE)
+        / NULLIF(s.purchase_days - 1, 0) AS monetary_value
+FROM spans s
+CROSS JOIN unit u
+JOIN days d ON d.customer_key = s.customer_key
+GROUP BY s.customer_key, s.purchase_days, s.first_day, s.last_day, u.days_per_unit
