@@ -16,3 +16,4 @@ mod storage;
 mod udf;
 mod util;
 mod validate;
+mod value;

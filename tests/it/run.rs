@@ -19,7 +19,7 @@ fn date(text: &str) -> NaiveDate {
     NaiveDate::parse_from_str(text, "%Y-%m-%d").unwrap()
 }
 
-async fn run_job(raw: &Path, warehouse: &Path, on: &str) -> c360::run::RunSummary {
+pub(crate) async fn run_job(raw: &Path, warehouse: &Path, on: &str) -> c360::run::RunSummary {
     let job = c360::job::load(&repo_root().join("jobs/customer_360.yaml")).unwrap();
     let options = RunOptions {
         date: Some(date(on)),
