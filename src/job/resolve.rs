@@ -119,6 +119,9 @@ fn check_names(
 ) -> (BTreeSet<String>, BTreeSet<String>) {
     let mut first: BTreeMap<&str, &Located<String>> = BTreeMap::new();
     let mut duplicated = BTreeSet::new();
+    // A builtin's companion tables (`<step>_merges`) sit at their step's location:
+    // one duplicate step is one problem, not one per table it defines.
+    let mut reported_at = BTreeSet::new();
     for name in defined {
         let n = name.value.as_str();
         let valid = n.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
@@ -136,7 +139,9 @@ fn check_names(
                     "duplicate name `{n}` (first defined at line {}, column {})",
                     earlier.line, earlier.column
                 );
-                report.at(name.line, name.column, message);
+                if reported_at.insert((name.line, name.column)) {
+                    report.at(name.line, name.column, message);
+                }
                 duplicated.insert(n.to_string());
             }
             None => {
