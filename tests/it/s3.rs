@@ -20,7 +20,7 @@ use crate::commit::{Warehouse, interrupt_everywhere};
 use crate::util::{files_under, repo_root};
 
 /// The bucket of the test server, or `None` (with a visible message) to skip.
-fn test_bucket(test: &str) -> Option<String> {
+pub(crate) fn test_bucket(test: &str) -> Option<String> {
     match std::env::var("C360_TEST_S3_BUCKET") {
         Ok(bucket) if !bucket.is_empty() => Some(bucket),
         _ => {
@@ -33,12 +33,12 @@ fn test_bucket(test: &str) -> Option<String> {
 }
 
 /// A fresh prefix per test run so reruns never see each other's objects.
-fn unique_prefix(name: &str) -> String {
+pub(crate) fn unique_prefix(name: &str) -> String {
     format!("{name}-{}", uuid::Uuid::new_v4().simple())
 }
 
 /// Copies a local folder into the store under `prefix`.
-async fn upload(store: &Arc<dyn ObjectStore>, local: &Path, prefix: &ObjectPath) {
+pub(crate) async fn upload(store: &Arc<dyn ObjectStore>, local: &Path, prefix: &ObjectPath) {
     for file in files_under(local) {
         let rel = file.strip_prefix(local).unwrap();
         let key = rel
