@@ -8,13 +8,14 @@ use super::interpolate::interpolate_mapped;
 use super::model::{
     CheckSpec, Job, OutputSpec, RejectBudget, ScheduleSpec, SourceSpec, StorageSpec,
 };
-use super::model::{ContractSchema, RetryPolicy, StorageRetry};
+use super::model::{ContractSchema, RetryPolicy};
 use super::node_de::Located;
 use super::report::Reporter;
 use super::sections::Draft;
-use super::spec::{ScheduleRaw, SourceRaw, StorageRetryRaw};
+use super::spec::{ScheduleRaw, SourceRaw};
 use super::sql_refs::{parse, table_refs};
 use super::steps_resolve::{Scope, resolve_steps};
+use super::storage_retry::resolve_storage_retry;
 use super::units::parse_duration;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -210,54 +211,6 @@ fn resolve_schedule(raw: ScheduleRaw, report: &mut Reporter) -> ScheduleSpec {
         overlap: raw.overlap.into(),
         retries,
         max_runtime,
-    }
-}
-
-/// Most retries a job may ask for: beyond this a dead endpoint stalls a run for ages.
-const MAX_STORAGE_RETRIES: u64 = 20;
-
-fn resolve_storage_retry(raw: Option<StorageRetryRaw>, report: &mut Reporter) -> StorageRetry {
-    let default = StorageRetry::default();
-    let Some(raw) = raw else {
-        return default;
-    };
-    let max_retries = match raw.max_retries {
-        None => default.max_retries,
-        Some(loc) if loc.value > MAX_STORAGE_RETRIES => {
-            report.at(
-                loc.line,
-                loc.column,
-                format!(
-                    "storage.retry.max_retries: {} is more than {MAX_STORAGE_RETRIES}",
-                    loc.value
-                ),
-            );
-            default.max_retries
-        }
-        // At most MAX_STORAGE_RETRIES, so it fits any usize.
-        Some(loc) => usize::try_from(loc.value).unwrap_or(default.max_retries),
-    };
-    let timeout = match raw.timeout {
-        None => default.timeout,
-        Some(loc) => match parse_duration(&loc.value) {
-            Ok(d) if !d.is_zero() => d,
-            Ok(_) => {
-                report.at(
-                    loc.line,
-                    loc.column,
-                    "storage.retry.timeout: must be more than 0",
-                );
-                default.timeout
-            }
-            Err(m) => {
-                report.at(loc.line, loc.column, format!("storage.retry.timeout: {m}"));
-                default.timeout
-            }
-        },
-    };
-    StorageRetry {
-        max_retries,
-        timeout,
     }
 }
 
