@@ -179,7 +179,9 @@ pub async fn dispatch(cli: Cli) -> ExitCode {
                     ExitCode::from(exit::SUCCESS)
                 }
                 Err(e) => {
-                    eprintln!("error: run of {} failed: {e}", job.name);
+                    // One line whatever the layers below put in their messages (S3 bodies span lines).
+                    let message = crate::storage::one_line(&e.to_string());
+                    eprintln!("error: run of {} failed: {message}", job.name);
                     eprintln!("next: {}", e.next_step());
                     ExitCode::from(exit_code(&e))
                 }
@@ -228,10 +230,8 @@ async fn status(job: Option<PathBuf>, warehouse: Option<String>, limit: usize) -
     let (job, registry, root) = match job {
         Some(path) => match crate::job::load(&path) {
             Ok(job) => {
-                let registry = crate::storage::StorageRegistry::new(
-                    job.base_dir.clone(),
-                    job.storage.options.clone(),
-                );
+                let registry =
+                    crate::storage::StorageRegistry::for_job(job.base_dir.clone(), &job.storage);
                 let root = warehouse.unwrap_or_else(|| job.storage.warehouse.clone());
                 (Some(job.name), registry, root)
             }

@@ -43,7 +43,7 @@ pub enum SinkError {
     },
     #[error("sink: unreadable marker {path}: {message}")]
     Marker { path: String, message: String },
-    #[error("sink: storage error on {path}: {source}")]
+    #[error("sink: storage error on {path}: {}", crate::storage::describe(source))]
     Store {
         path: String,
         source: object_store::Error,

@@ -68,7 +68,10 @@ pub use verify::footer_rows;
 /// Errors of the commit layer.
 #[derive(Debug, thiserror::Error)]
 pub enum CommitError {
-    #[error("commit: storage error on {path}: {source}")]
+    #[error(
+        "commit: storage error on {path}: {}",
+        crate::storage::describe(source)
+    )]
     Store {
         path: String,
         source: object_store::Error,

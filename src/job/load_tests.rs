@@ -359,3 +359,43 @@ fn missing_required_top_level_keys() {
         vec!["1:1: missing key `name`", "1:1: missing key `storage`"]
     );
 }
+
+#[test]
+fn storage_retry_defaults_and_values() {
+    let job = Fixture::new().load(BASE).unwrap();
+    assert_eq!(job.storage.retry, StorageRetry::default());
+    let yaml = BASE.replace(
+        "storage: { raw: r, warehouse: w }",
+        "storage: { raw: r, warehouse: w, retry: { max_retries: 0, timeout: 2m } }",
+    );
+    let job = Fixture::new().load(&yaml).unwrap();
+    assert_eq!(
+        job.storage.retry,
+        StorageRetry {
+            max_retries: 0,
+            timeout: std::time::Duration::from_secs(120),
+        }
+    );
+}
+
+#[test]
+fn storage_retry_errors_point_at_the_value() {
+    let yaml = BASE.replace(
+        "storage: { raw: r, warehouse: w }",
+        "storage: { raw: r, warehouse: w, retry: { max_retries: 21, timeout: 0 } }",
+    );
+    assert_eq!(
+        Fixture::new().errors(&yaml),
+        vec![
+            "2:56: storage.retry.max_retries: 21 is more than 20",
+            "2:69: storage.retry.timeout: must be more than 0",
+        ]
+    );
+    let yaml = BASE.replace(
+        "storage: { raw: r, warehouse: w }",
+        "storage: { raw: r, warehouse: w, retry: { tries: 3 } }",
+    );
+    let errors = Fixture::new().errors(&yaml);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(errors[0].contains("unknown field `tries`"), "{errors:?}");
+}

@@ -22,6 +22,7 @@ mod sections;
 mod spec;
 mod sql_refs;
 mod steps_resolve;
+mod storage_retry;
 mod units;
 
 pub use diagnostic::{Diagnostic, Diagnostics};

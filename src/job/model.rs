@@ -87,6 +87,29 @@ pub struct StorageSpec {
     pub warehouse: String,
     /// Extra object_store options (endpoint, region, …) passed to the builders.
     pub options: BTreeMap<String, String>,
+    /// Retries of transient cloud storage errors (`storage.retry`).
+    pub retry: StorageRetry,
+}
+
+/// How cloud store requests retry transient errors (throttling, 5xx, dropped
+/// connections); object_store backs off exponentially between attempts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StorageRetry {
+    /// Retries after the first attempt of one request (0: fail on the first error).
+    pub max_retries: usize,
+    /// Give up retrying a request once this long has passed since its first attempt.
+    pub timeout: Duration,
+}
+
+impl Default for StorageRetry {
+    /// Fewer and shorter than object_store's own (10 retries, 3 minutes), so a dead
+    /// endpoint fails a nightly run within about a minute while throttling recovers.
+    fn default() -> Self {
+        Self {
+            max_retries: 5,
+            timeout: Duration::from_secs(60),
+        }
+    }
 }
 
 /// File format of a source, declared in the job, never guessed from content.

@@ -15,6 +15,7 @@ use super::sections::Draft;
 use super::spec::{ScheduleRaw, SourceRaw};
 use super::sql_refs::{parse, table_refs};
 use super::steps_resolve::{Scope, resolve_steps};
+use super::storage_retry::resolve_storage_retry;
 use super::units::parse_duration;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -43,6 +44,7 @@ pub(crate) fn resolve(
             raw: s.raw.value,
             warehouse: s.warehouse.value,
             options: s.options,
+            retry: resolve_storage_retry(s.retry, report),
         }
     });
     if let Some(storage) = &storage {

@@ -42,6 +42,18 @@ pub(crate) struct StorageRaw {
     pub warehouse: Located<String>,
     #[serde(default)]
     pub options: BTreeMap<String, String>,
+    #[serde(default)]
+    pub retry: Option<StorageRetryRaw>,
+}
+
+/// `storage.retry:`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct StorageRetryRaw {
+    #[serde(default)]
+    pub max_retries: Option<Located<u64>>,
+    #[serde(default)]
+    pub timeout: Option<Located<String>>,
 }
 
 /// One entry of `sources:`.

@@ -390,7 +390,7 @@ fn bind(job: &Job, options: &RunOptions) -> Result<Bound, RunError> {
     };
     let raw = interpolate(&raw)?;
     let warehouse = interpolate(&warehouse)?;
-    let registry = StorageRegistry::new(job.base_dir.clone(), job.storage.options.clone());
+    let registry = StorageRegistry::for_job(job.base_dir.clone(), &job.storage);
     let raw = registry.resolve(&raw)?;
     let warehouse = registry.resolve_for_write(&warehouse)?;
     vars.insert("raw".into(), raw.url.to_string());

@@ -19,7 +19,7 @@ impl WarehouseHistory {
     fn log_of(job: &Job) -> Result<RunLog, HistoryError> {
         let warehouse = crate::job::interpolate(&job.storage.warehouse, &job.params)
             .map_err(|e| HistoryError(format!("job {}: warehouse: {e}", job.name)))?;
-        let registry = StorageRegistry::new(job.base_dir.clone(), job.storage.options.clone());
+        let registry = StorageRegistry::for_job(job.base_dir.clone(), &job.storage);
         let location = registry
             .resolve(&warehouse)
             .map_err(|e| HistoryError(e.to_string()))?;

@@ -27,7 +27,10 @@ pub use status::status_table;
 /// Errors of the run log.
 #[derive(Debug, thiserror::Error)]
 pub enum RunLogError {
-    #[error("run log: storage error on {path}: {source}")]
+    #[error(
+        "run log: storage error on {path}: {}",
+        crate::storage::describe(source)
+    )]
     Store {
         path: String,
         source: object_store::Error,

@@ -38,6 +38,7 @@ pub fn job(name: &str, tz: chrono_tz::Tz, schedule: ScheduleSpec) -> Job {
             raw: "raw".into(),
             warehouse: "warehouse".into(),
             options: Default::default(),
+            retry: Default::default(),
         },
         sources: vec![],
         steps: vec![],

@@ -14,7 +14,7 @@ pub enum SourceError {
     #[error("source `{extract}`: no data files at `{location}`")]
     NoFiles { extract: String, location: String },
     /// Listing the source location failed.
-    #[error("listing `{location}`: {source}")]
+    #[error("listing `{location}`: {}", crate::storage::describe(source))]
     List {
         location: String,
         #[source]

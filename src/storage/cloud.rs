@@ -14,19 +14,25 @@ use url::Url;
 
 use super::StorageError;
 use super::redact::redact;
+use crate::job::StorageRetry;
 
-/// Retries for transient cloud errors: fewer and shorter than object_store's
-/// defaults (10 retries, 3 minutes) so a dead endpoint fails a nightly run within
-/// about a minute per request, while throttling (`SlowDown`, 503) still recovers.
+/// Retries for transient cloud errors when the job says nothing: the job
+/// model's defaults ([`StorageRetry::default`]).
 pub fn default_retry_config() -> RetryConfig {
+    retry_config(&StorageRetry::default())
+}
+
+/// object_store's retry policy for a job's `storage.retry`: exponential backoff
+/// from 200 ms, doubling, at most 15 s between attempts.
+pub fn retry_config(retry: &StorageRetry) -> RetryConfig {
     RetryConfig {
         backoff: BackoffConfig {
             init_backoff: Duration::from_millis(200),
             max_backoff: Duration::from_secs(15),
             base: 2.0,
         },
-        max_retries: 5,
-        retry_timeout: Duration::from_secs(60),
+        max_retries: retry.max_retries,
+        retry_timeout: retry.timeout,
     }
 }
 

@@ -26,10 +26,13 @@ use object_store::path::Path as StorePath;
 use object_store::{ObjectStore, ObjectStoreScheme, RetryConfig};
 use url::Url;
 
-pub use cloud::default_retry_config;
+pub use cloud::{default_retry_config, retry_config};
 
 mod cloud;
+mod describe;
 mod redact;
+
+pub use describe::{describe, one_line};
 
 /// Errors of the storage layer. Messages never contain option values or secrets.
 #[derive(Debug, thiserror::Error)]
@@ -139,6 +142,11 @@ impl StorageRegistry {
             retry: cloud::default_retry_config(),
             stores: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The registry of a job's `storage:` section: its options and retry policy.
+    pub fn for_job(base_dir: PathBuf, storage: &crate::job::StorageSpec) -> Self {
+        Self::new(base_dir, storage.options.clone()).with_retry(retry_config(&storage.retry))
     }
 
     /// Replaces the retry policy of cloud stores built from now on.

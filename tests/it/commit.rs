@@ -189,7 +189,7 @@ impl DirectoryOps for FaultyDirs {
 }
 
 /// A warehouse under test: the real store plus how to build a committer.
-struct Warehouse {
+pub(crate) struct Warehouse {
     store: Arc<dyn ObjectStore>,
     root: Path,
     local: bool,
@@ -209,9 +209,17 @@ impl Warehouse {
     }
 
     fn memory() -> Self {
+        Self::object_store(
+            Arc::new(object_store::memory::InMemory::new()),
+            Path::from("wh"),
+        )
+    }
+
+    /// A warehouse at `root` in any object store (the manifest protocol), e.g. S3.
+    pub(crate) fn object_store(store: Arc<dyn ObjectStore>, root: Path) -> Self {
         Self {
-            store: Arc::new(object_store::memory::InMemory::new()),
-            root: Path::from("wh"),
+            store,
+            root,
             local: false,
             _dir: None,
         }
@@ -344,7 +352,7 @@ const NEW_A: [i64; 2] = [4, 5];
 const NEW_B: [i64; 3] = [20, 30, 40];
 
 /// Interrupts the commit at every operation in turn; returns how many points were hit.
-async fn interrupt_everywhere(make: fn() -> Warehouse) -> usize {
+pub(crate) async fn interrupt_everywhere(make: impl Fn() -> Warehouse) -> usize {
     let mut points = 0;
     for fail_at in 1.. {
         let wh = make();

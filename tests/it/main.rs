@@ -9,6 +9,7 @@ mod generate;
 mod identity;
 mod run;
 mod s3;
+mod s3_errors;
 mod sample;
 mod schedule;
 mod source;

@@ -7,7 +7,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use c360::clock::SystemClock;
-use c360::run::{RunOptions, run};
+use c360::commit::CommitError;
+use c360::run::{RunError, RunOptions, run};
 use c360::storage::StorageRegistry;
 use chrono::NaiveDate;
 use datafusion::arrow::util::display::array_value_to_string;
@@ -15,10 +16,11 @@ use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 
+use crate::commit::{Warehouse, interrupt_everywhere};
 use crate::util::{files_under, repo_root};
 
 /// The bucket of the test server, or `None` (with a visible message) to skip.
-fn test_bucket(test: &str) -> Option<String> {
+pub(crate) fn test_bucket(test: &str) -> Option<String> {
     match std::env::var("C360_TEST_S3_BUCKET") {
         Ok(bucket) if !bucket.is_empty() => Some(bucket),
         _ => {
@@ -31,12 +33,12 @@ fn test_bucket(test: &str) -> Option<String> {
 }
 
 /// A fresh prefix per test run so reruns never see each other's objects.
-fn unique_prefix(name: &str) -> String {
+pub(crate) fn unique_prefix(name: &str) -> String {
     format!("{name}-{}", uuid::Uuid::new_v4().simple())
 }
 
 /// Copies a local folder into the store under `prefix`.
-async fn upload(store: &Arc<dyn ObjectStore>, local: &Path, prefix: &ObjectPath) {
+pub(crate) async fn upload(store: &Arc<dyn ObjectStore>, local: &Path, prefix: &ObjectPath) {
     for file in files_under(local) {
         let rel = file.strip_prefix(local).unwrap();
         let key = rel
@@ -134,4 +136,96 @@ async fn sample_job_on_s3_writes_the_same_rows_as_on_local_disk() {
         assert!(!on_disk.is_empty(), "{partition} has rows");
         assert_eq!(on_s3, on_disk, "{partition}");
     }
+}
+
+/// Runs the sample job over the tiny fixture into `warehouse` on `date`.
+fn tiny_options(warehouse: &str, date: NaiveDate) -> RunOptions {
+    RunOptions {
+        date: Some(date),
+        overrides: vec![
+            (
+                "raw".into(),
+                repo_root()
+                    .join("tests/fixtures/tiny_raw")
+                    .display()
+                    .to_string(),
+            ),
+            ("warehouse".into(), warehouse.into()),
+        ],
+        memory_limit: None,
+        clock: Arc::new(SystemClock),
+    }
+}
+
+#[tokio::test]
+async fn two_runs_against_one_s3_warehouse_exactly_one_publishes() {
+    let Some(bucket) = test_bucket("two_runs_against_one_s3_warehouse_exactly_one_publishes")
+    else {
+        return;
+    };
+    let wh = format!("s3://{bucket}/{}", unique_prefix("concurrent"));
+    let job = c360::job::load(&repo_root().join("jobs/customer_360.yaml")).unwrap();
+    let date = NaiveDate::from_ymd_opt(2026, 2, 2).unwrap();
+    let (first, second) = (tiny_options(&wh, date), tiny_options(&wh, date));
+    let (a, b) = tokio::join!(run(&job, &first), run(&job, &second));
+    let (won, lost) = match (a, b) {
+        (Ok(won), Err(lost)) | (Err(lost), Ok(won)) => (won, lost),
+        (a, b) => panic!(
+            "expected exactly one success: {:?} / {:?}",
+            a.map(|r| r.run_id),
+            b.map(|r| r.run_id)
+        ),
+    };
+    let RunError::Commit(CommitError::Locked(holder)) = &lost else {
+        panic!("the loser should meet the lease: {lost}");
+    };
+    assert_eq!(holder.run_id, won.run_id);
+    assert_eq!(c360::cli::exit_code(&lost), c360::cli::exit::LOCKED);
+
+    // The winner's snapshot is committed on S3 and the lease is gone.
+    let registry = StorageRegistry::new(repo_root(), Default::default());
+    let root = registry.resolve(&wh).unwrap();
+    let marker_path = root.child_path("customer_360/snapshot_date=2026-02-02/_SUCCESS");
+    let bytes = root
+        .store
+        .get(&marker_path)
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let marker: c360::sink::SuccessMarker = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(marker.run_id, won.run_id);
+    // tests/fixtures/tiny_raw has five customers (see run.rs).
+    assert_eq!(marker.rows, 5);
+    let lock = root.store.head(&root.child_path("_c360/lock")).await;
+    assert!(
+        matches!(lock, Err(object_store::Error::NotFound { .. })),
+        "lease left behind: {lock:?}"
+    );
+    // A later run goes ahead.
+    run(&job, &tiny_options(&wh, date)).await.unwrap();
+}
+
+#[tokio::test]
+async fn commit_on_s3_interrupted_at_every_step_never_shows_a_partial_partition() {
+    let Some(bucket) =
+        test_bucket("commit_on_s3_interrupted_at_every_step_never_shows_a_partial_partition")
+    else {
+        return;
+    };
+    let registry = StorageRegistry::new(repo_root(), Default::default());
+    let root = registry.resolve(&format!("s3://{bucket}")).unwrap();
+    // The same injected faults as on the in-memory store (commit.rs), now with real
+    // S3 semantics underneath; each attempt starts from a fresh prefix.
+    let points = interrupt_everywhere(|| {
+        Warehouse::object_store(
+            Arc::clone(&root.store),
+            root.child_path(&unique_prefix("faults")),
+        )
+    })
+    .await;
+    // record prepared, 1 + 3 copies, record committed, 2 markers, 1 + 1 old files
+    // deleted, record delete: the manifest protocol's 11 mutating operations.
+    assert_eq!(points, 11);
 }
