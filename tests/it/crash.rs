@@ -137,8 +137,16 @@ fn kill_9_at_any_moment_leaves_the_last_snapshot_complete_and_a_rerun_identical(
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert_eq!(text.matches("succeeded").count(), 2, "{text}");
-    for line in text.lines().skip(1).filter(|l| !l.starts_with(' ')) {
+    // The first and the last run succeed; a kill that lands after a run has already
+    // finished (the machine may be slow) leaves a third success, never a failure.
+    let runs: Vec<&str> = text
+        .lines()
+        .skip(1)
+        .filter(|l| !l.starts_with(' '))
+        .collect();
+    assert_eq!(runs.len(), 7, "{text}");
+    assert!(text.matches("succeeded").count() >= 2, "{text}");
+    for line in runs {
         assert!(
             line.contains("succeeded") || line.contains("abandoned") || line.contains("running"),
             "{text}"
