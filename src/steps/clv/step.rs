@@ -42,7 +42,16 @@ pub async fn fit_clv(
         table: input.to_string(),
         source,
     };
-    let frame = ctx.table(input).await.map_err(query)?;
+    // A fixed row order makes the likelihood sums, and so the fitted parameters,
+    // bit-identical from run to run (the plan's output order is not).
+    let frame = ctx
+        .table(input)
+        .await
+        .map_err(query)?
+        .sort(vec![
+            datafusion::prelude::ident("customer_key").sort(true, true),
+        ])
+        .map_err(query)?;
     let schema = Arc::clone(frame.schema().inner());
     let batches = frame.collect().await.map_err(query)?;
     let batch = concat_batches(&schema, &batches).map_err(|e| query(e.into()))?;
