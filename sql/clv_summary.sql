@@ -4,12 +4,13 @@
 -- * frequency      = repeat purchase days = purchase days - 1;
 -- * recency        = last - first purchase day, in the job's `clv_time_unit`;
 -- * t (age)        = logical date - first purchase day, same unit;
--- * monetary_value = mean completed spend per repeat purchase day (the first
---   purchase day is left out, as in the Gamma-Gamma paper); NULL without repeats.
---   Completed amounts, not net of returns: returns are a cost to serve, counted
---   apart (README "Customer value").
+-- * monetary_value = mean completed margin per repeat purchase day (DOMAIN.md:
+--   Gamma-Gamma gives the expected margin per purchase; the first purchase day is
+--   left out, as in the Gamma-Gamma paper); NULL without repeats. Completed lines,
+--   not net of returns: returns are a cost to serve, counted apart (README
+--   "Customer value").
 WITH days AS (
-    SELECT customer_key, order_date, SUM(amount) AS spend
+    SELECT customer_key, order_date, SUM(margin) AS spend
     FROM customer_lines
     WHERE status = 'completed'
     GROUP BY customer_key, order_date

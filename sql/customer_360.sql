@@ -6,7 +6,8 @@
 -- * monetary       = net revenue rounded to cents (half away from zero) at the end;
 -- * recency_days   = days from the last purchase date to the logical date.
 -- RFM scores and segment (rfm.sql) and the CLV predictions (builtin fit_clv over
--- clv_summary.sql) are NULL for customers without a purchase.
+-- clv_summary.sql) and the value columns (customer_value.sql) are NULL for
+-- customers without a purchase.
 WITH customers AS (
     SELECT
         customer_key,
@@ -48,10 +49,17 @@ SELECT
     r.rfm_segment,
     v.p_alive,
     v.expected_purchases,
-    v.expected_margin,
-    v.clv
+    CAST(v.expected_margin AS DECIMAL(18, 2)) AS expected_margin,
+    CAST(v.clv AS DECIMAL(18, 2)) AS clv,
+    w.tenure_cohort,
+    CAST(w.cost_to_serve AS DECIMAL(18, 2)) AS cost_to_serve,
+    CAST(w.actual_value AS DECIMAL(18, 2)) AS actual_value,
+    CAST(w.potential_value AS DECIMAL(18, 2)) AS potential_value,
+    CAST(w.unrealized_potential AS DECIMAL(18, 2)) AS unrealized_potential,
+    w.value_segment
 FROM customers c
 LEFT JOIN golden_profile g ON g.customer_key = c.customer_key
 LEFT JOIN customer_measures m ON m.customer_key = c.customer_key
 LEFT JOIN rfm r ON r.customer_key = c.customer_key
 LEFT JOIN clv v ON v.customer_key = c.customer_key
+LEFT JOIN customer_value w ON w.customer_key = c.customer_key

@@ -8,6 +8,8 @@
 -- * Money: line amount = quantity * unit_price - discount (for the whole line),
 --   times the currency's rate_to_reporting. `amount` keeps full precision
 --   (scale 10); round only after summing.
+-- * Margin (README "Customer value"): amount minus quantity * unit_cost, at the
+--   same rate. A line without unit_cost has an unknown cost, counted as 0.
 SELECT
     l.transaction_id,
     l.line_no,
@@ -27,6 +29,9 @@ SELECT
     l.status,
     (CAST(l.quantity AS DECIMAL(20, 0)) * l.unit_price - COALESCE(l.discount, CAST(0 AS DECIMAL(12, 2))))
         * fx.rate_to_reporting AS amount,
+    (CAST(l.quantity AS DECIMAL(20, 0)) * (l.unit_price - COALESCE(l.unit_cost, CAST(0 AS DECIMAL(12, 2))))
+        - COALESCE(l.discount, CAST(0 AS DECIMAL(12, 2))))
+        * fx.rate_to_reporting AS margin,
     CASE WHEN l.status = 'returned' THEN -1 ELSE 1 END AS sign
 FROM (
     SELECT

@@ -271,17 +271,21 @@ async fn load(r: &Run<'_>, lease: &Lease, p: &mut Progress) -> Result<(), RunErr
         published: outputs::published_locations(bound, &job.outputs)?,
     };
     crate::steps::register_steps(&ctx, &job.steps, &env).await?;
-    // Write every output to staging before publishing any of them.
+    // Write every output to staging before publishing any of them. Each staged
+    // output replaces its view, so a later output that reads it (segment_summary
+    // reads customer_360) reads the written rows instead of planning them again,
+    // and the checks read exactly what the commit would publish.
     let mut staged_outputs = Vec::new();
     for output in &job.outputs {
-        staged_outputs.push(outputs::stage_output(&ctx, bound, output, &tmp).await?);
+        let staged = outputs::stage_output(&ctx, bound, output, &tmp).await?;
+        register_staged(&ctx, bound, &staged).await?;
+        staged_outputs.push(staged);
     }
     record::stage(&mut p.record, "outputs", t);
 
     let t = Instant::now();
     let mut facts = BTreeMap::new();
     for staged in &staged_outputs {
-        register_staged(&ctx, bound, staged).await?;
         let previous = checks::previous_snapshot(
             store,
             &staged.name,
@@ -333,8 +337,7 @@ async fn load(r: &Run<'_>, lease: &Lease, p: &mut Progress) -> Result<(), RunErr
     Ok(())
 }
 
-/// Replaces an output's view with its staged Parquet, so checks read exactly
-/// what the commit would publish.
+/// Replaces an output's view with its staged Parquet.
 async fn register_staged(
     ctx: &SessionContext,
     bound: &Bound,

@@ -18,3 +18,4 @@ mod udf;
 mod util;
 mod validate;
 mod value;
+mod value_segments;

@@ -25,11 +25,14 @@ pub struct GammaGammaParams {
 impl GammaGammaParams {
     /// Expected value of one future purchase, given `frequency` repeat purchases
     /// with mean `monetary_value` (the note's eq. 5). Customers without repeat
-    /// purchases (or with a non-positive mean, excluded from the fit) get the
-    /// population mean p γ / (q - 1); `fit` guarantees q > 1.
+    /// purchases get the population mean p γ / (q - 1); `fit` guarantees q > 1.
+    /// A repeat buyer whose purchases lost money on average (a non-positive mean
+    /// margin, left out of the fit, where the model is undefined) keeps the same
+    /// weighting of the population and their own mean, so a loss-maker's expected
+    /// margin stays low or negative instead of jumping to the population mean.
     pub fn expected_average_value(&self, frequency: f64, monetary_value: f64) -> f64 {
         let Self { p, q, gamma } = *self;
-        if frequency > 0.0 && monetary_value > 0.0 {
+        if frequency > 0.0 {
             p * (gamma + frequency * monetary_value) / (p * frequency + q - 1.0)
         } else {
             p * gamma / (q - 1.0)

@@ -50,8 +50,11 @@ fn expected_average_value_by_hand() {
     // No repeat purchase: the population mean p γ / (q - 1) = 35.1773...
     let mean = CDNOW.expected_average_value(0.0, 0.0);
     assert!((mean - 6.2496 * 15.4435 / 2.7442).abs() < 1e-12, "{mean}");
-    // A non-positive mean (returns) falls back to the population mean too.
-    assert_eq!(CDNOW.expected_average_value(3.0, -5.0), mean);
+    // A loss-making repeat buyer keeps the same weighting of population and own mean:
+    // 6.2496 (15.4435 + 3 * -5) / (6.2496 * 3 + 2.7442) = 2.77170 / 21.4930 = 0.128958,
+    // far below the population mean, not replaced by it.
+    let loss = CDNOW.expected_average_value(3.0, -5.0);
+    assert!((loss - 0.128_958).abs() < 1e-5, "{loss}");
 }
 
 #[test]
