@@ -56,10 +56,43 @@ SELECT
     CAST(w.actual_value AS DECIMAL(18, 2)) AS actual_value,
     CAST(w.potential_value AS DECIMAL(18, 2)) AS potential_value,
     CAST(w.unrealized_potential AS DECIMAL(18, 2)) AS unrealized_potential,
-    w.value_segment
+    w.value_segment,
+    -- Engagement, permission, relationship stage (README "Engagement, permission and
+    -- relationship stage"): counts 0 and flags false for customers without events.
+    e.preferred_channel,
+    e.last_contact_ts,
+    COALESCE(e.contacts_last_30d, 0) AS contacts_last_30d,
+    e.last_engagement_ts,
+    COALESCE(e.reviews_referrals, 0) AS reviews_referrals,
+    CAST(COALESCE(e.contact_cost, 0) AS DECIMAL(18, 2)) AS contact_cost,
+    COALESCE(e.email_sent, 0) AS email_sent,
+    COALESCE(e.email_delivered, 0) AS email_delivered,
+    COALESCE(e.email_opened, 0) AS email_opened,
+    COALESCE(e.email_clicked, 0) AS email_clicked,
+    COALESCE(e.email_bounced, 0) AS email_bounced,
+    COALESCE(e.email_unsubscribed, 0) AS email_unsubscribed,
+    COALESCE(e.email_complained, 0) AS email_complained,
+    e.email_open_rate,
+    e.email_click_rate,
+    COALESCE(e.sms_sent, 0) AS sms_sent,
+    COALESCE(e.sms_delivered, 0) AS sms_delivered,
+    COALESCE(e.sms_opened, 0) AS sms_opened,
+    COALESCE(e.sms_clicked, 0) AS sms_clicked,
+    COALESCE(e.sms_bounced, 0) AS sms_bounced,
+    COALESCE(e.sms_unsubscribed, 0) AS sms_unsubscribed,
+    COALESCE(e.sms_complained, 0) AS sms_complained,
+    e.sms_open_rate,
+    e.sms_click_rate,
+    COALESCE(p.email_marketable, false) AS email_marketable,
+    COALESCE(p.sms_marketable, false) AS sms_marketable,
+    s.ladder_stage,
+    s.lifecycle_stage
 FROM customers c
 LEFT JOIN golden_profile g ON g.customer_key = c.customer_key
 LEFT JOIN customer_measures m ON m.customer_key = c.customer_key
 LEFT JOIN rfm r ON r.customer_key = c.customer_key
 LEFT JOIN clv v ON v.customer_key = c.customer_key
 LEFT JOIN customer_value w ON w.customer_key = c.customer_key
+LEFT JOIN customer_engagement e ON e.customer_key = c.customer_key
+LEFT JOIN permission p ON p.customer_key = c.customer_key
+LEFT JOIN relationship_stage s ON s.customer_key = c.customer_key

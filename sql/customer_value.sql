@@ -5,9 +5,10 @@
 --   rm = (1 + annual_discount_rate)^(1/12) - 1. Flows projected here (costs,
 --   potential purchases) are spread evenly over the horizon of H months, so they
 --   get the mean monthly factor d = (1 - (1 + rm)^-H) / (rm * H) (1 when rm = 0).
--- * Cost to serve, projected from history: contact costs (sum of the customer's
---   event `cost`) per month observed, times H, times d; plus return costs (the
---   margin of returned lines, which the refunds took back) per purchase day, times
+-- * Cost to serve, projected from history: contact costs (customer_engagement's
+--   contact_cost, the sum of the customer's event `cost`) per month observed,
+--   times H, times d; plus return costs (the margin of returned lines, which the
+--   refunds took back) per purchase day, times
 --   the expected purchases, times d. Months observed run from the customer's
 --   first_seen to the logical date, at least one.
 -- * actual_value = clv - cost_to_serve.
@@ -31,11 +32,6 @@ WITH discount AS (
             ELSE (1 - power(power(1 + {annual_discount_rate}, 1.0 / 12), -{clv_horizon_months}))
                 / ((power(1 + {annual_discount_rate}, 1.0 / 12) - 1) * {clv_horizon_months})
         END AS d
-),
-contact_costs AS (
-    SELECT customer_key, SUM(cost) AS contact_cost
-    FROM customer_events
-    GROUP BY customer_key
 ),
 return_costs AS (
     SELECT customer_key, SUM(margin) AS return_cost
@@ -65,7 +61,7 @@ valued AS (
     CROSS JOIN discount k
     JOIN customer_measures m ON m.customer_key = v.customer_key
     JOIN observed o ON o.customer_key = v.customer_key
-    LEFT JOIN contact_costs c ON c.customer_key = v.customer_key
+    LEFT JOIN customer_engagement c ON c.customer_key = v.customer_key
     LEFT JOIN return_costs r ON r.customer_key = v.customer_key
     WHERE v.clv IS NOT NULL
 ),

@@ -3,12 +3,12 @@
 -- adds up to it.
 --
 -- One row per (dimension, segment): dimension `all` (one row, segment `all`),
--- `value_segment`, `rfm_segment`. A NULL segment collects the customers the
+-- `value_segment`, `rfm_segment`, `ladder_stage`, `lifecycle_stage`. A NULL segment collects the customers the
 -- dimension does not apply to (e.g. no purchase, or no CLV).
 -- Sums are over the customers of the row; a NULL value (no CLV) adds nothing.
 WITH measures AS (
     SELECT
-        value_segment, rfm_segment, frequency, monetary, clv,
+        value_segment, rfm_segment, ladder_stage, lifecycle_stage, frequency, monetary, clv,
         cost_to_serve, actual_value, potential_value, unrealized_potential
     FROM customer_360
 ),
@@ -18,6 +18,10 @@ rows AS (
     SELECT 'value_segment', value_segment AS segment, * FROM measures
     UNION ALL
     SELECT 'rfm_segment', rfm_segment AS segment, * FROM measures
+    UNION ALL
+    SELECT 'ladder_stage', ladder_stage AS segment, * FROM measures
+    UNION ALL
+    SELECT 'lifecycle_stage', lifecycle_stage AS segment, * FROM measures
 )
 SELECT
     dimension,

@@ -11,8 +11,26 @@ use tracing_subscriber::EnvFilter;
 /// failed request several times, so only its warnings are shown by default.
 const DEFAULT_LOG: &str = "info,object_store=warn";
 
-#[tokio::main]
-async fn main() -> ExitCode {
+/// Stack of every runtime thread. DataFusion plans a job's chain of views
+/// (customer_360 reads a dozen of them) by recursion, which in a debug build can
+/// outgrow tokio's 2 MiB default on the worker threads the scheduler runs jobs on.
+const THREAD_STACK_BYTES: usize = 32 * 1024 * 1024;
+
+fn main() -> ExitCode {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_stack_size(THREAD_STACK_BYTES)
+        .build();
+    match runtime {
+        Ok(runtime) => runtime.block_on(run()),
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> ExitCode {
     let cli = Cli::parse();
     let filter =
         EnvFilter::try_from_env("C360_LOG").unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG));

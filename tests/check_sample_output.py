@@ -4,10 +4,14 @@ usage: check_sample_output.py WAREHOUSE_DIR SNAPSHOT_DATE
 
 Checks what a BI user relies on: the Hive partition path, column types (DATE,
 DECIMAL money, TIMESTAMP WITH TIME ZONE, snapshot_date as a DATE partition),
-one row per customer_key, and that the rejects equal the generator's ground
-truth exactly (extract, file, line, reason).
+one row per customer_key, that the rejects equal the generator's ground
+truth exactly (extract, file, line, reason), and email_marketable recomputed
+from the raw communications (read here with Python, not by c360) per the
+contract's Permission rule.
 """
 
+import gzip
+import json
 import sys
 from pathlib import Path
 
@@ -35,6 +39,8 @@ check(types.get("monetary") == "DECIMAL(18,2)", f"monetary is DECIMAL(18,2) ({ty
 check(types.get("first_purchase_date") == "DATE", f"first_purchase_date is DATE ({types.get('first_purchase_date')})")
 check(types.get("signup_ts") == "TIMESTAMP WITH TIME ZONE", f"signup_ts is TIMESTAMPTZ ({types.get('signup_ts')})")
 check(types.get("frequency") == "BIGINT", f"frequency is BIGINT ({types.get('frequency')})")
+check(types.get("email_marketable") == "BOOLEAN", f"email_marketable is BOOLEAN ({types.get('email_marketable')})")
+check(types.get("contact_cost") == "DECIMAL(18,2)", f"contact_cost is DECIMAL(18,2) ({types.get('contact_cost')})")
 
 rows, keys, dates = con.execute(
     f"SELECT count(*), count(DISTINCT customer_key), list(DISTINCT snapshot_date::VARCHAR) FROM {c360}"
@@ -57,6 +63,77 @@ if truth.exists():
           f"rejects equal ground truth ({total} expected, {missing} missing, {extra} unexpected)")
 else:
     check(False, f"ground truth {truth} exists")
+
+
+
+def raw_events(raw, rejected):
+    """Accepted contact events of the raw extract, with their (file, line) order."""
+    import zstandard
+
+    rows = []
+    for path in sorted((raw / "communications").glob("dt=*/*.ndjson*")):
+        rel = str(path.relative_to(raw))
+        data = path.read_bytes()
+        if path.name.endswith(".gz"):
+            data = gzip.decompress(data)
+        elif path.name.endswith(".zst"):
+            data = zstandard.ZstdDecompressor().stream_reader(data).read()
+        for line_no, text in enumerate(data.decode("utf-8").split("\n"), start=1):
+            if not text.strip() or (rel, line_no) in rejected:
+                continue
+            e = json.loads(text)
+            t = lambda k: (str(e[k]).strip() or None) if e.get(k) is not None else None
+            rows.append((rel, line_no, t("event_id"), t("source_system"), t("source_customer_id"),
+                         t("email"), t("channel"), t("event_type"), t("event_ts")))
+    return rows
+
+
+# Permission (DATA_CONTRACT.md): golden opt-in true, golden email valid (c360 keeps
+# only identifiers, so non-NULL), no bounced email event ever, no unsubscribed or
+# complained email event strictly after the opt-in row's updated_at. Events: first
+# copy per event_id, UTC date <= D, attributed by source id, else by email.
+raw = Path(__file__).resolve().parent.parent / "sample_data" / "raw"
+if truth.exists():
+    rejected = {(r[1], int(r[2])) for r in con.execute(
+        f"SELECT * FROM read_csv('{truth}', all_varchar=true) WHERE extract = 'communications'").fetchall()}
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute("CREATE TABLE raw_events (file VARCHAR, line BIGINT, event_id VARCHAR, source_system VARCHAR, "
+                "source_customer_id VARCHAR, email VARCHAR, channel VARCHAR, event_type VARCHAR, event_ts VARCHAR)")
+    con.executemany("INSERT INTO raw_events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", raw_events(raw, rejected))
+    idmap = f"read_parquet('{wh}/identity_map/*/*.parquet', hive_partitioning=true)"
+    compared, mismatched, marketable = con.execute(f"""
+        WITH firsts AS (
+            SELECT * FROM raw_events
+            QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY file, line) = 1
+        ),
+        events AS (
+            SELECT COALESCE(s.customer_key, m.customer_key) AS customer_key, f.event_type,
+                   f.event_ts::TIMESTAMPTZ AS ts
+            FROM firsts f
+            LEFT JOIN {idmap} s ON s.id_type = 'source'
+                AND s.id_value = f.source_system || ':' || f.source_customer_id
+            LEFT JOIN {idmap} m ON m.id_type = 'email'
+                AND (f.source_system IS NULL OR f.source_customer_id IS NULL)
+                AND m.id_value = lower(f.email)
+            WHERE f.channel = 'email' AND f.event_ts::TIMESTAMPTZ::DATE <= DATE '{date}'
+        ),
+        expected AS (
+            SELECT c.customer_key, c.email_marketable AS ours,
+                   COALESCE(c.email_opt_in, false) AND c.email IS NOT NULL
+                   AND NOT EXISTS (SELECT 1 FROM events e WHERE e.customer_key = c.customer_key
+                                   AND e.event_type = 'bounced')
+                   AND NOT EXISTS (SELECT 1 FROM events e WHERE e.customer_key = c.customer_key
+                                   AND e.event_type IN ('unsubscribed', 'complained')
+                                   AND e.ts > c.email_opt_in_updated_at) AS theirs
+            FROM {c360} c
+        )
+        SELECT count(*), count(*) FILTER (WHERE ours IS DISTINCT FROM theirs),
+               count(*) FILTER (WHERE theirs)
+        FROM expected
+    """).fetchone()
+    check(mismatched == 0 and marketable > 0,
+          f"email_marketable equals a recomputation from the raw events "
+          f"({compared} customers, {marketable} marketable, {mismatched} different)")
 
 print(f"{len(passed)} passed, {len(failures)} failed")
 sys.exit(1 if failures else 0)

@@ -60,10 +60,10 @@ async fn context() -> SessionContext {
          WHEN 'N6' THEN DATE '2026-01-30' ELSE first_purchase_date END AS first_seen \
          FROM base"
             .into(),
-        // N6's contacts cost 4.00 + 6.00; nobody else has a priced event.
-        "CREATE TABLE customer_events AS SELECT * FROM (VALUES \
-         ('N6', CAST(4.00 AS DECIMAL(12, 2))), ('N6', CAST(6.00 AS DECIMAL(12, 2))), \
-         ('N1', CAST(NULL AS DECIMAL(12, 2)))) AS t(customer_key, cost)"
+        // N6's contacts cost 10.00 in all; N1's events cost nothing.
+        "CREATE TABLE customer_engagement AS SELECT * FROM (VALUES \
+         ('N6', CAST(10.00 AS DECIMAL(18, 2))), ('N1', CAST(0 AS DECIMAL(18, 2)))) \
+         AS t(customer_key, contact_cost)"
             .into(),
         // N5 returned a line with margin 4.00 (a completed line does not count).
         "CREATE TABLE customer_lines AS SELECT * FROM (VALUES \
