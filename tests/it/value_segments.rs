@@ -15,10 +15,12 @@ use crate::util::repo_root;
 const DATE: &str = "2026-03-01";
 
 /// (customer_key, expected_purchases, expected_margin, clv, first purchase, purchase days).
+type Case = (&'static str, f64, f64, Option<f64>, &'static str, i64);
+
 /// Cohort 1 (first purchase 2025-11-21, 100 days before: 100 div 90 = 1): purchases
 /// 2, 10, 10, 10 -> 75th percentile (position 0.75 * 3 = 2.25 of the sorted list) = 10;
 /// margin 100 everywhere -> 100. Cohort 0 (2026-02-01, 28 days): 1 and 20 everywhere.
-const CLV: [(&str, f64, f64, Option<f64>, &str, i64); 11] = [
+const CLV: [Case; 11] = [
     ("H1", 10.0, 100.0, Some(900.0), "2025-11-21", 3),
     ("H2", 10.0, 100.0, Some(900.0), "2025-11-21", 3),
     ("H3", 10.0, 100.0, Some(905.0), "2025-11-21", 3),
