@@ -8,6 +8,8 @@
 -- * Money: line amount = quantity * unit_price - discount (for the whole line),
 --   times the currency's rate_to_reporting. `amount` keeps full precision
 --   (scale 10); round only after summing.
+-- * Erasure: a line carrying an erased person's identifier (its source id, or any
+--   email of theirs, guest lines included) is left out (erased_identifiers.sql).
 SELECT
     l.transaction_id,
     l.line_no,
@@ -41,3 +43,11 @@ JOIN fx_rates_current fx ON fx.currency = l.currency
 WHERE l.copy_rank = 1
   AND l.status IN ('completed', 'returned')
   AND CAST(l.order_ts AS DATE) <= DATE '{date}'
+  AND NOT EXISTS (
+      SELECT 1 FROM erased_identifiers x
+      WHERE x.id_type = 'source' AND x.id_value = l.source_system || ':' || l.source_customer_id
+  )
+  AND NOT EXISTS (
+      SELECT 1 FROM erased_identifiers x
+      WHERE x.id_type = 'email' AND x.id_value = normalize_email(l.email)
+  )

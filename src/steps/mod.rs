@@ -57,7 +57,8 @@ pub struct StepEnv<'a> {
     /// The logical date of the run.
     pub date: NaiveDate,
     /// Where each output is published (store, folder), by output name: a builtin step
-    /// reads its own previous snapshots from the output of the same name.
+    /// reads its own previous snapshots from the output of the same name, or from the
+    /// one its `previous:` names.
     pub published: PublishedLocations,
 }
 
@@ -76,7 +77,8 @@ pub async fn register_steps(
                 register_sql_step(ctx, &step.name, file, sql, env.vars).await?;
             }
             StepKind::Builtin { name, inputs } if name == "stitch_identities" => {
-                identity::register_stitch_identities(ctx, &step.name, inputs, env)
+                let previous = step.previous.as_deref().unwrap_or(&step.name);
+                identity::register_stitch_identities(ctx, &step.name, inputs, previous, env)
                     .await
                     .map_err(|source| StepError::Identity {
                         step: step.name.clone(),
