@@ -173,7 +173,10 @@ mod tests {
         assert!(ids.carried_by("pos,P1,,+44 20 7946 0958,GB"));
         assert!(ids.carried_by("pos,P1,,020 7946 0958,GB"));
         assert!(ids.carried_by("pos,P1,,(020) 7946-0958,GB"));
-        assert!(ids.carried_by("pos,P1,,7946 0958,GB"), "8 digits: a local number");
+        assert!(
+            ids.carried_by("pos,P1,,7946 0958,GB"),
+            "8 digits: a local number"
+        );
         // 6 digits, a field with letters, another number.
         assert!(!ids.carried_by("pos,P1,,460958,GB"));
         assert!(!ids.carried_by("pos,P1,,tel 020 7946 0958,GB"));
@@ -195,7 +198,10 @@ mod tests {
     fn non_ascii_text_around_an_address_is_safe() {
         let ids = erased();
         assert!(ids.carried_by("é, ANN.lee@example.com,ü"));
-        assert!(!ids.carried_by("é,ÀNN.lee@example.com,ü"), "À is no email character");
+        assert!(
+            !ids.carried_by("é,ÀNN.lee@example.com,ü"),
+            "À is no email character"
+        );
         assert!(!ids.carried_by("ééé@ü"));
     }
 }

@@ -36,6 +36,11 @@ pub const CUSTOMERS_TABLE: &str = "erased_customers";
 /// The view of every identifier of an erased person (`id_type`, `id_value`).
 pub const IDENTIFIERS_TABLE: &str = "erased_identifiers";
 
+/// Erasure views the steps hold in memory once computed: a few rows per erased
+/// person, joined by nearly every later view, so computing them once keeps those
+/// plans small (and their planning off deep recursion).
+pub const MATERIALIZED: [&str; 3] = [REQUESTS_TABLE, CUSTOMERS_TABLE, IDENTIFIERS_TABLE];
+
 /// What erasure did in one run, for the run log and the summary.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ErasureRecord {

@@ -75,6 +75,9 @@ pub async fn register_steps(
         match &step.kind {
             StepKind::Sql { file, sql } => {
                 register_sql_step(ctx, &step.name, file, sql, env.vars).await?;
+                if crate::erasure::MATERIALIZED.contains(&step.name.as_str()) {
+                    sql::materialize(ctx, &step.name, file).await?;
+                }
             }
             StepKind::Builtin { name, inputs } if name == "stitch_identities" => {
                 let previous = step.previous.as_deref().unwrap_or(&step.name);

@@ -5,6 +5,7 @@ mod cli;
 mod clv;
 mod commit;
 mod crash;
+mod erasure;
 mod generate;
 mod identity;
 mod run;

@@ -4,7 +4,7 @@
 //! ```text
 //! input table (record_type, record_id, id_type, id_value, seen_on)   ← sql/identity_links.sql
 //!   ─► graph: intern, dedupe links, cap, union-find      (graph.rs, intern.rs, union_find.rs)
-//!   ─► previous committed map of this step's output      (previous.rs)
+//!   ─► previous committed map (the step's `previous:` output) (previous.rs)
 //!   ─► stable keys, merges                               (keys.rs)
 //!   ─► tables `<step>` (id_type, id_value, customer_key, first_seen)
 //!             `<step>_merges` (merged_key, surviving_key, merged_on)
