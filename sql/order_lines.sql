@@ -10,6 +10,8 @@
 --   (scale 10); round only after summing.
 -- * Margin (README "Customer value"): amount minus quantity * unit_cost, at the
 --   same rate. A line without unit_cost has an unknown cost, counted as 0.
+-- * Erasure: a line carrying an erased person's identifier (its source id, or any
+--   email of theirs, guest lines included) is left out (erased_identifiers.sql).
 SELECT
     l.transaction_id,
     l.line_no,
@@ -46,3 +48,11 @@ JOIN fx_rates_current fx ON fx.currency = l.currency
 WHERE l.copy_rank = 1
   AND l.status IN ('completed', 'returned')
   AND CAST(l.order_ts AS DATE) <= DATE '{date}'
+  AND NOT EXISTS (
+      SELECT 1 FROM erased_identifiers x
+      WHERE x.id_type = 'source' AND x.id_value = l.source_system || ':' || l.source_customer_id
+  )
+  AND NOT EXISTS (
+      SELECT 1 FROM erased_identifiers x
+      WHERE x.id_type = 'email' AND x.id_value = normalize_email(l.email)
+  )

@@ -345,6 +345,13 @@ fn print_summary(summary: &RunSummary) {
             name, output.rows, output.files, output.location
         );
     }
+    let erasure = &summary.erasure;
+    let removed: u64 = erasure.reject_rows_removed.values().sum();
+    println!(
+        "erasure: {} requested identifiers, {} customers erased, {removed} reject rows left out",
+        erasure.requested_identifiers,
+        erasure.erased_customers.unwrap_or(0)
+    );
     for check in &summary.checks {
         let status = match check.status {
             crate::checks::CheckStatus::Pass => "pass",

@@ -13,6 +13,7 @@ pub mod cli;
 pub mod clock;
 pub mod commit;
 pub mod engine;
+pub mod erasure;
 pub mod generate;
 pub mod job;
 pub mod run;

@@ -5,9 +5,11 @@ usage: check_sample_output.py WAREHOUSE_DIR SNAPSHOT_DATE
 Checks what a BI user relies on: the Hive partition path, column types (DATE,
 DECIMAL money, TIMESTAMP WITH TIME ZONE, snapshot_date as a DATE partition),
 one row per customer_key, that the rejects equal the generator's ground
-truth exactly (extract, file, line, reason), and email_marketable recomputed
+truth exactly (extract, file, line, reason), email_marketable recomputed
 from the raw communications (read here with Python, not by c360) per the
-contract's Permission rule.
+contract's Permission rule, and that no identifier of a person erased by then
+(ground truth suppressions.csv -> identities.csv) appears in customer_360,
+identity_map, order_lines or the rejects' raw text.
 """
 
 import gzip
@@ -134,6 +136,40 @@ if truth.exists():
     check(mismatched == 0 and marketable > 0,
           f"email_marketable equals a recomputation from the raw events "
           f"({compared} customers, {marketable} marketable, {mismatched} different)")
+
+# Erasure: requests apply from the UTC date of requested_at.
+gt = truth.parent
+erased = con.execute(f"""
+    SELECT i.id_type, lower(i.id_value) AS id_value, i.person_id
+    FROM read_csv('{gt}/identities.csv', all_varchar=true) i
+    JOIN read_csv('{gt}/suppressions.csv', all_varchar=true) s USING (person_id)
+    WHERE CAST(timezone('UTC', CAST(s.requested_at AS TIMESTAMPTZ)) AS DATE) <= DATE '{date}'
+""").fetchall()
+people = {p for _, _, p in erased}
+check(len(people) == 4, f"{len(people)} people erased by {date} in the ground truth")
+con.execute("CREATE TABLE erased (id_type VARCHAR, id_value VARCHAR)")
+con.executemany("INSERT INTO erased VALUES (?, ?)", [(t, v) for t, v, _ in erased])
+snap = f"snapshot_date={date}"
+leaks = {
+    "customer_360": f"""SELECT count(*) FROM read_parquet('{wh}/customer_360/{snap}/*.parquet') c
+        JOIN erased e ON (e.id_type = 'email' AND lower(c.email) = e.id_value)
+                      OR (e.id_type = 'phone' AND c.phone = e.id_value)""",
+    "identity_map": f"""SELECT count(*) FROM read_parquet('{wh}/identity_map/{snap}/*.parquet') m
+        JOIN erased e ON m.id_type = e.id_type AND lower(m.id_value) = e.id_value""",
+    "order_lines": f"""SELECT count(*) FROM read_parquet('{wh}/order_lines/{snap}/*.parquet') o
+        JOIN erased e ON (e.id_type = 'source' AND lower(o.source_system || ':' || o.source_customer_id) = e.id_value)
+                      OR (e.id_type = 'email' AND lower(trim(o.email)) = e.id_value)""",
+    # Raw text: emails anywhere (any case), source ids as their bare id.
+    "rejects": f"""SELECT count(*) FROM read_parquet('{wh}/rejects/*/run_date={date}/*.parquet') r
+        JOIN erased e ON (e.id_type = 'email' AND contains(lower(r.raw), e.id_value))
+                      OR (e.id_type = 'source' AND contains(lower(r.raw), split_part(e.id_value, ':', 2)))
+                      OR (e.id_type = 'phone' AND contains(regexp_replace(r.raw, '[^0-9]', '', 'g'), right(e.id_value, 9)))""",
+}
+for name, sql in leaks.items():
+    n = con.execute(sql).fetchone()[0]
+    check(n == 0, f"no identifier of an erased person in {name} ({n} found)")
+c360_keys = con.execute(f"SELECT count(*) FROM read_parquet('{wh}/customer_360/{snap}/*.parquet')").fetchone()[0]
+check(c360_keys == 2000 - len(people), f"customer_360 has 2000 - {len(people)} erased = {c360_keys} rows")
 
 print(f"{len(passed)} passed, {len(failures)} failed")
 sys.exit(1 if failures else 0)

@@ -4,8 +4,9 @@ usage: independent_order_lines.py RAW_DIR WAREHOUSE_DIR SNAPSHOT_DATE
 
 Written from DATA_CONTRACT.md alone, sharing no code with c360: it reads the raw
 transaction files itself (Python csv, gzip, zstandard), drops the rows the
-generator's ground truth lists as malformed, applies the contract's duplicate,
-date and money rules with Python's Decimal, and compares every line amount and
+generator's ground truth lists as malformed and the lines of people erased by
+then (ground truth suppressions.csv -> identities.csv: their source ids and
+emails), applies the contract's duplicate, date and money rules with Python's Decimal, and compares every line amount and
 every per-customer total with c360's `order_lines` output (read with DuckDB).
 """
 
@@ -28,6 +29,20 @@ with open(raw / "_ground_truth" / "rejects.csv", newline="") as f:
     for row in csv.DictReader(f):
         if row["extract"] == "transactions":
             rejected.add((row["file"], int(row["line"])))
+
+# Erasure: a request applies from the UTC date of requested_at; the person's
+# lines (by source id, or by any of their emails) are in no output.
+erased_people = set()
+with open(raw / "_ground_truth" / "suppressions.csv", newline="") as f:
+    for row in csv.DictReader(f):
+        at = datetime.fromisoformat(row["requested_at"].replace("Z", "+00:00"))
+        if at.astimezone(timezone.utc).date() <= snapshot:
+            erased_people.add(row["person_id"])
+erased_ids = set()
+with open(raw / "_ground_truth" / "identities.csv", newline="") as f:
+    for row in csv.DictReader(f):
+        if row["person_id"] in erased_people:
+            erased_ids.add((row["id_type"], row["id_value"]))
 
 rates = {}
 with open(raw / "reference" / "fx_rates.csv", newline="", encoding="utf-8-sig") as f:
@@ -64,11 +79,16 @@ for order, path in enumerate(files):
         latest[key] = row
 
 ours = {}
+erased_lines = 0
 for key, row in latest.items():
     if row["status"] not in ("completed", "returned"):
         continue
     ts = datetime.fromisoformat(row["order_ts"].replace("Z", "+00:00"))
     if ts.astimezone(timezone.utc).date() > snapshot:
+        continue
+    source = ("source", f'{row["source_system"]}:{row["source_customer_id"]}')
+    if source in erased_ids or ("email", row["email"].strip().lower()) in erased_ids:
+        erased_lines += 1
         continue
     discount = Decimal(row["discount"] or "0")
     amount = (int(row["quantity"]) * Decimal(row["unit_price"]) - discount) * rates[row["currency"].upper()]
@@ -94,6 +114,7 @@ for label, items in (("missing", missing), ("unexpected", extra), ("different", 
 totals = defaultdict(Decimal)
 for key, (system, cid, amount) in ours.items():
     totals[(system, cid)] += -amount if key[2] == "returned" else amount
+print(f"{len(erased_people)} people erased, {erased_lines} of their lines left out")
 print(f"{len(ours)} order lines, {len(totals)} buyers (incl. guests), "
       f"net revenue {sum(totals.values()).quantize(Decimal('0.01'), ROUND_HALF_UP)} in the reporting currency")
 

@@ -252,6 +252,28 @@ fn builtin_rules() {
 }
 
 #[test]
+fn previous_names_an_output_and_only_on_builtins() {
+    let f = Fixture::new();
+    f.sql("a.sql", "SELECT * FROM orders");
+    let steps =
+        "steps:\n  - { name: g, builtin: stitch_identities, input: orders, previous: map }\n";
+    let ok = format!(
+        "{BASE}{steps}  - {{ name: map, sql: a.sql }}\noutputs:\n  map: {{ path: \"{{warehouse}}/m\" }}\n"
+    );
+    let job = f.load(&ok).unwrap();
+    assert_eq!(job.steps[0].previous.as_deref(), Some("map"));
+    assert_eq!(job.steps[1].previous, None);
+    let bad = format!("{BASE}{steps}  - {{ name: map, sql: a.sql, previous: map }}\n");
+    assert_eq!(
+        f.errors(&bad),
+        vec![
+            "7:69: step `g`: `previous: map` is not an output of this job",
+            "8:40: step `map`: `previous` only applies to builtin steps",
+        ]
+    );
+}
+
+#[test]
 fn timezones_must_agree_and_exist() {
     let yaml = format!(
         "{BASE}timezone: Europe/Paris\nschedule: {{ cron: \"0 30 2 * * *\", timezone: Europe/London }}\n"

@@ -185,6 +185,9 @@ pub struct StepSpec {
     pub depends_on: Vec<String>,
     /// Tables a builtin registers besides `name` (e.g. `identity_map_merges`).
     pub also_defines: Vec<String>,
+    /// Builtin steps: the output whose committed snapshots hold the step's earlier
+    /// results (stable keys); `None` = the output named like the step.
+    pub previous: Option<String>,
 }
 
 /// One data check, parsed from the `checks:` block.

@@ -67,9 +67,12 @@ pub(crate) fn resolve(
         .map(|(name, raw)| resolve_source(name, raw, &schemas, &path_vars, report))
         .collect();
 
+    let output_names: BTreeSet<String> =
+        draft.outputs.iter().map(|(n, _)| n.value.clone()).collect();
     let scope = Scope {
         base_dir,
         tables: &tables,
+        outputs: &output_names,
         vars: &path_vars,
         duplicated: &duplicated,
     };

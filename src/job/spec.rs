@@ -94,6 +94,10 @@ pub(crate) struct StepRaw {
     pub builtin: Option<Located<BuiltinRaw>>,
     #[serde(default)]
     pub input: Option<Located<OneOrMany>>,
+    /// Builtin steps: the output whose earlier snapshots the step reads back
+    /// (default: the output named like the step).
+    #[serde(default)]
+    pub previous: Option<Located<String>>,
 }
 
 /// `input: a` or `input: [a, b]`.

@@ -16,6 +16,8 @@ pub(crate) struct Scope<'a> {
     pub base_dir: &'a Path,
     /// Every source and step name.
     pub tables: &'a BTreeSet<String>,
+    /// Every output name (a builtin's `previous` must be one).
+    pub outputs: &'a BTreeSet<String>,
     /// Params, `raw`, `warehouse`, and a stand-in `date`.
     pub vars: &'a BTreeMap<String, String>,
     /// Names defined twice (already reported): edges to them are left out of the
@@ -45,6 +47,19 @@ fn resolve_step(step: StepRaw, scope: &Scope, report: &mut Reporter) -> Option<S
     let name = step.name;
     let context = format!("step `{}`", name.value);
     let mut also_defines = Vec::new();
+    let previous = step.previous.map(|p| {
+        if step.builtin.is_none() {
+            let message = format!("{context}: `previous` only applies to builtin steps");
+            report.at(p.line, p.column, message);
+        } else if !scope.outputs.contains(&p.value) {
+            let message = format!(
+                "{context}: `previous: {}` is not an output of this job",
+                p.value
+            );
+            report.at(p.line, p.column, message);
+        }
+        p.value
+    });
     let (kind, depends_on) = match (step.sql, step.builtin) {
         (Some(sql), None) => {
             if let Some(input) = &step.input {
@@ -99,6 +114,7 @@ fn resolve_step(step: StepRaw, scope: &Scope, report: &mut Reporter) -> Option<S
         kind,
         depends_on,
         also_defines,
+        previous,
     })
 }
 

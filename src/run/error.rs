@@ -52,6 +52,8 @@ pub enum RunError {
     Sink(#[from] SinkError),
     #[error(transparent)]
     Commit(#[from] CommitError),
+    #[error(transparent)]
+    Erasure(#[from] crate::erasure::ErasureError),
 }
 
 impl RunError {
@@ -66,6 +68,7 @@ impl RunError {
             RunError::Check(_) => "check",
             RunError::Sink(_) => "sink",
             RunError::Commit(_) => "commit",
+            RunError::Erasure(_) => "erasure",
         }
     }
 
@@ -97,6 +100,9 @@ impl RunError {
             ),
             RunError::Sink(_) | RunError::Commit(_) => {
                 "rerun the date: readers still see complete snapshots, and the rerun finishes or undoes this commit".into()
+            }
+            RunError::Erasure(_) => {
+                "fix the erasure steps (erasure_requests, erased_identifiers) or the storage named in the error, then rerun the date; nothing was published".into()
             }
         }
     }

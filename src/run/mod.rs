@@ -3,18 +3,22 @@
 //! typed staging files, run the steps, stage and check the outputs, commit.
 //!
 //! ```text
-//! bind ─► lease + recovery ─► sources ─► typed staging (+ rejects) ─► commit rejects
+//! bind ─► lease + recovery ─► sources ─► typed staging (+ rejects)
 //!      ─► row accounting ─► reject budgets ─► steps (views) ─► outputs to staging
-//!      ─► checks on the staged outputs ─► commit outputs (atomic) ─► run log
+//!      ─► checks on the staged outputs ─► commit rejects minus erased people's rows
+//!      ─► commit outputs (atomic) ─► run log
 //! ```
 //! Nothing but rejects is published until every output is staged and every
 //! error-level check passed, so a failing step, query or check leaves every
-//! previous snapshot as it was. The commit protocol is in `crate::commit`.
+//! previous snapshot as it was. Rejects are published after a failure too, filtered
+//! by the erasure requests alone (`rejects.rs`). The commit protocol is in
+//! `crate::commit`.
 
 mod accounting;
 mod error;
 mod outputs;
 mod record;
+mod rejects;
 mod staging;
 
 use std::collections::BTreeMap;
@@ -74,6 +78,8 @@ pub struct RunSummary {
     pub rejects: Vec<OutputSummary>,
     pub accounting: Vec<RowAccounting>,
     pub checks: Vec<CheckOutcome>,
+    /// What erasure removed.
+    pub erasure: crate::erasure::ErasureRecord,
     pub elapsed_secs: f64,
 }
 
@@ -179,7 +185,6 @@ async fn with_lease(r: &Run<'_>, p: &mut Progress) -> Result<(), RunError> {
 
 async fn load(r: &Run<'_>, lease: &Lease, p: &mut Progress) -> Result<(), RunError> {
     let (job, bound, run_id) = (r.job, &r.bound, r.run_id.as_str());
-    let store = &bound.warehouse.store;
     let tmp = r.committer.staging_dir(run_id);
     let engine_options = EngineOptions {
         memory_limit: r.options.memory_limit.or(job.memory_limit),
@@ -199,12 +204,6 @@ async fn load(r: &Run<'_>, lease: &Lease, p: &mut Progress) -> Result<(), RunErr
             None => None,
         };
         let staged = staging::stage_source(&ctx, bound, spec, currencies, &tmp).await?;
-        // Footers are read now: committing the rejects moves their staged folder.
-        let typed_rows = commit::footer_rows(store, &staged.typed.path).await?;
-        let mut rejected_rows = 0;
-        for file in &staged.rejects.files {
-            rejected_rows += commit::footer_rows(store, &file.path).await?;
-        }
         p.record
             .sources
             .push(record::source(&spec.name, &staged.report));
@@ -212,55 +211,92 @@ async fn load(r: &Run<'_>, lease: &Lease, p: &mut Progress) -> Result<(), RunErr
             name: spec.name.clone(),
             report: staged.report.clone(),
         });
-        staged_sources.push((spec, staged, typed_rows, rejected_rows));
+        staged_sources.push((spec, staged));
     }
     record::stage(&mut p.record, "sources", t);
 
-    // Rejects are always published: they are what the engineer needs to fix upstream.
+    let transformed = transform(r, &ctx, p, &staged_sources, &tmp).await;
+
+    // Rejects are published even when the run failed, minus erased people's rows
+    // (run/rejects.rs says which identifiers count when).
     let t = Instant::now();
-    let parts: Vec<PartitionToCommit> = staged_sources
+    match rejects::identifiers(r, &ctx, transformed.is_ok()).await {
+        Ok(identifiers) => {
+            rejects::publish(r, lease, p, &staged_sources, &identifiers).await?;
+            let erasure = p.record.erasure.get_or_insert_with(Default::default);
+            erasure.requested_identifiers = identifiers.len() as u64;
+            if transformed.is_ok() {
+                erasure.requested_identifiers =
+                    crate::erasure::count(&ctx, crate::erasure::REQUESTS_TABLE)
+                        .await?
+                        .unwrap_or(0);
+                erasure.erased_customers =
+                    crate::erasure::count(&ctx, crate::erasure::CUSTOMERS_TABLE).await?;
+            }
+        }
+        Err(e) if transformed.is_err() => {
+            tracing::error!(error = %e, "rejects not published: the erasure requests could not be read");
+        }
+        Err(e) => return Err(e),
+    }
+    record::stage(&mut p.record, "commit_rejects", t);
+    let staged_outputs = transformed?;
+
+    let t = Instant::now();
+    let parts: Vec<PartitionToCommit> = staged_outputs
         .iter()
-        .map(|(spec, staged, ..)| PartitionToCommit {
-            name: format!("rejects/{}", spec.name),
-            staged: staged.rejects.clone(),
-            target: bound
-                .warehouse
-                .prefix
-                .clone()
-                .join("rejects")
-                .join(format!("extract={}", spec.name))
-                .join(format!("run_date={}", bound.date)),
+        .map(|o| PartitionToCommit {
+            name: o.name.clone(),
+            staged: o.staged.clone(),
+            target: o.target.clone(),
         })
         .collect();
     let published = r
         .committer
-        .commit(run_id, "rejects", &parts, Some(lease))
+        .commit(run_id, "outputs", &parts, Some(lease))
         .await?;
-    p.record.rejects = published
-        .iter()
-        .zip(&parts)
-        .map(|(done, part)| {
-            record::partition(&part.name["rejects/".len()..], &bound.warehouse, done)
-        })
-        .collect();
-    record::stage(&mut p.record, "commit_rejects", t);
+    for (done, part) in published.iter().zip(&parts) {
+        tracing::info!(output = %part.name, rows = done.rows, files = done.files.len(), "output published");
+        p.record
+            .outputs
+            .push(record::partition(&part.name, &bound.warehouse, done));
+    }
+    record::stage(&mut p.record, "commit_outputs", t);
+    Ok(())
+}
 
+/// Row accounting, reject budgets, steps, outputs to staging and checks: every
+/// stage between the sources and the commit. Returns the staged outputs.
+async fn transform(
+    r: &Run<'_>,
+    ctx: &SessionContext,
+    p: &mut Progress,
+    staged_sources: &[(&SourceSpec, staging::StagedSource)],
+    tmp: &object_store::path::Path,
+) -> Result<Vec<outputs::StagedOutput>, RunError> {
+    let (job, bound) = (r.job, &r.bound);
+    let store = &bound.warehouse.store;
     // Every row is accounted for, then budgets are checked.
     let t = Instant::now();
-    for (spec, staged, typed_rows, rejected_rows) in &staged_sources {
+    for (spec, staged) in staged_sources {
+        let typed_rows = commit::footer_rows(store, &staged.typed.path).await?;
+        let mut rejected_rows = 0;
+        for file in &staged.rejects.files {
+            rejected_rows += commit::footer_rows(store, &file.path).await?;
+        }
         let counts = accounting::account(
-            &ctx,
+            ctx,
             spec,
             &staged.report,
-            *typed_rows,
-            *rejected_rows,
+            typed_rows,
+            rejected_rows,
             bound.date,
         )
         .await?;
         p.record.accounting.push(counts);
     }
-    for ((spec, staged, ..), published) in staged_sources.iter().zip(&p.record.rejects) {
-        staging::check_reject_budget(spec, &staged.report, published.location.clone())?;
+    for (spec, staged) in staged_sources {
+        staging::check_reject_budget(spec, &staged.report, rejects::location(bound, &spec.name))?;
     }
     record::stage(&mut p.record, "accounting", t);
 
@@ -270,15 +306,15 @@ async fn load(r: &Run<'_>, lease: &Lease, p: &mut Progress) -> Result<(), RunErr
         date: bound.date,
         published: outputs::published_locations(bound, &job.outputs)?,
     };
-    crate::steps::register_steps(&ctx, &job.steps, &env).await?;
+    crate::steps::register_steps(ctx, &job.steps, &env).await?;
     // Write every output to staging before publishing any of them. Each staged
     // output replaces its view, so a later output that reads it (segment_summary
     // reads customer_360) reads the written rows instead of planning them again,
     // and the checks read exactly what the commit would publish.
     let mut staged_outputs = Vec::new();
     for output in &job.outputs {
-        let staged = outputs::stage_output(&ctx, bound, output, &tmp).await?;
-        register_staged(&ctx, bound, &staged).await?;
+        let staged = outputs::stage_output(ctx, bound, output, tmp).await?;
+        register_staged(ctx, bound, &staged).await?;
         staged_outputs.push(staged);
     }
     record::stage(&mut p.record, "outputs", t);
@@ -303,7 +339,7 @@ async fn load(r: &Run<'_>, lease: &Lease, p: &mut Progress) -> Result<(), RunErr
         );
     }
     let cx = checks::CheckContext {
-        ctx: &ctx,
+        ctx,
         date: bound.date,
         vars: &bound.vars,
         outputs: &facts,
@@ -313,28 +349,7 @@ async fn load(r: &Run<'_>, lease: &Lease, p: &mut Progress) -> Result<(), RunErr
     if let Some(failed) = checks::failures(&p.record.checks) {
         return Err(failed.into());
     }
-
-    let t = Instant::now();
-    let parts: Vec<PartitionToCommit> = staged_outputs
-        .iter()
-        .map(|o| PartitionToCommit {
-            name: o.name.clone(),
-            staged: o.staged.clone(),
-            target: o.target.clone(),
-        })
-        .collect();
-    let published = r
-        .committer
-        .commit(run_id, "outputs", &parts, Some(lease))
-        .await?;
-    for (done, part) in published.iter().zip(&parts) {
-        tracing::info!(output = %part.name, rows = done.rows, files = done.files.len(), "output published");
-        p.record
-            .outputs
-            .push(record::partition(&part.name, &bound.warehouse, done));
-    }
-    record::stage(&mut p.record, "commit_outputs", t);
-    Ok(())
+    Ok(staged_outputs)
 }
 
 /// Replaces an output's view with its staged Parquet.

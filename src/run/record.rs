@@ -32,6 +32,7 @@ pub(super) fn start(r: &Run<'_>) -> RunRecord {
         checks: Vec::new(),
         recovered_runs: Vec::new(),
         error: None,
+        erasure: None,
     }
 }
 
@@ -108,6 +109,7 @@ pub(super) fn summary(
         rejects: record.rejects.iter().map(to_summary).collect(),
         accounting: record.accounting.clone(),
         checks: record.checks.clone(),
+        erasure: record.erasure.clone().unwrap_or_default(),
         elapsed_secs,
     }
 }

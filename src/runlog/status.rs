@@ -85,6 +85,7 @@ mod tests {
             checks: vec![],
             recovered_runs: vec![],
             error: None,
+            erasure: None,
         }
     }
 

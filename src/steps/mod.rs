@@ -57,7 +57,8 @@ pub struct StepEnv<'a> {
     /// The logical date of the run.
     pub date: NaiveDate,
     /// Where each output is published (store, folder), by output name: a builtin step
-    /// reads its own previous snapshots from the output of the same name.
+    /// reads its own previous snapshots from the output of the same name, or from the
+    /// one its `previous:` names.
     pub published: PublishedLocations,
 }
 
@@ -74,9 +75,13 @@ pub async fn register_steps(
         match &step.kind {
             StepKind::Sql { file, sql } => {
                 register_sql_step(ctx, &step.name, file, sql, env.vars).await?;
+                if crate::erasure::MATERIALIZED.contains(&step.name.as_str()) {
+                    sql::materialize(ctx, &step.name, file).await?;
+                }
             }
             StepKind::Builtin { name, inputs } if name == "stitch_identities" => {
-                identity::register_stitch_identities(ctx, &step.name, inputs, env)
+                let previous = step.previous.as_deref().unwrap_or(&step.name);
+                identity::register_stitch_identities(ctx, &step.name, inputs, previous, env)
                     .await
                     .map_err(|source| StepError::Identity {
                         step: step.name.clone(),

@@ -263,11 +263,18 @@ async fn the_identity_partition_equals_the_ground_truth_people() {
     run(&job, &options).await.unwrap();
     let ours = keys_by_identifier(wh.path(), "2026-03-01");
 
+    // Erased people (all 4 requests apply by 2026-03-01) are in no output.
+    let erased = crate::erasure::sample_erased_people(NaiveDate::from_ymd_opt(2026, 3, 1).unwrap());
+    assert_eq!(erased.len(), 4);
     let path = repo_root().join("sample_data/raw/_ground_truth/identities.csv");
     let mut truth: BTreeMap<String, String> = BTreeMap::new();
     for r in csv::Reader::from_path(&path).unwrap().records() {
         let r = r.unwrap();
-        truth.insert(r[2].to_string(), r[0].to_string());
+        if erased.contains(&r[0]) {
+            assert!(!ours.contains_key(&r[2]), "erased {}", &r[2]);
+        } else {
+            truth.insert(r[2].to_string(), r[0].to_string());
+        }
     }
     // Every identifier the truth lists is in the map, and nothing else is.
     let missing: Vec<_> = truth
@@ -299,13 +306,13 @@ async fn the_identity_partition_equals_the_ground_truth_people() {
         people_of_key.len()
     );
     assert_eq!((split, merged), (0, 0));
-    assert_eq!(people_of_key.len(), 2000);
+    assert_eq!(people_of_key.len(), 2000 - 4);
 
     // customer_360: one row per key; the customers' frequencies add up to the completed
     // orders in order_lines whose source id or (guest) email is in the map.
     let batches = read_partition(&wh.path().join("customer_360/snapshot_date=2026-03-01"));
     let count: usize = batches.iter().map(RecordBatch::num_rows).sum();
-    assert_eq!(count, 2000);
+    assert_eq!(count, 2000 - 4);
     let frequency: i64 = batches
         .iter()
         .map(|b| {

@@ -6,6 +6,7 @@ mod clv;
 mod commit;
 mod crash;
 mod engagement;
+mod erasure;
 mod generate;
 mod identity;
 mod run;

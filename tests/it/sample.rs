@@ -105,7 +105,11 @@ async fn sample_run_rejects_exactly_the_ground_truth_rows() {
         .iter()
         .find(|o| o.name == "customer_360")
         .unwrap();
-    assert!(customers.rows > 1000, "{} customers", customers.rows);
+    // 2,000 generated people, 4 of them erased by requests dated up to 2026-02-07
+    // (sample_data/raw/_ground_truth/suppressions.csv).
+    assert_eq!(customers.rows, 2000 - 4);
+    assert_eq!(summary.erasure.erased_customers, Some(4));
+    assert_eq!(summary.erasure.requested_identifiers, 4);
     assert!(
         wh.path()
             .join("customer_360/snapshot_date=2026-03-01/_SUCCESS")

@@ -119,6 +119,27 @@ fn step_fraction(a: f64, b: f64, c: f64) -> f64 {
     (2.0 / (1.0 + spread)).min(0.5)
 }
 
+/// The first n from which every later term ratio (a+n)(b+n)z / ((c+n)(n+1)) is
+/// positive and below 1, so terms only shrink. The ratio is below 1 where the
+/// downward parabola q(n) = (a+n)(b+n)z - (c+n)(n+1) is negative, i.e. past its
+/// larger root. (The bound max(|a|, |b|, |c|) is also safe but can exceed any term
+/// budget: fits near the Poisson limit give a and c in the tens of thousands with
+/// a ratio below 1 from the first term on.)
+fn settled_from(a: f64, b: f64, c: f64, z: f64) -> f64 {
+    let positive = (-a).max(-b).max(-c).max(0.0);
+    // q(n) = (z-1) n^2 + ((a+b) z - c - 1) n + (a b z - c), z in [0, 1).
+    let (qa, qb, qc) = (z - 1.0, (a + b) * z - c - 1.0, a * b * z - c);
+    let disc = qb * qb - 4.0 * qa * qc;
+    let root = if disc < 0.0 {
+        0.0
+    } else {
+        // qa < 0: the larger root is (-qb - sqrt(disc)) / (2 qa).
+        (-qb - disc.sqrt()) / (2.0 * qa)
+    };
+    // A margin of one term for rounding in the root.
+    positive.max(root.max(0.0).ceil() + 1.0)
+}
+
 /// The series at z and its derivative: (F(z), F'(z)).
 fn maclaurin(a: f64, b: f64, c: f64, z: f64, max_terms: usize) -> Option<(f64, f64)> {
     let mut term = 1.0; // the n-th term, z^n included
@@ -127,6 +148,7 @@ fn maclaurin(a: f64, b: f64, c: f64, z: f64, max_terms: usize) -> Option<(f64, f
     // Precision is relative to the terms' magnitude, so a sum that cancels
     // to (nearly) zero still ends.
     let (mut scale, mut d_scale) = (1.0, 0.0);
+    let settle = settled_from(a, b, c, z);
     for n in 0..max_terms {
         let nf = n as f64;
         term *= (a + nf) * (b + nf) / ((c + nf) * (nf + 1.0)) * z;
@@ -135,9 +157,8 @@ fn maclaurin(a: f64, b: f64, c: f64, z: f64, max_terms: usize) -> Option<(f64, f
         deriv += d_term;
         scale += term.abs();
         d_scale += d_term.abs();
-        // Stop once terms are negligible and no longer growing: past
-        // n > |a|, |b|, |c| the ratio is below 1 and shrinking towards z.
-        let settled = nf > a.abs().max(b.abs()).max(c.abs());
+        // Stop once terms are negligible and can no longer grow (`settled_from`).
+        let settled = nf >= settle;
         if term == 0.0
             || (settled
                 && term.abs() <= f64::EPSILON * 0.25 * scale

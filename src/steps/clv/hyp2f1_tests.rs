@@ -177,3 +177,24 @@ fn matches_a_random_mpmath_sweep_of_the_bgnbd_region() {
         negative.1
     );
 }
+
+#[test]
+fn parameters_above_the_fixed_term_budget_converge() {
+    // A BG/NBD fit near the Poisson limit (r, alpha ~ 3e4) on a 300-customer
+    // sample asked for this. Reference: the series summed in 50-digit decimal
+    // arithmetic (Python `decimal`, 106 terms); close to the terminating
+    // 2F1(a, -1; c; z) = 1 - a z / c = 0.488807144 since b is near -1.
+    let got = hyp2f1(
+        29522.83120288826,
+        -0.9999933369065275,
+        29523.91928112368,
+        0.5112116959744948,
+    )
+    .unwrap();
+    assert_close(
+        got,
+        0.488_809_475_587_183_4,
+        1e-12,
+        "2F1 near the Poisson limit",
+    );
+}

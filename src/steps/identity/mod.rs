@@ -4,7 +4,7 @@
 //! ```text
 //! input table (record_type, record_id, id_type, id_value, seen_on)   ← sql/identity_links.sql
 //!   ─► graph: intern, dedupe links, cap, union-find      (graph.rs, intern.rs, union_find.rs)
-//!   ─► previous committed map of this step's output      (previous.rs)
+//!   ─► previous committed map (the step's `previous:` output) (previous.rs)
 //!   ─► stable keys, merges                               (keys.rs)
 //!   ─► tables `<step>` (id_type, id_value, customer_key, first_seen)
 //!             `<step>_merges` (merged_key, surviving_key, merged_on)
@@ -58,11 +58,13 @@ pub enum IdentityError {
     KeyCollision(#[from] KeyCollision),
 }
 
-/// Runs the step and registers `name` and `name_merges` on `ctx`.
+/// Runs the step and registers `name` and `name_merges` on `ctx`. Earlier keys come
+/// from the latest committed snapshot of output `previous` before the run's date.
 pub async fn register_stitch_identities(
     ctx: &SessionContext,
     name: &str,
     inputs: &[String],
+    previous: &str,
     env: &StepEnv<'_>,
 ) -> Result<(), IdentityError> {
     let rules = rules_from(env)?;
@@ -80,7 +82,7 @@ pub async fn register_stitch_identities(
     let heap_bytes = builder.heap_bytes();
     let graph = builder.finish(rules);
 
-    let previous = match env.published.get(name) {
+    let previous = match env.published.get(previous) {
         Some((store, dir)) => match previous::latest_before(store, dir, env.date).await? {
             Some(snapshot) => {
                 let prev = previous::read(store, &snapshot, &graph.interner).await?;

@@ -1,0 +1,166 @@
+//! Erasure (DATA_CONTRACT.md, "Erasure"): who is erased by a run, and the one
+//! filter that keeps their identifiers out of the published rejects.
+//!
+//! The job's SQL does the resolving (README "Erasure"): view [`REQUESTS_TABLE`]
+//! holds the identifiers of the requests that apply to the run, [`CUSTOMERS_TABLE`]
+//! the customer keys they resolve to, [`IDENTIFIERS_TABLE`] every identifier of
+//! those customers plus the requests' own. `identity_map` and everything joined to
+//! it leave the erased customers out by construction; rejects are raw text, so the
+//! run filters them here:
+//!
+//! ```text
+//! steps succeeded ─► collect(erased_identifiers) ─┐
+//! run failed      ─► requested(erasure_requests) ─┴► filter_staged(rejects) ─► commit
+//! ```
+
+mod matcher;
+mod rejects;
+
+use std::collections::BTreeMap;
+
+use datafusion::arrow::array::{Array, AsArray};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::DataType;
+use datafusion::error::DataFusionError;
+use datafusion::prelude::SessionContext;
+
+use crate::job::{StepKind, StepSpec};
+
+pub use matcher::ErasedIdentifiers;
+pub use rejects::{FilteredRejects, filter_staged};
+
+/// The view of the identifiers named by the requests that apply to the run.
+pub const REQUESTS_TABLE: &str = "erasure_requests";
+/// The view of the customer keys the run erases.
+pub const CUSTOMERS_TABLE: &str = "erased_customers";
+/// The view of every identifier of an erased person (`id_type`, `id_value`).
+pub const IDENTIFIERS_TABLE: &str = "erased_identifiers";
+
+/// Erasure views the steps hold in memory once computed: a few rows per erased
+/// person, joined by nearly every later view, so computing them once keeps those
+/// plans small (and their planning off deep recursion).
+pub const MATERIALIZED: [&str; 3] = [REQUESTS_TABLE, CUSTOMERS_TABLE, IDENTIFIERS_TABLE];
+
+/// What erasure did in one run, for the run log and the summary.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ErasureRecord {
+    /// Identifiers named by the requests that apply to the run.
+    pub requested_identifiers: u64,
+    /// Customers erased (left out of every output); `None` when the run failed
+    /// before resolving them.
+    pub erased_customers: Option<u64>,
+    /// Extract -> reject rows left out of its published rejects.
+    pub reject_rows_removed: BTreeMap<String, u64>,
+}
+
+/// Errors of the erasure layer.
+#[derive(Debug, thiserror::Error)]
+pub enum ErasureError {
+    #[error("erasure: table {table}: {source}")]
+    Query {
+        table: String,
+        source: DataFusionError,
+    },
+    #[error("erasure: table {table}: {message}")]
+    Shape { table: String, message: String },
+    #[error("erasure: {0}")]
+    Step(#[from] crate::steps::StepError),
+    #[error(transparent)]
+    Sink(#[from] crate::sink::SinkError),
+    #[error("erasure: cannot read staged rejects {path}: {message}")]
+    Read { path: String, message: String },
+}
+
+/// Whether the job resolves erasures (defines the [`IDENTIFIERS_TABLE`] step).
+pub fn configured(steps: &[StepSpec]) -> bool {
+    steps.iter().any(|s| s.name == IDENTIFIERS_TABLE)
+}
+
+/// Every erased identifier, from the [`IDENTIFIERS_TABLE`] view of a run whose
+/// steps are registered.
+pub async fn collect(ctx: &SessionContext) -> Result<ErasedIdentifiers, ErasureError> {
+    read_identifiers(ctx, IDENTIFIERS_TABLE).await
+}
+
+/// The requests' own identifiers only, for a run that failed before its steps
+/// finished: registers the [`REQUESTS_TABLE`] step first when it is not yet
+/// registered (it reads sources only, which are registered by then).
+pub async fn requested(
+    ctx: &SessionContext,
+    steps: &[StepSpec],
+    vars: &BTreeMap<String, String>,
+) -> Result<ErasedIdentifiers, ErasureError> {
+    let Some(step) = steps.iter().find(|s| s.name == REQUESTS_TABLE) else {
+        return Ok(ErasedIdentifiers::default());
+    };
+    let registered = ctx
+        .table_exist(REQUESTS_TABLE)
+        .map_err(|source| ErasureError::Query {
+            table: REQUESTS_TABLE.into(),
+            source,
+        })?;
+    if !registered && let StepKind::Sql { file, sql } = &step.kind {
+        crate::steps::register_sql_step(ctx, &step.name, file, sql, vars).await?;
+    }
+    read_identifiers(ctx, REQUESTS_TABLE).await
+}
+
+/// Rows of `table`, which the run has registered (0 when it has not).
+pub async fn count(ctx: &SessionContext, table: &str) -> Result<Option<u64>, ErasureError> {
+    let query_err = |source| ErasureError::Query {
+        table: table.into(),
+        source,
+    };
+    if !ctx.table_exist(table).map_err(query_err)? {
+        return Ok(None);
+    }
+    let rows = ctx
+        .table(table)
+        .await
+        .map_err(query_err)?
+        .count()
+        .await
+        .map_err(query_err)?;
+    Ok(Some(rows as u64))
+}
+
+async fn read_identifiers(
+    ctx: &SessionContext,
+    table: &str,
+) -> Result<ErasedIdentifiers, ErasureError> {
+    let query_err = |source| ErasureError::Query {
+        table: table.into(),
+        source,
+    };
+    let shape = |message: String| ErasureError::Shape {
+        table: table.into(),
+        message,
+    };
+    // Small by construction: a few identifiers per erased person.
+    let batches = ctx
+        .table(table)
+        .await
+        .map_err(query_err)?
+        .collect()
+        .await
+        .map_err(query_err)?;
+    let mut identifiers = ErasedIdentifiers::default();
+    for batch in &batches {
+        let text = |name: &str| {
+            let column = batch
+                .column_by_name(name)
+                .ok_or_else(|| shape(format!("no column `{name}`")))?;
+            cast(column, &DataType::Utf8).map_err(|e| shape(format!("column `{name}`: {e}")))
+        };
+        let (id_type, id_value) = (text("id_type")?, text("id_value")?);
+        let (id_type, id_value) = (id_type.as_string::<i32>(), id_value.as_string::<i32>());
+        for row in 0..batch.num_rows() {
+            if id_type.is_valid(row) && id_value.is_valid(row) {
+                identifiers
+                    .add(id_type.value(row), id_value.value(row))
+                    .map_err(shape)?;
+            }
+        }
+    }
+    Ok(identifiers)
+}
