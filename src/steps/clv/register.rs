@@ -9,9 +9,11 @@
 //! Degenerate data (`ClvError::NotIdentified`: no repeat buyers, one customer,
 //! everyone bought on one day, ...) does not fail the nightly load: the run goes
 //! on with NULL predictions for every customer and `status = 'not_identified'`
-//! plus the reason in the model row, and a warning in the log. Every other
-//! error (bad input rows, optimiser failure, a non-finite prediction) fails the
-//! step.
+//! plus the reason in the model row, and a warning in the log. A fit that goes
+//! wrong (optimiser failure, a non-finite prediction) does the same with
+//! `status = 'failed'`: a statistical model that did not converge one night must
+//! not hold back the rest of the warehouse. Bad input rows, a wrong input schema
+//! or bad params are the job's mistakes and fail the step.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -33,6 +35,8 @@ use super::{
 pub const FITTED: &str = "fitted";
 /// `status` of a model row when the data could not identify the models.
 pub const NOT_IDENTIFIED: &str = "not_identified";
+/// `status` of a model row when the fit or a prediction failed numerically.
+pub const FAILED: &str = "failed";
 
 /// The step's parameters from the job's variables, with their defaults.
 pub fn params_from(vars: &BTreeMap<String, String>) -> Result<ClvParams, ClvError> {
@@ -77,12 +81,19 @@ pub async fn register_fit_clv(
             let model = model_row(FITTED, None, Some(&summary)).map_err(|e| query(e.into()))?;
             (Arc::new(table), model)
         }
-        Err(ClvError::NotIdentified { model, reason }) => {
-            let reason = format!("{model}: {reason}");
-            tracing::warn!(step = name, %reason, "clv models not identified; predictions are NULL");
+        Err(
+            e @ (ClvError::NotIdentified { .. }
+            | ClvError::Optimizer { .. }
+            | ClvError::Numerical { .. }),
+        ) => {
+            let status = match e {
+                ClvError::NotIdentified { .. } => NOT_IDENTIFIED,
+                _ => FAILED,
+            };
+            let reason = e.to_string();
+            tracing::warn!(step = name, status, %reason, "clv predictions are NULL");
             let table = null_predictions(ctx, input).await?;
-            let model =
-                model_row(NOT_IDENTIFIED, Some(&reason), None).map_err(|e| query(e.into()))?;
+            let model = model_row(status, Some(&reason), None).map_err(|e| query(e.into()))?;
             (Arc::new(table), model)
         }
         Err(other) => return Err(other),
