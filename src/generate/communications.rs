@@ -2,6 +2,9 @@
 //! with their funnel (sent, delivered or bounced, opened, clicked, opt-outs),
 //! inbound contacts (service calls, replies, reviews, referrals), late events,
 //! re-sent duplicates, an unknown extra field now and then, and malformed lines.
+//! Reactions follow the behaviour model: people who stopped buying open less and
+//! unsubscribe more, dead mailboxes always bounce, reviews and referrals come
+//! from recent buyers.
 
 use std::collections::VecDeque;
 
@@ -10,6 +13,7 @@ use rand_chacha::ChaCha8Rng;
 
 use super::Day;
 use super::GenerateError;
+use super::behaviour::Behaviour;
 use super::mess::{RejectInjector, corrupt_event, json_str};
 use super::people::{Person, SYSTEMS};
 use super::profiles::messy_email;
@@ -62,6 +66,7 @@ pub async fn write_day(
     ledger: &mut Ledger,
     inj: &mut RejectInjector,
     state: &mut CommunicationState,
+    buyers: &VecDeque<u64>,
 ) -> Result<(), GenerateError> {
     let pop = day.pop;
     let mut rng = stream_rng(pop.seed, Stream::Communications, u64::from(day.index));
@@ -100,7 +105,12 @@ pub async fn write_day(
             8 => "direct_mail",
             _ => "push",
         };
-        for kind in funnel(channel, &mut rng) {
+        let behaviour = Behaviour::of(pop, &person);
+        let reader = Reader {
+            alive: behaviour.alive_on(i64::from(day.index)),
+            dead_mailbox: behaviour.dead_mailbox,
+        };
+        for kind in funnel(channel, reader, &mut rng) {
             let cost = (channel == "direct_mail").then_some("0.85");
             sink.event(
                 &person,
@@ -116,7 +126,6 @@ pub async fn write_day(
     }
     let inbound = (day.joined_by / 200).max(1);
     for _ in 0..inbound {
-        let person = pop.person(rng.random_range(0..day.joined_by));
         let (channel, kind, cost) = match rng.random_range(0..10) {
             0..=3 => ("phone", "service_contact", Some("3.50")),
             4..=5 => ("chat", "service_contact", Some("1.20")),
@@ -124,29 +133,55 @@ pub async fn write_day(
             7..=8 => ("social", "review", None),
             _ => ("social", "referral", None),
         };
+        // Reviews and referrals come from people who bought lately (Advocates).
+        let id = if kind == "review" || kind == "referral" {
+            pick(buyers, &mut rng)
+        } else {
+            None
+        };
+        let person = pop.person(id.unwrap_or_else(|| rng.random_range(0..day.joined_by)));
         sink.event(&person, channel, "inbound", None, kind, cost, &mut rng)
             .await?;
     }
     Ok(())
 }
 
+/// A random element of `items`, if any.
+fn pick(items: &VecDeque<u64>, rng: &mut ChaCha8Rng) -> Option<u64> {
+    if items.is_empty() {
+        return None;
+    }
+    items.get(rng.random_range(0..items.len())).copied()
+}
+
+/// What shapes a person's reaction to a message.
+#[derive(Debug, Clone, Copy)]
+struct Reader {
+    /// Not dropped out (a lapsed customer opens about a third as often).
+    alive: bool,
+    /// Every email to the person bounces.
+    dead_mailbox: bool,
+}
+
 /// Event types one person goes through for one outbound message.
-fn funnel(channel: &str, rng: &mut ChaCha8Rng) -> Vec<&'static str> {
+fn funnel(channel: &str, reader: Reader, rng: &mut ChaCha8Rng) -> Vec<&'static str> {
+    let interest = if reader.alive { 1.0 } else { 0.35 };
     let mut out = vec!["sent"];
     match channel {
         "email" => {
-            if rng.random_bool(0.03) {
+            if reader.dead_mailbox || rng.random_bool(0.01) {
                 out.push("bounced");
                 return out;
             }
             out.push("delivered");
-            if rng.random_bool(0.35) {
+            if rng.random_bool(0.35 * interest) {
                 out.push("opened");
                 if rng.random_bool(0.3) {
                     out.push("clicked");
                 }
             }
-            if rng.random_bool(0.01) {
+            // People who stopped buying are the ones who opt out.
+            if rng.random_bool(if reader.alive { 0.015 } else { 0.04 }) {
                 out.push("unsubscribed");
             } else if rng.random_bool(0.005) {
                 out.push("complained");
@@ -154,14 +189,14 @@ fn funnel(channel: &str, rng: &mut ChaCha8Rng) -> Vec<&'static str> {
         }
         "sms" => {
             out.push("delivered");
-            if rng.random_bool(0.05) {
+            if rng.random_bool(0.05 * interest) {
                 out.push("clicked");
             }
-            if rng.random_bool(0.02) {
+            if rng.random_bool(if reader.alive { 0.02 } else { 0.05 }) {
                 out.push("unsubscribed");
             }
         }
-        "push" if rng.random_bool(0.2) => out.push("opened"),
+        "push" if rng.random_bool(0.2 * interest) => out.push("opened"),
         _ => {}
     }
     out

@@ -3,16 +3,21 @@
 //! loader must make of them (`c360 generate`).
 //!
 //! Generation runs day by day: each day's files are written before the next day
-//! starts, people are re-derived from (seed, id) whenever a row mentions them,
-//! and only small bounded state (recent order lines and events, for returns and
-//! re-sends) crosses days. Same options and seed give byte-identical output.
+//! starts, people and their behaviour (`behaviour.rs`: BG/NBD purchase days,
+//! Gamma-Gamma spend) are re-derived from (seed, id) whenever a row mentions
+//! them, and only bounded state crosses days: purchase days queued for later
+//! files (at most one pending per alive buyer and day), recent order lines,
+//! events and buyers (for returns, re-sends and reviews). Same options and seed
+//! give byte-identical output.
 //!
 //! Fixed days carry the file-level mess (needs `days >= 9` to have all of it):
 //! profiles day 1 CRLF, day 3 an extra column, day 5 a byte-order mark;
 //! transactions day 2 a byte-order mark, day 5 header only, day 6 CRLF;
 //! communications day 4 missing. gzip and zstd alternate by day.
 
+pub mod behaviour;
 mod communications;
+mod draw;
 pub mod mess;
 pub mod people;
 mod profiles;
@@ -114,6 +119,11 @@ impl Day<'_> {
         self.start + chrono::Days::new(u64::from(index))
     }
 
+    /// Calendar date of day `index` relative to the first day (negative: before it).
+    pub fn date_at(&self, index: i64) -> NaiveDate {
+        self.start + chrono::Duration::days(index)
+    }
+
     /// Calendar date of this day.
     pub fn date(&self) -> NaiveDate {
         self.date_of(self.index)
@@ -126,6 +136,17 @@ const MAX_ROWS_PER_PART: u64 = 100_000;
 /// Currencies and their rate to the reporting currency (EUR).
 const FX_RATES: &str =
     "currency,rate_to_reporting\nEUR,1\nGBP,1.172300\nUSD,0.921500\nSEK,0.087125\n";
+
+/// The rate of `currency` in [`FX_RATES`] (1 for a currency not listed).
+pub(crate) fn rate_to_reporting(currency: &str) -> f64 {
+    FX_RATES
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_once(','))
+        .find(|(c, _)| *c == currency)
+        .and_then(|(_, r)| r.parse().ok())
+        .unwrap_or(1.0)
+}
 
 /// Generates the extracts and ground truth under `root`.
 pub async fn generate(
@@ -197,6 +218,7 @@ async fn generate_in_parts(
         );
         if index == 5 {
             ledger.count("transactions.empty_days", 1);
+            transactions::skip_day(&day, &mut tx_state);
         } else {
             transactions::write_day(&day, &mut w, &mut ledger, &mut inj_tx, &mut tx_state).await?;
         }
@@ -208,8 +230,16 @@ async fn generate_in_parts(
             let style = file_style((index + 1) % 3 + 1, false, false);
             let dir = format!("{}/dt={date}", communications::EXTRACT);
             let mut w = DayFileWriter::ndjson(store.clone(), root, dir, style, max_rows);
-            communications::write_day(&day, &mut w, &mut ledger, &mut inj_ev, &mut ev_state)
-                .await?;
+            let buyers = tx_state.recent_buyers();
+            communications::write_day(
+                &day,
+                &mut w,
+                &mut ledger,
+                &mut inj_ev,
+                &mut ev_state,
+                buyers,
+            )
+            .await?;
             ledger.files.extend(w.finish().await?);
         }
 
@@ -223,7 +253,7 @@ async fn generate_in_parts(
         customers: opts.customers,
         days: opts.days,
         seed: opts.seed,
-        start_date: opts.start_date.to_string(),
+        start_date: opts.start_date,
     };
     let identities = truth::write_truth(&store, root, &pop, &ledger, header).await?;
     let owned =
@@ -295,7 +325,7 @@ mod tests {
             Err(e) => panic!("{e}"),
         };
         assert!(report.files.iter().all(|f| f.rows <= 400));
-        // Day 0 has 1,500 people in 1-3 systems: more than four parts of 400.
+        // Day 0 has 2,400 people (four fifths) in 1-3 systems: more than four parts of 400.
         let day0 = report
             .files
             .iter()
@@ -305,5 +335,12 @@ mod tests {
         let rows: u64 = report.files.iter().map(|f| f.rows).sum();
         assert_eq!(rows, report.rows.values().sum::<u64>());
         assert!(report.elapsed > Duration::ZERO);
+    }
+
+    #[test]
+    fn fx_rates_are_read_from_the_reference_file_text() {
+        assert_eq!(rate_to_reporting("GBP"), 1.1723);
+        assert_eq!(rate_to_reporting("EUR"), 1.0);
+        assert_eq!(rate_to_reporting("XYZ"), 1.0);
     }
 }

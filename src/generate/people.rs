@@ -97,10 +97,12 @@ impl Population {
     /// Constants for `customers` people.
     pub fn new(seed: u64, customers: u64, days: u32) -> Self {
         let placeholder_stride = (customers / 80).clamp(1, 16);
+        // Most people are already known on day 0; the rest (new customers,
+        // a fifth) join during the period.
         let initial = if days <= 1 {
             customers
         } else {
-            customers.div_ceil(2)
+            (customers * 4).div_ceil(5)
         };
         Self {
             seed,

@@ -13,6 +13,8 @@ pub enum Stream {
     Transactions = 3,
     Communications = 4,
     Suppressions = 5,
+    /// A person's purchase behaviour (rate, dropout, spend, purchase days).
+    Behaviour = 6,
 }
 
 /// A generator for `family`, item `index` (a person id or a day number).

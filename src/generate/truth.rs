@@ -1,18 +1,22 @@
 //! The ground truth: what a correct loader must find in the generated extracts.
 //! `rejects.csv` lists every malformed row (extract, file, line, reason);
-//! `identities.csv` every valid identifier of every person; `suppressions.csv`
+//! `identities.csv` every valid identifier of every person; `behaviour.csv`
+//! each person's purchase rate, dropout probability and mean spend (the truth a
+//! CLV fit estimates); `suppressions.csv`
 //! who asked to be erased and when; `summary.json` the counts. Everything is
 //! written in a fixed order, so the same options give the same bytes.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use chrono::NaiveDate;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, WriteMultipart};
 use serde::Serialize;
 
 use super::GenerateError;
-use super::people::Population;
+use super::behaviour::{Behaviour, BehaviourModel, MODEL, Purchase};
+use super::people::{Person, Population};
 use super::writer::{WrittenFile, join, put, render_csv};
 
 /// Folder of the ground truth under the raw root.
@@ -80,6 +84,8 @@ struct Summary<'a> {
     rows: &'a BTreeMap<&'static str, u64>,
     rejects: &'a BTreeMap<&'static str, BTreeMap<&'static str, u64>>,
     counts: &'a BTreeMap<String, u64>,
+    /// Parameters of the behaviour model (time in weeks, money in EUR).
+    behaviour_model: BehaviourModel,
     placeholder_email: &'static str,
     placeholder_records: u64,
     identities: u64,
@@ -92,7 +98,7 @@ pub struct SummaryHeader {
     pub customers: u64,
     pub days: u32,
     pub seed: u64,
-    pub start_date: String,
+    pub start_date: NaiveDate,
 }
 
 /// Writes the ground truth; returns the number of identity rows.
@@ -104,6 +110,7 @@ pub async fn write_truth(
     header: SummaryHeader,
 ) -> Result<u64, GenerateError> {
     let identities = write_identities(store, root, pop).await?;
+    write_behaviour(store, root, pop, header.start_date).await?;
 
     let mut rejects = render_csv(&strings(&["extract", "file", "line", "reason"]), false);
     for r in &ledger.rejects {
@@ -139,10 +146,11 @@ pub async fn write_truth(
         customers: header.customers,
         days: header.days,
         seed: header.seed,
-        start_date: header.start_date,
+        start_date: header.start_date.to_string(),
         rows: &ledger.rows,
         rejects: &ledger.reject_counts,
         counts: &ledger.counters,
+        behaviour_model: MODEL,
         placeholder_email: super::people::PLACEHOLDER_EMAIL,
         placeholder_records: pop.placeholder_records(),
         identities,
@@ -155,13 +163,82 @@ pub async fn write_truth(
     Ok(identities)
 }
 
-/// Streams `identities.csv` in person order; memory stays one chunk.
+/// Streams `identities.csv` in person order.
 async fn write_identities(
     store: &Arc<dyn ObjectStore>,
     root: &Path,
     pop: &Population,
 ) -> Result<u64, GenerateError> {
-    let rel = format!("{TRUTH_DIR}/identities.csv");
+    stream_per_person(
+        store,
+        root,
+        "identities.csv",
+        &["person_id", "id_type", "id_value"],
+        pop,
+        |id, person| {
+            person
+                .identities()
+                .into_iter()
+                .map(|(kind, value)| vec![id.to_string(), kind.to_string(), value])
+                .collect()
+        },
+    )
+    .await
+}
+
+/// Streams `behaviour.csv`: each person's draws of the behaviour model and
+/// the purchase days they led to (before guest orders lose some of them to
+/// unattributable emails and erasures remove people), so a CLV fit can be
+/// compared with the truth it estimates.
+async fn write_behaviour(
+    store: &Arc<dyn ObjectStore>,
+    root: &Path,
+    pop: &Population,
+    start: NaiveDate,
+) -> Result<u64, GenerateError> {
+    let header = [
+        "person_id",
+        "buyer",
+        "rate_per_week",
+        "dropout_p",
+        "mean_spend",
+        "purchase_days",
+        "first_purchase",
+        "last_purchase",
+        "alive_at_end",
+    ];
+    stream_per_person(store, root, "behaviour.csv", &header, pop, |id, person| {
+        let b = Behaviour::of(pop, person);
+        let date = |p: Option<&Purchase>| {
+            p.map(|p| (start + chrono::Duration::days(p.day)).to_string())
+                .unwrap_or_default()
+        };
+        vec![vec![
+            id.to_string(),
+            b.buyer.to_string(),
+            format!("{:.6}", b.rate_per_week),
+            format!("{:.6}", b.dropout),
+            format!("{:.2}", b.mean_spend()),
+            b.purchases.len().to_string(),
+            date(b.purchases.first()),
+            date(b.purchases.last()),
+            (b.buyer && !b.dropped_out).to_string(),
+        ]]
+    })
+    .await
+}
+
+/// Streams `{TRUTH_DIR}/{name}` with the rows `rows_of` gives each person, in
+/// person order; memory stays one chunk. Returns the number of data rows.
+async fn stream_per_person(
+    store: &Arc<dyn ObjectStore>,
+    root: &Path,
+    name: &str,
+    header: &[&str],
+    pop: &Population,
+    rows_of: impl Fn(u64, &Person) -> Vec<Vec<String>>,
+) -> Result<u64, GenerateError> {
+    let rel = format!("{TRUTH_DIR}/{name}");
     let store_err = |source| GenerateError::Store {
         path: rel.clone(),
         source,
@@ -171,15 +248,11 @@ async fn write_identities(
         .await
         .map_err(store_err)?;
     let mut out = WriteMultipart::new(upload);
-    let mut chunk = render_csv(&strings(&["person_id", "id_type", "id_value"]), false);
+    let mut chunk = render_csv(&strings(header), false);
     let mut rows = 0u64;
     for id in 0..pop.customers {
-        let person = pop.person(id);
-        for (kind, value) in person.identities() {
-            chunk.push_str(&render_csv(
-                &[id.to_string(), kind.to_string(), value],
-                false,
-            ));
+        for row in rows_of(id, &pop.person(id)) {
+            chunk.push_str(&render_csv(&row, false));
             rows += 1;
         }
         if chunk.len() >= 4 << 20 {

@@ -8,10 +8,11 @@ use c360::clock::SystemClock;
 use c360::run::{RunOptions, run};
 use chrono::NaiveDate;
 use datafusion::arrow::array::AsArray;
-use datafusion::arrow::datatypes::Int64Type;
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::{DataType, Float64Type, Int64Type};
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
-use crate::util::{files_under, repo_root};
+use crate::util::{files_under, read_partition, repo_root};
 
 type RejectKey = (String, String, i64, String);
 
@@ -115,5 +116,91 @@ async fn sample_run_rejects_exactly_the_ground_truth_rows() {
             .join("customer_360/snapshot_date=2026-03-01/_SUCCESS")
             .exists(),
         "partition path and marker"
+    );
+    clv_fit_recovers_the_generator_parameters(wh.path());
+}
+
+/// The first value of column `name` of a one-row partition, as f64.
+fn one_f64(batches: &[RecordBatch], name: &str) -> f64 {
+    let col = batches[0].column_by_name(name).unwrap();
+    let col = datafusion::arrow::compute::cast(col, &DataType::Float64).unwrap();
+    col.as_primitive::<Float64Type>().value(0)
+}
+
+/// The sample's people follow BG/NBD and Gamma-Gamma with the parameters in
+/// `summary.json` (`behaviour_model`): the job's fit on 2,000 people must be
+/// non-degenerate and land near them, and P(alive) must spread over (0, 1).
+fn clv_fit_recovers_the_generator_parameters(wh: &std::path::Path) {
+    let summary: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(repo_root().join("sample_data/raw/_ground_truth/summary.json")).unwrap(),
+    )
+    .unwrap();
+    let truth = |k: &str| summary["behaviour_model"][k].as_f64().unwrap();
+    let model = read_partition(&wh.join("clv_model/snapshot_date=2026-03-01"));
+    let status = model[0].column_by_name("status").unwrap();
+    assert_eq!(status.as_string::<i32>().value(0), "fitted");
+    // Within a factor 1.5 of the truth: the sampling error of ~1,650 buyers
+    // (~1,150 repeat buyers for Gamma-Gamma) is well inside that.
+    for (fitted, true_name) in [
+        ("bgnbd_r", "r"),
+        ("bgnbd_alpha", "alpha"),
+        ("bgnbd_a", "a"),
+        ("bgnbd_b", "b"),
+        ("gg_p", "p"),
+        ("gg_q", "q"),
+        ("gg_gamma", "gamma"),
+    ] {
+        let (f, t) = (one_f64(&model, fitted), truth(true_name));
+        assert!(
+            f / t > 1.0 / 1.5 && f / t < 1.5,
+            "{fitted} = {f}, truth {t}"
+        );
+    }
+    // The mean spend per purchase day p γ / (q − 1) is pinned down much better
+    // than its parts: truth 6 * 40 / 3 = 80.
+    let (p, q, g) = (
+        one_f64(&model, "gg_p"),
+        one_f64(&model, "gg_q"),
+        one_f64(&model, "gg_gamma"),
+    );
+    let mean_spend = p * g / (q - 1.0);
+    assert!((mean_spend - 80.0).abs() < 8.0, "mean spend {mean_spend}");
+
+    let mut p_alive: Vec<f64> = read_partition(&wh.join("customer_360/snapshot_date=2026-03-01"))
+        .iter()
+        .flat_map(|b| {
+            let c = b.column_by_name("p_alive").unwrap();
+            c.as_primitive::<Float64Type>()
+                .iter()
+                .flatten()
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    p_alive.sort_by(f64::total_cmp);
+    let share = |f: &dyn Fn(f64) -> bool| {
+        p_alive.iter().filter(|x| f(**x)).count() as f64 / p_alive.len() as f64
+    };
+    // Lapsed (< 0.2), at risk (< 0.5) and surely alive (> 0.9) all occur.
+    assert!(share(&|x| x < 0.2) > 0.1, "lapsed");
+    assert!(share(&|x| (0.2..0.5).contains(&x)) > 0.05, "at risk");
+    assert!(share(&|x| x > 0.9) > 0.3, "alive");
+    // On average the fit's P(alive) matches the share of buyers alive at the end
+    // in the generator's truth (behaviour.csv).
+    let mut rdr =
+        csv::Reader::from_path(repo_root().join("sample_data/raw/_ground_truth/behaviour.csv"))
+            .unwrap();
+    let (mut buyers, mut alive) = (0.0, 0.0);
+    for r in rdr.records() {
+        let r = r.unwrap();
+        if &r[1] == "true" {
+            buyers += 1.0;
+            alive += f64::from(u8::from(&r[8] == "true"));
+        }
+    }
+    let mean = p_alive.iter().sum::<f64>() / p_alive.len() as f64;
+    assert!(
+        (mean - alive / buyers).abs() < 0.05,
+        "mean P(alive) {mean}, alive share {}",
+        alive / buyers
     );
 }

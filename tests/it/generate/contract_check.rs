@@ -61,7 +61,12 @@ impl Reading {
         let mut header_len = 0;
         for (i, rec) in rdr.records().enumerate() {
             let rec = rec.expect("csv record");
-            let byte = rec.position().expect("position").byte() as usize;
+            let mut byte = rec.position().expect("position").byte() as usize;
+            // After a CRLF line end the csv reader leaves the `\n` to the next
+            // record's start: it belongs to the line before.
+            if text.as_bytes().get(byte) == Some(&b'\n') {
+                byte += 1;
+            }
             let line = text.as_bytes()[..byte]
                 .iter()
                 .filter(|b| **b == b'\n')
