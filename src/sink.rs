@@ -115,16 +115,17 @@ impl ParquetFileWriter {
     /// Writes the footer and completes the upload; returns the file written.
     pub async fn finish(self) -> Result<WrittenFile, SinkError> {
         let path = self.path;
-        self.writer
-            .close()
-            .await
-            .map_err(|source| SinkError::Parquet {
-                path: path.to_string(),
-                source,
-            })?;
+        let mut writer = self.writer;
+        writer.finish().await.map_err(|source| SinkError::Parquet {
+            path: path.to_string(),
+            source,
+        })?;
+        // `finish` wrote the footer and completed the upload.
+        let bytes = writer.bytes_written() as u64;
         Ok(WrittenFile {
             path,
             rows: self.rows,
+            bytes,
         })
     }
 }
@@ -134,6 +135,8 @@ impl ParquetFileWriter {
 pub struct WrittenFile {
     pub path: Path,
     pub rows: u64,
+    /// Size of the file (footer included).
+    pub bytes: u64,
 }
 
 /// The files of one partition, written to staging and not yet published.
@@ -148,6 +151,11 @@ impl StagedPartition {
     /// Total rows over all files.
     pub fn rows(&self) -> u64 {
         self.files.iter().map(|f| f.rows).sum()
+    }
+
+    /// Total bytes over all files.
+    pub fn bytes(&self) -> u64 {
+        self.files.iter().map(|f| f.bytes).sum()
     }
 }
 

@@ -73,7 +73,7 @@ fn unknown_top_level_and_entry_keys() {
         Fixture::new().errors(&yaml),
         vec![
             "6:18: sources.fx: unknown field `fromat`, expected one of `path`, `format`, `schema`, `partitions`, `rejects`, `currencies`, `optional`",
-            "7:1: unknown key `setps`, expected one of name, timezone, schedule, params, storage, memory_limit, sources, steps, checks, outputs",
+            "7:1: unknown key `setps`, expected one of name, timezone, schedule, params, storage, engine, sources, steps, checks, outputs",
         ]
     );
 }
@@ -294,11 +294,11 @@ fn timezones_must_agree_and_exist() {
 #[test]
 fn schedule_is_parsed_and_kept() {
     let yaml = format!(
-        "{BASE}memory_limit: 2GiB\nschedule: {{ cron: \"0 30 2 * * *\", timezone: Europe/London, catchup: 3d, overlap: queue,\n  retries: {{ attempts: 3, backoff: 2m }} }}\n"
+        "{BASE}engine: {{ memory_limit: 2GiB }}\nschedule: {{ cron: \"0 30 2 * * *\", timezone: Europe/London, catchup: 3d, overlap: queue,\n  retries: {{ attempts: 3, backoff: 2m }} }}\n"
     );
     let job = Fixture::new().load(&yaml).unwrap();
     assert_eq!(job.timezone, chrono_tz::Europe::London);
-    assert_eq!(job.memory_limit, Some(2 * 1024 * 1024 * 1024));
+    assert_eq!(job.engine.memory_limit, Some(2 * 1024 * 1024 * 1024));
     assert_eq!(
         job.schedule,
         Some(ScheduleSpec {

@@ -30,10 +30,22 @@ pub struct Job {
     pub checks: BTreeMap<String, Vec<CheckSpec>>,
     /// Outputs in file order.
     pub outputs: Vec<OutputSpec>,
-    /// Optional cap on DataFusion's memory pool, in bytes (`memory_limit: 2GiB`).
-    pub memory_limit: Option<u64>,
+    /// How the engine is sized (`engine:`).
+    pub engine: EngineSpec,
     /// When the scheduler runs the job (`schedule:`); `None` = only on demand.
     pub schedule: Option<ScheduleSpec>,
+}
+
+/// `engine:`: the memory budget and where spills go.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EngineSpec {
+    /// Cap on DataFusion's memory pool in bytes (`memory_limit: 2GiB`); `None` =
+    /// the default fraction of physical memory (`crate::engine`).
+    pub memory_limit: Option<u64>,
+    /// Folder for spill files; `None` = the OS temp directory.
+    pub spill_dir: Option<std::path::PathBuf>,
+    /// Partitions DataFusion plans with; `None` = the core count.
+    pub target_partitions: Option<usize>,
 }
 
 /// When and how the scheduler runs a job; times are in the job's `timezone`.
@@ -188,6 +200,55 @@ pub struct StepSpec {
     /// Builtin steps: the output whose committed snapshots hold the step's earlier
     /// results (stable keys); `None` = the output named like the step.
     pub previous: Option<String>,
+    /// Whether the result is written once to run-private Parquet (resolved at load).
+    pub materialize: Materialize,
+    /// How the step's joins run.
+    pub join: JoinStrategy,
+}
+
+/// dbt's materializations, for a step's result within one run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Materialize {
+    /// Computed once into run-private staging Parquet; readers scan the files.
+    /// The default for steps read by more than one step or output, and for
+    /// output steps (whose staged files are what the commit publishes).
+    Table,
+    /// Planned into each reader (cheap steps with one reader).
+    View,
+}
+
+impl Materialize {
+    /// The job-file spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Table => "table",
+            Self::View => "view",
+        }
+    }
+}
+
+/// `join:` of a step: which physical join DataFusion uses for its equi-joins.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum JoinStrategy {
+    /// Hash joins when the staged inputs the step reads are small next to the
+    /// memory pool, sort-merge joins (which spill) otherwise (`crate::engine`).
+    #[default]
+    Auto,
+    /// Hash joins: fastest, but a build side cannot spill in DataFusion 55.
+    Hash,
+    /// Sort-merge joins: slower, bounded by the pool (sorts spill).
+    SortMerge,
+}
+
+impl JoinStrategy {
+    /// The job-file spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Auto => "auto",
+            Self::Hash => "hash",
+            Self::SortMerge => "sort_merge",
+        }
+    }
 }
 
 /// One data check, parsed from the `checks:` block.

@@ -111,7 +111,7 @@ pub(crate) fn resolve(
         steps,
         checks,
         outputs,
-        memory_limit: draft.memory_limit,
+        engine: draft.engine,
         schedule,
     })
 }

@@ -2,24 +2,17 @@
 //! every entry on its own, so one bad entry does not hide problems in the others.
 
 use super::checks_spec::{TableChecks, decode_checks};
+use super::model::EngineSpec;
 use super::node::{Node, NodeValue};
 use super::node_de::{Located, decode};
 use super::report::Reporter;
-use super::spec::{OutputRaw, ScheduleRaw, SourceRaw, StepRaw, StorageRaw};
+use super::spec::{EngineRaw, OutputRaw, ScheduleRaw, SourceRaw, StepRaw, StorageRaw};
 use super::units::parse_bytes;
 use std::collections::BTreeMap;
 
 /// Top-level keys of a job file, in documentation order.
 const TOP_LEVEL_KEYS: &[&str] = &[
-    "name",
-    "timezone",
-    "schedule",
-    "params",
-    "storage",
-    "memory_limit",
-    "sources",
-    "steps",
-    "checks",
+    "name", "timezone", "schedule", "params", "storage", "engine", "sources", "steps", "checks",
     "outputs",
 ];
 
@@ -31,7 +24,7 @@ pub(crate) struct Draft {
     pub schedule: Option<ScheduleRaw>,
     pub params: BTreeMap<String, String>,
     pub storage: Option<StorageRaw>,
-    pub memory_limit: Option<u64>,
+    pub engine: EngineSpec,
     pub sources: Vec<(Located<String>, SourceRaw)>,
     pub steps: Vec<StepRaw>,
     pub checks: TableChecks,
@@ -60,7 +53,13 @@ pub(crate) fn decode_sections(root: &Node, report: &mut Reporter) -> Draft {
             "schedule" => draft.schedule = decode_or_report(value, "schedule", report),
             "params" => draft.params = decode_params(value, report),
             "storage" => draft.storage = decode_or_report(value, "storage", report),
-            "memory_limit" => draft.memory_limit = decode_memory_limit(value, report),
+            "engine" => draft.engine = decode_engine(value, report),
+            "memory_limit" => report.at(
+                key.line,
+                key.column,
+                "`memory_limit` moved into the engine section: `engine: { memory_limit: 2GiB }`"
+                    .to_string(),
+            ),
             "sources" => decode_sources(value, &mut draft, report),
             "steps" => decode_steps(value, &mut draft, report),
             "checks" => draft.checks = decode_checks(value, report),
@@ -158,17 +157,32 @@ fn decode_params(node: &Node, report: &mut Reporter) -> BTreeMap<String, String>
     params
 }
 
-fn decode_memory_limit(node: &Node, report: &mut Reporter) -> Option<u64> {
-    let parsed = match node.as_scalar() {
-        Some(text) => parse_bytes(text),
-        None => Err(format!(
-            "expected a size like `4GiB`, found {}",
-            node.kind_name()
-        )),
+fn decode_engine(node: &Node, report: &mut Reporter) -> EngineSpec {
+    let Some(raw) = decode_or_report::<EngineRaw>(node, "engine", report) else {
+        return EngineSpec::default();
     };
-    parsed
-        .map_err(|m| report.at(node.line, node.column, format!("memory_limit: {m}")))
-        .ok()
+    let memory_limit = raw.memory_limit.and_then(|limit| {
+        parse_bytes(&limit.value)
+            .map_err(|m| {
+                let message = format!("engine.memory_limit: {m}");
+                report.at(limit.line, limit.column, message)
+            })
+            .ok()
+    });
+    let target_partitions = raw.target_partitions.and_then(|n| {
+        if n.value == 0 {
+            let message = "engine.target_partitions: must be at least 1".to_string();
+            report.at(n.line, n.column, message);
+            None
+        } else {
+            Some(n.value)
+        }
+    });
+    EngineSpec {
+        memory_limit,
+        spill_dir: raw.spill_dir.map(std::path::PathBuf::from),
+        target_partitions,
+    }
 }
 
 fn decode_sources(node: &Node, draft: &mut Draft, report: &mut Reporter) {

@@ -3,7 +3,7 @@
 //! These types mirror the YAML one entry at a time; `sections` decodes them from
 //! the located tree and turns them into the `model` types once they make sense.
 
-use super::model::{Compression, ContractSchema, Format, Overlap, Severity};
+use super::model::{Compression, ContractSchema, Format, JoinStrategy, Overlap, Severity};
 use super::node_de::Located;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -98,6 +98,51 @@ pub(crate) struct StepRaw {
     /// (default: the output named like the step).
     #[serde(default)]
     pub previous: Option<Located<String>>,
+    /// `table` or `view`; default: table when read more than once or published.
+    #[serde(default)]
+    pub materialize: Option<Located<MaterializeRaw>>,
+    /// `auto`, `hash` or `sort_merge`.
+    #[serde(default)]
+    pub join: Option<JoinRaw>,
+}
+
+/// `steps[].materialize:`.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum MaterializeRaw {
+    Table,
+    View,
+}
+
+/// `steps[].join:`.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum JoinRaw {
+    Auto,
+    Hash,
+    SortMerge,
+}
+
+impl From<JoinRaw> for JoinStrategy {
+    fn from(raw: JoinRaw) -> Self {
+        match raw {
+            JoinRaw::Auto => Self::Auto,
+            JoinRaw::Hash => Self::Hash,
+            JoinRaw::SortMerge => Self::SortMerge,
+        }
+    }
+}
+
+/// `engine:`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct EngineRaw {
+    #[serde(default)]
+    pub memory_limit: Option<Located<String>>,
+    #[serde(default)]
+    pub spill_dir: Option<String>,
+    #[serde(default)]
+    pub target_partitions: Option<Located<usize>>,
 }
 
 /// `input: a` or `input: [a, b]`.

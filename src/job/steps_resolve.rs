@@ -2,10 +2,10 @@
 
 use super::dag;
 use super::interpolate::{byte_offset, interpolate_mapped, line_col};
-use super::model::{StepKind, StepSpec};
+use super::model::{JoinStrategy, Materialize, StepKind, StepSpec};
 use super::node_de::Located;
 use super::report::Reporter;
-use super::spec::StepRaw;
+use super::spec::{MaterializeRaw, StepRaw};
 use super::sql_refs::{parse, table_refs};
 use datafusion::sql::sqlparser::ast::Statement;
 use std::collections::{BTreeMap, BTreeSet};
@@ -33,14 +33,75 @@ pub(crate) fn resolve_steps(
 ) -> Vec<StepSpec> {
     let mut steps = Vec::new();
     let mut names = Vec::new();
+    let mut explicit = BTreeMap::new();
     for step in raw {
         let name = step.name.clone();
+        let chosen = step.materialize.clone();
         if let Some(spec) = resolve_step(step, scope, report) {
+            if let Some(chosen) = chosen {
+                explicit.insert(name.value.clone(), chosen);
+            }
             names.push(name);
             steps.push(spec);
         }
     }
-    order_steps(steps, &names, scope.duplicated, report)
+    let mut steps = order_steps(steps, &names, scope.duplicated, report);
+    choose_materializations(&mut steps, &explicit, scope.outputs, report);
+    steps
+}
+
+/// dbt's rule, decided once at load: an output step is a table (its staged files
+/// are what the commit publishes), a builtin's result is a table (written out of
+/// memory), a step read by two or more steps is a table (computed once), and a
+/// step with one reader is a view unless the job says `materialize: table`.
+fn choose_materializations(
+    steps: &mut [StepSpec],
+    explicit: &BTreeMap<String, Located<MaterializeRaw>>,
+    outputs: &BTreeSet<String>,
+    report: &mut Reporter,
+) {
+    let mut readers: BTreeMap<&str, usize> = BTreeMap::new();
+    for step in steps.iter() {
+        let read: BTreeSet<&str> = step.depends_on.iter().map(String::as_str).collect();
+        for table in read {
+            *readers.entry(table).or_default() += 1;
+        }
+    }
+    let chosen: Vec<Materialize> = steps
+        .iter()
+        .map(|step| {
+            let published = outputs.contains(&step.name);
+            let builtin = matches!(step.kind, StepKind::Builtin { .. });
+            match explicit.get(&step.name) {
+                Some(raw) if raw.value == MaterializeRaw::View && published => {
+                    let message = format!(
+                        "step `{}`: `materialize: view` on an output step; an output is written once and published from those files",
+                        step.name
+                    );
+                    report.at(raw.line, raw.column, message);
+                    Materialize::Table
+                }
+                Some(raw) if raw.value == MaterializeRaw::View && builtin => {
+                    let message = format!(
+                        "step `{}`: `materialize: view` on a builtin step; a builtin computes its table once",
+                        step.name
+                    );
+                    report.at(raw.line, raw.column, message);
+                    Materialize::Table
+                }
+                Some(raw) if raw.value == MaterializeRaw::View => Materialize::View,
+                Some(_) => Materialize::Table,
+                None if published || builtin => Materialize::Table,
+                None if readers.get(step.name.as_str()).copied().unwrap_or(0) >= 2 => {
+                    Materialize::Table
+                }
+                None => Materialize::View,
+            }
+        })
+        .collect();
+    for (step, materialize) in steps.iter_mut().zip(chosen) {
+        step.materialize = materialize;
+    }
 }
 
 fn resolve_step(step: StepRaw, scope: &Scope, report: &mut Reporter) -> Option<StepSpec> {
@@ -115,6 +176,9 @@ fn resolve_step(step: StepRaw, scope: &Scope, report: &mut Reporter) -> Option<S
         depends_on,
         also_defines,
         previous,
+        // Decided for all steps together, once the readers are known.
+        materialize: Materialize::View,
+        join: step.join.map(JoinStrategy::from).unwrap_or_default(),
     })
 }
 

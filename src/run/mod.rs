@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! bind ─► lease + recovery ─► sources ─► typed staging (+ rejects)
-//!      ─► row accounting ─► reject budgets ─► steps (views) ─► outputs to staging
+//!      ─► row accounting ─► reject budgets ─► steps (each once; outputs staged)
 //!      ─► checks on the staged outputs ─► commit rejects minus erased people's rows
 //!      ─► commit outputs (atomic) ─► run log
 //! ```
@@ -15,6 +15,7 @@
 //! `crate::commit`.
 
 mod accounting;
+mod dag;
 mod error;
 mod outputs;
 mod record;
@@ -26,7 +27,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::NaiveDate;
-use datafusion::prelude::{ParquetReadOptions, SessionContext};
+use datafusion::prelude::SessionContext;
 
 use crate::checks::{self, CheckOutcome, OutputFacts};
 use crate::clock::Clock;
@@ -100,6 +101,8 @@ struct Run<'a> {
     run_id: String,
     committer: Committer,
     log: RunLog,
+    /// How the run's DataFusion session is sized.
+    engine: EngineOptions,
 }
 
 /// The run record being filled in, and the full source reports for the summary.
@@ -125,6 +128,11 @@ pub async fn run(job: &Job, options: &RunOptions) -> Result<RunSummary, RunError
         options,
         committer: Committer::for_location(&bound.warehouse),
         log: RunLog::new(bound.warehouse.store.clone(), &bound.warehouse.prefix),
+        engine: EngineOptions {
+            memory_limit: options.memory_limit.or(job.engine.memory_limit),
+            spill_dir: job.engine.spill_dir.as_ref().map(|d| job.base_dir.join(d)),
+            target_partitions: job.engine.target_partitions,
+        },
         run_id,
         bound,
     };
@@ -186,11 +194,7 @@ async fn with_lease(r: &Run<'_>, p: &mut Progress) -> Result<(), RunError> {
 async fn load(r: &Run<'_>, lease: &Lease, p: &mut Progress) -> Result<(), RunError> {
     let (job, bound, run_id) = (r.job, &r.bound, r.run_id.as_str());
     let tmp = r.committer.staging_dir(run_id);
-    let engine_options = EngineOptions {
-        memory_limit: r.options.memory_limit.or(job.memory_limit),
-        target_partitions: None,
-    };
-    let ctx = engine::session(&engine_options, engine::runtime(&engine_options)?);
+    let ctx = engine::session(&r.engine, engine::runtime(&r.engine)?);
     bound.registry.register_with(ctx.runtime_env().as_ref());
 
     // Sources: reference data first, so transactions can check currencies.
@@ -306,18 +310,32 @@ async fn transform(
         date: bound.date,
         published: outputs::published_locations(bound, &job.outputs)?,
     };
-    crate::steps::register_steps(ctx, &job.steps, &env).await?;
-    // Write every output to staging before publishing any of them. Each staged
-    // output replaces its view, so a later output that reads it (segment_summary
-    // reads customer_360) reads the written rows instead of planning them again,
-    // and the checks read exactly what the commit would publish.
-    let mut staged_outputs = Vec::new();
-    for output in &job.outputs {
-        let staged = outputs::stage_output(ctx, bound, output, tmp).await?;
-        register_staged(ctx, bound, &staged).await?;
-        staged_outputs.push(staged);
-    }
-    record::stage(&mut p.record, "outputs", t);
+    // Every output is written to staging before any is published; the checks
+    // read exactly what the commit would publish.
+    let source_bytes = staged_sources
+        .iter()
+        .map(|(spec, staged)| (spec.name.clone(), staged.typed.bytes))
+        .collect();
+    let done = dag::run_steps(
+        ctx,
+        bound,
+        job,
+        &env,
+        source_bytes,
+        r.engine.pool_bytes(),
+        tmp,
+    )
+    .await;
+    let done = match done {
+        Ok(done) => done,
+        Err(e) => {
+            record::stage(&mut p.record, "steps", t);
+            return Err(e);
+        }
+    };
+    p.record.steps = done.records;
+    let staged_outputs = done.outputs;
+    record::stage(&mut p.record, "steps", t);
 
     let t = Instant::now();
     let mut facts = BTreeMap::new();
@@ -350,28 +368,6 @@ async fn transform(
         return Err(failed.into());
     }
     Ok(staged_outputs)
-}
-
-/// Replaces an output's view with its staged Parquet.
-async fn register_staged(
-    ctx: &SessionContext,
-    bound: &Bound,
-    staged: &outputs::StagedOutput,
-) -> Result<(), RunError> {
-    let query_err = |source| RunError::Query {
-        what: format!("staged output {}", staged.name),
-        source,
-    };
-    ctx.deregister_table(staged.name.as_str())
-        .map_err(query_err)?;
-    let url = format!(
-        "{}{}/",
-        bound.warehouse.store_url.as_str(),
-        staged.staged.dir
-    );
-    ctx.register_parquet(staged.name.as_str(), &url, ParquetReadOptions::default())
-        .await
-        .map_err(query_err)
 }
 
 /// Applies `--set` overrides, fixes the logical date and resolves storage roots.

@@ -35,6 +35,8 @@ pub(super) struct StagedOutput {
     /// The partition this run replaces (`root` itself when unpartitioned).
     pub target: Path,
     pub staged: StagedPartition,
+    /// What the output's plan spilled while it was written.
+    pub spills: crate::engine::Spills,
 }
 
 /// Writes one output's partition for this run to staging, sorted by its keys.
@@ -111,7 +113,7 @@ pub(super) async fn stage_output(
     let target = partition
         .iter()
         .fold(location.prefix.clone(), |dir, part| dir.join(part.as_str()));
-    let stream = frame.execute_stream().await.map_err(query_err)?;
+    let (plan, stream) = crate::engine::execute(frame).await.map_err(query_err)?;
     let staged = sink::write_stream(
         &output.name,
         stream,
@@ -121,11 +123,13 @@ pub(super) async fn stage_output(
         sink::DEFAULT_ROWS_PER_FILE,
     )
     .await?;
+    let spills = crate::engine::spills(&plan);
     Ok(StagedOutput {
         name: output.name.clone(),
         root: location.prefix.clone(),
         partitioned: !partition.is_empty(),
         target,
         staged,
+        spills,
     })
 }

@@ -25,6 +25,7 @@ pub(super) fn start(r: &Run<'_>) -> RunRecord {
         ended_at: None,
         status: RunStatus::Running,
         stages: Vec::new(),
+        steps: Vec::new(),
         sources: Vec::new(),
         accounting: Vec::new(),
         outputs: Vec::new(),

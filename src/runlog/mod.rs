@@ -57,6 +57,26 @@ pub struct StageTiming {
     pub secs: f64,
 }
 
+/// One step of the run's DAG: how it ran and what it cost.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct StepRecord {
+    pub name: String,
+    /// `table` (written once to staging), `output` (written once as the staged
+    /// output partition) or `view` (planned into its readers; no figures).
+    pub materialize: String,
+    /// `hash` or `sort_merge`: the joins the step was planned with.
+    pub join: String,
+    /// Staged Parquet the step's plan reads (sources and tables beneath its views).
+    pub input_bytes: u64,
+    pub rows: Option<u64>,
+    pub bytes: Option<u64>,
+    pub secs: f64,
+    /// Peak of DataFusion's memory pool while the step ran.
+    pub peak_memory_bytes: u64,
+    pub spilled_bytes: u64,
+    pub spill_files: u64,
+}
+
 /// Rows per source, as read.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SourceRecord {
@@ -100,6 +120,9 @@ pub struct RunRecord {
     pub ended_at: Option<DateTime<Utc>>,
     pub status: RunStatus,
     pub stages: Vec<StageTiming>,
+    /// The steps in the order they ran; absent in records of older versions.
+    #[serde(default)]
+    pub steps: Vec<StepRecord>,
     pub sources: Vec<SourceRecord>,
     pub accounting: Vec<RowAccounting>,
     pub outputs: Vec<PartitionRecord>,

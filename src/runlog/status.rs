@@ -78,6 +78,7 @@ mod tests {
             ended_at: Some(Utc.with_ymd_and_hms(2026, 3, 2, 2, 30, 12).unwrap()),
             status,
             stages: vec![],
+            steps: vec![],
             sources: vec![],
             accounting: vec![],
             outputs: vec![],

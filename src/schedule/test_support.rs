@@ -44,7 +44,7 @@ pub fn job(name: &str, tz: chrono_tz::Tz, schedule: ScheduleSpec) -> Job {
         steps: vec![],
         checks: Default::default(),
         outputs: vec![],
-        memory_limit: None,
+        engine: Default::default(),
         schedule: Some(schedule),
     }
 }

@@ -3,9 +3,13 @@
 //!
 //! SQL steps become views (DataFusion plans lazily; nothing is collected here).
 //! Builtin steps (identity stitching, CLV fitting) are Rust code over Arrow batches.
+//! A step materialized as a table (`materialize: table`) is then computed once into
+//! run-private Parquet and re-registered over those files (`materialize.rs`), so
+//! every later reader scans them instead of planning the chain beneath again.
 
 pub mod clv;
 pub mod identity;
+mod materialize;
 mod sql;
 
 use std::collections::BTreeMap;
@@ -19,6 +23,7 @@ use object_store::path::Path;
 
 use crate::job::{StepKind, StepSpec};
 
+pub use materialize::{Materialized, materialize};
 pub use sql::register_sql_step;
 
 /// Errors of the step layer; each names the step and, for SQL, its file.
@@ -45,6 +50,11 @@ pub enum StepError {
     },
     #[error("step {step}: fit_clv: {source}")]
     Clv { step: String, source: clv::ClvError },
+    #[error("step {step}: writing its table: {source}")]
+    Write {
+        step: String,
+        source: crate::sink::SinkError,
+    },
 }
 
 /// Where each output is published: (store, folder) by output name.
@@ -62,48 +72,42 @@ pub struct StepEnv<'a> {
     pub published: PublishedLocations,
 }
 
-/// Registers every step of the job on `ctx`, in the given (dependency) order.
-///
-/// SQL steps become views; `stitch_identities` and `fit_clv` run here and register
-/// their tables.
-pub async fn register_steps(
+/// Registers one step on `ctx`: a SQL step becomes a view, a builtin
+/// (`stitch_identities`, `fit_clv`) runs here and registers its tables. The run
+/// then materializes the result ([`materialize`]) when the step is a table.
+pub async fn register_step(
     ctx: &SessionContext,
-    steps: &[StepSpec],
+    step: &StepSpec,
     env: &StepEnv<'_>,
 ) -> Result<(), StepError> {
-    for step in steps {
-        match &step.kind {
-            StepKind::Sql { file, sql } => {
-                register_sql_step(ctx, &step.name, file, sql, env.vars).await?;
-                if crate::erasure::MATERIALIZED.contains(&step.name.as_str()) {
-                    sql::materialize(ctx, &step.name, file).await?;
-                }
-            }
-            StepKind::Builtin { name, inputs } if name == "stitch_identities" => {
-                let previous = step.previous.as_deref().unwrap_or(&step.name);
-                identity::register_stitch_identities(ctx, &step.name, inputs, previous, env)
-                    .await
-                    .map_err(|source| StepError::Identity {
-                        step: step.name.clone(),
-                        source,
-                    })?;
-            }
-            StepKind::Builtin { name, inputs } if name == "fit_clv" => {
-                clv::register_fit_clv(ctx, &step.name, inputs, env.vars)
-                    .await
-                    .map_err(|source| StepError::Clv {
-                        step: step.name.clone(),
-                        source,
-                    })?;
-            }
-            StepKind::Builtin { name, .. } => {
-                return Err(StepError::UnknownBuiltin {
-                    step: step.name.clone(),
-                    builtin: name.clone(),
-                });
-            }
+    match &step.kind {
+        StepKind::Sql { file, sql } => {
+            register_sql_step(ctx, &step.name, file, sql, env.vars).await?;
         }
-        tracing::debug!(step = %step.name, "step registered");
+        StepKind::Builtin { name, inputs } if name == "stitch_identities" => {
+            let previous = step.previous.as_deref().unwrap_or(&step.name);
+            identity::register_stitch_identities(ctx, &step.name, inputs, previous, env)
+                .await
+                .map_err(|source| StepError::Identity {
+                    step: step.name.clone(),
+                    source,
+                })?;
+        }
+        StepKind::Builtin { name, inputs } if name == "fit_clv" => {
+            clv::register_fit_clv(ctx, &step.name, inputs, env.vars)
+                .await
+                .map_err(|source| StepError::Clv {
+                    step: step.name.clone(),
+                    source,
+                })?;
+        }
+        StepKind::Builtin { name, .. } => {
+            return Err(StepError::UnknownBuiltin {
+                step: step.name.clone(),
+                builtin: name.clone(),
+            });
+        }
     }
+    tracing::debug!(step = %step.name, "step registered");
     Ok(())
 }

@@ -9,6 +9,7 @@ mod engagement;
 mod erasure;
 mod generate;
 mod identity;
+mod materialize;
 mod run;
 mod s3;
 mod s3_errors;

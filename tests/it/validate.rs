@@ -12,7 +12,7 @@ use std::time::Duration;
 const MANY_MISTAKES: &str = "\
 tests/fixtures/jobs/many_mistakes.yaml:2:11: timezone `Europe/Paris` disagrees with schedule.timezone `Europe/London`
 tests/fixtures/jobs/many_mistakes.yaml:3:19: schedule.cron: `0 30 25 * * *`: Component error: Number out of bounds.
-tests/fixtures/jobs/many_mistakes.yaml:6:15: memory_limit: invalid size `4 gigs`: expected e.g. `512MiB`, `4GiB`, `2GB`
+tests/fixtures/jobs/many_mistakes.yaml:6:25: engine.memory_limit: invalid size `4 gigs`: expected e.g. `512MiB`, `4GiB`, `2GB`
 tests/fixtures/jobs/many_mistakes.yaml:9:47: sources.profiles: unknown variant `xlsx`, expected one of `csv`, `ndjson`, `parquet`
 tests/fixtures/jobs/many_mistakes.yaml:10:47: sources.transactions: unknown field `fromat`, expected one of `path`, `format`, `schema`, `partitions`, `rejects`, `currencies`, `optional`
 tests/fixtures/jobs/many_mistakes.yaml:14:13: dependency cycle: customer_totals -> ranked -> customer_totals
@@ -58,7 +58,7 @@ fn valid_job_loads_with_steps_in_dependency_order() {
     assert_eq!(job.params["clv_horizon_months"], "12");
     assert_eq!(job.storage.raw, "sample_data/raw");
     assert_eq!(job.storage.options["aws_region"], "eu-west-1");
-    assert_eq!(job.memory_limit, Some(4 * 1024 * 1024 * 1024));
+    assert_eq!(job.engine.memory_limit, Some(4 * 1024 * 1024 * 1024));
     assert_eq!(
         job.schedule,
         Some(ScheduleSpec {

@@ -1,0 +1,215 @@
+//! The step stage: every step in dependency order, each computed at most once.
+//!
+//! ```text
+//! for each step:  choose joins ─► register (view / builtin) ─► materialize?
+//!                   output step  ─► written sorted as its staged output partition
+//!                   table        ─► written to _c360/tmp/<run>/steps/<name>/
+//!                   view         ─► planned into its readers
+//! then: outputs that are not steps (sources, builtin companions) are staged
+//! ```
+//! Each materialized result replaces its view, so a reader scans the files
+//! instead of planning the chain beneath again; the run record gets one
+//! [`StepRecord`] per step (rows, bytes, seconds, pool peak, spills).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Instant;
+
+use datafusion::prelude::{ParquetReadOptions, SessionContext};
+use object_store::path::Path;
+
+use super::outputs::{self, StagedOutput};
+use super::{Bound, RunError};
+use crate::engine::{self, Spills};
+use crate::job::{Job, JoinStrategy, Materialize, OutputSpec};
+use crate::runlog::StepRecord;
+use crate::steps::StepEnv;
+
+/// What the step stage produced.
+pub(super) struct StepsDone {
+    /// Every output, staged, in the job's output order.
+    pub outputs: Vec<StagedOutput>,
+    pub records: Vec<StepRecord>,
+}
+
+/// Sizes of what is staged so far, for [`JoinStrategy::Auto`].
+struct Sizes {
+    /// Staged Parquet bytes by table name (sources, tables, staged outputs).
+    bytes: BTreeMap<String, u64>,
+    /// For each view: the staged tables its plan reads.
+    view_reads: BTreeMap<String, BTreeSet<String>>,
+}
+
+impl Sizes {
+    /// The staged tables a plan over `tables` reads (views expanded).
+    fn base_tables(&self, tables: &[String]) -> BTreeSet<String> {
+        let mut out = BTreeSet::new();
+        for table in tables {
+            match self.view_reads.get(table) {
+                Some(reads) => out.extend(reads.iter().cloned()),
+                None => {
+                    out.insert(table.clone());
+                }
+            }
+        }
+        out
+    }
+
+    fn bytes_of(&self, tables: &BTreeSet<String>) -> u64 {
+        tables.iter().filter_map(|t| self.bytes.get(t)).sum()
+    }
+}
+
+/// Runs every step of the job, then stages the outputs that are not steps.
+/// `source_bytes` are the staged sizes of the sources' typed rows.
+pub(super) async fn run_steps(
+    ctx: &SessionContext,
+    bound: &Bound,
+    job: &Job,
+    env: &StepEnv<'_>,
+    source_bytes: BTreeMap<String, u64>,
+    pool_bytes: u64,
+    tmp: &Path,
+) -> Result<StepsDone, RunError> {
+    let (steps, output_specs) = (&job.steps, &job.outputs);
+    let by_name: BTreeMap<&str, &OutputSpec> =
+        output_specs.iter().map(|o| (o.name.as_str(), o)).collect();
+    let mut sizes = Sizes {
+        bytes: source_bytes,
+        view_reads: BTreeMap::new(),
+    };
+    let mut staged: BTreeMap<String, StagedOutput> = BTreeMap::new();
+    let mut records = Vec::new();
+    for step in steps.iter() {
+        let started = Instant::now();
+        engine::take_peak_memory(ctx);
+        let reads = sizes.base_tables(&step.depends_on);
+        let input_bytes = sizes.bytes_of(&reads);
+        let hash = match step.join {
+            JoinStrategy::Hash => true,
+            JoinStrategy::SortMerge => false,
+            JoinStrategy::Auto => input_bytes <= pool_bytes / engine::HASH_JOIN_INPUT_DIVISOR,
+        };
+        engine::set_hash_joins(ctx, hash);
+        crate::steps::register_step(ctx, step, env).await?;
+        // A builtin's companions (identity_graph_merges, clv_model) are computed
+        // with it; they are written out with it too.
+        let tables = std::iter::once(&step.name).chain(&step.also_defines);
+        let mut done = Done::default();
+        for table in tables {
+            let is_table = step.materialize == Materialize::Table
+                || crate::erasure::MATERIALIZED.contains(&table.as_str());
+            let result = if let Some(output) = by_name.get(table.as_str()) {
+                let out = outputs::stage_output(ctx, bound, output, tmp).await?;
+                register_staged(ctx, bound, &out).await?;
+                let result = (out.staged.clone(), out.spills, "output");
+                staged.insert(table.clone(), out);
+                result
+            } else if is_table {
+                let dir = tmp.clone().join("steps").join(table.as_str());
+                let m = crate::steps::materialize(
+                    ctx,
+                    table,
+                    bound.warehouse.store.clone(),
+                    bound.warehouse.store_url.as_str(),
+                    &dir,
+                )
+                .await?;
+                (m.staged, m.spills, "table")
+            } else {
+                sizes.view_reads.insert(table.clone(), reads.clone());
+                continue;
+            };
+            let (partition, spills, kind) = result;
+            sizes.bytes.insert(table.clone(), partition.bytes());
+            done.add(
+                table == &step.name,
+                kind,
+                partition.rows(),
+                partition.bytes(),
+                spills,
+            );
+        }
+        let record = StepRecord {
+            name: step.name.clone(),
+            materialize: done.kind.unwrap_or(Materialize::View.as_str()).to_string(),
+            join: if hash { "hash" } else { "sort_merge" }.to_string(),
+            input_bytes,
+            rows: done.rows,
+            bytes: done.bytes,
+            secs: started.elapsed().as_secs_f64(),
+            peak_memory_bytes: engine::take_peak_memory(ctx),
+            spilled_bytes: done.spills.bytes,
+            spill_files: done.spills.files,
+        };
+        tracing::info!(
+            step = %record.name,
+            materialize = %record.materialize,
+            join = %record.join,
+            rows = record.rows,
+            secs = record.secs,
+            peak_memory_bytes = record.peak_memory_bytes,
+            spilled_bytes = record.spilled_bytes,
+            "step done"
+        );
+        records.push(record);
+    }
+    engine::set_hash_joins(ctx, true);
+    // Outputs of sources (and of anything else that is not a step).
+    let mut outputs = Vec::new();
+    for output in output_specs.iter() {
+        let out = match staged.remove(&output.name) {
+            Some(out) => out,
+            None => {
+                let out = outputs::stage_output(ctx, bound, output, tmp).await?;
+                register_staged(ctx, bound, &out).await?;
+                out
+            }
+        };
+        outputs.push(out);
+    }
+    Ok(StepsDone { outputs, records })
+}
+
+/// Figures of one step, summed over its tables (a builtin's companions too).
+#[derive(Default)]
+struct Done {
+    kind: Option<&'static str>,
+    rows: Option<u64>,
+    bytes: Option<u64>,
+    spills: Spills,
+}
+
+impl Done {
+    fn add(&mut self, main: bool, kind: &'static str, rows: u64, bytes: u64, spills: Spills) {
+        if main {
+            self.kind = Some(kind);
+            self.rows = Some(rows);
+        }
+        self.kind.get_or_insert(kind);
+        *self.bytes.get_or_insert(0) += bytes;
+        self.spills.bytes += spills.bytes;
+        self.spills.files += spills.files;
+    }
+}
+
+/// Replaces an output's view with its staged Parquet.
+pub(super) async fn register_staged(
+    ctx: &SessionContext,
+    bound: &Bound,
+    staged: &StagedOutput,
+) -> Result<(), RunError> {
+    let query_err = |source| RunError::Query {
+        what: format!("staged output {}", staged.name),
+        source,
+    };
+    ctx.deregister_table(staged.name.as_str())
+        .map_err(query_err)?;
+    let url = format!(
+        "{}{}/",
+        bound.warehouse.store_url.as_str(),
+        staged.staged.dir
+    );
+    ctx.register_parquet(staged.name.as_str(), &url, ParquetReadOptions::default())
+        .await
+        .map_err(query_err)
+}

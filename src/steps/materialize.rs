@@ -1,0 +1,62 @@
+//! `materialize: table`: a step's result computed once into run-private staging
+//! Parquet, then registered over those files in place of its view or in-memory
+//! table, so later steps and outputs read it instead of recomputing it.
+
+use std::sync::Arc;
+
+use datafusion::prelude::{ParquetReadOptions, SessionContext};
+use object_store::ObjectStore;
+use object_store::path::Path;
+
+use super::StepError;
+use crate::engine::{self, Spills};
+use crate::job::Compression;
+use crate::sink::{self, StagedPartition};
+
+/// A step written to staging.
+#[derive(Debug, Clone)]
+pub struct Materialized {
+    pub staged: StagedPartition,
+    pub spills: Spills,
+}
+
+/// Runs table `name` once, writes it to `dir` in `store` (whose URL is
+/// `store_url`), and re-registers `name` over the written files.
+///
+/// Intermediate tables are read back within the run and then deleted, so they
+/// use Snappy: cheaper to write than zstd, and the files stay private.
+pub async fn materialize(
+    ctx: &SessionContext,
+    name: &str,
+    store: Arc<dyn ObjectStore>,
+    store_url: &str,
+    dir: &Path,
+) -> Result<Materialized, StepError> {
+    let sql_err = |source| StepError::Sql {
+        step: name.to_string(),
+        file: format!("(table {name})"),
+        source,
+    };
+    let frame = ctx.table(name).await.map_err(sql_err)?;
+    let (plan, stream) = engine::execute(frame).await.map_err(sql_err)?;
+    let staged = sink::write_stream(
+        name,
+        stream,
+        store,
+        dir,
+        Compression::Snappy,
+        sink::DEFAULT_ROWS_PER_FILE,
+    )
+    .await
+    .map_err(|source| StepError::Write {
+        step: name.to_string(),
+        source,
+    })?;
+    let spills = engine::spills(&plan);
+    ctx.deregister_table(name).map_err(sql_err)?;
+    let url = format!("{store_url}{dir}/");
+    ctx.register_parquet(name, &url, ParquetReadOptions::default())
+        .await
+        .map_err(sql_err)?;
+    Ok(Materialized { staged, spills })
+}
