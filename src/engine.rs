@@ -15,7 +15,7 @@ use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
 use datafusion::execution::memory_pool::{FairSpillPool, PeakRecordingPool};
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::physical_plan::{ExecutionPlan, execute_stream};
-use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
+use datafusion::prelude::{DataFrame, ParquetReadOptions, SessionConfig, SessionContext};
 
 /// The default memory pool when neither the job nor the command line sets one:
 /// this fraction of physical memory (half: the rest is for what the pool does not
@@ -56,7 +56,7 @@ pub enum EngineError {
 }
 
 /// [`DEFAULT_MEMORY_FRACTION`] of physical memory (`MemTotal` of
-/// `/proc/meminfo`; 4 GiB where that cannot be read).
+/// `/proc/meminfo`; taken as 8 GiB where that cannot be read).
 pub fn default_memory_limit() -> u64 {
     let total = std::fs::read_to_string("/proc/meminfo")
         .ok()
@@ -117,6 +117,20 @@ pub fn session(options: &EngineOptions, runtime: Arc<RuntimeEnv>) -> SessionCont
     let ctx = SessionContext::new_with_config_rt(config, runtime);
     crate::udf::register_all(&ctx);
     ctx
+}
+
+/// Registers table `name` over the Parquet files of staged folder `dir` of the
+/// store at `store_url`, replacing whatever `name` was (a view, an in-memory table).
+pub async fn register_staged_dir(
+    ctx: &SessionContext,
+    name: &str,
+    store_url: &str,
+    dir: &object_store::path::Path,
+) -> Result<(), DataFusionError> {
+    ctx.deregister_table(name)?;
+    let url = format!("{store_url}{dir}/");
+    ctx.register_parquet(name, &url, ParquetReadOptions::default())
+        .await
 }
 
 /// Whether what `ctx` plans from now on uses hash joins (`false`: sort-merge

@@ -70,32 +70,27 @@ fn choose_materializations(
     let chosen: Vec<Materialize> = steps
         .iter()
         .map(|step| {
-            let published = outputs.contains(&step.name);
-            let builtin = matches!(step.kind, StepKind::Builtin { .. });
-            match explicit.get(&step.name) {
-                Some(raw) if raw.value == MaterializeRaw::View && published => {
-                    let message = format!(
-                        "step `{}`: `materialize: view` on an output step; an output is written once and published from those files",
-                        step.name
-                    );
+            // Why the step must be a table, if it must.
+            let required = if outputs.contains(&step.name) {
+                Some("an output step; an output is written once and published from those files")
+            } else if matches!(step.kind, StepKind::Builtin { .. }) {
+                Some("a builtin step; a builtin computes its table once")
+            } else {
+                None
+            };
+            let wanted = explicit.get(&step.name);
+            match (wanted, required) {
+                (Some(raw), Some(why)) if raw.value == MaterializeRaw::View => {
+                    let message = format!("step `{}`: `materialize: view` on {why}", step.name);
                     report.at(raw.line, raw.column, message);
                     Materialize::Table
                 }
-                Some(raw) if raw.value == MaterializeRaw::View && builtin => {
-                    let message = format!(
-                        "step `{}`: `materialize: view` on a builtin step; a builtin computes its table once",
-                        step.name
-                    );
-                    report.at(raw.line, raw.column, message);
+                (Some(raw), None) if raw.value == MaterializeRaw::View => Materialize::View,
+                (Some(_), _) | (None, Some(_)) => Materialize::Table,
+                (None, None) if readers.get(step.name.as_str()).copied().unwrap_or(0) >= 2 => {
                     Materialize::Table
                 }
-                Some(raw) if raw.value == MaterializeRaw::View => Materialize::View,
-                Some(_) => Materialize::Table,
-                None if published || builtin => Materialize::Table,
-                None if readers.get(step.name.as_str()).copied().unwrap_or(0) >= 2 => {
-                    Materialize::Table
-                }
-                None => Materialize::View,
+                (None, None) => Materialize::View,
             }
         })
         .collect();

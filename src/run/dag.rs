@@ -14,7 +14,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
-use datafusion::prelude::{ParquetReadOptions, SessionContext};
+use datafusion::prelude::SessionContext;
 use object_store::path::Path;
 
 use super::outputs::{self, StagedOutput};
@@ -193,23 +193,16 @@ impl Done {
 }
 
 /// Replaces an output's view with its staged Parquet.
-pub(super) async fn register_staged(
+async fn register_staged(
     ctx: &SessionContext,
     bound: &Bound,
     staged: &StagedOutput,
 ) -> Result<(), RunError> {
-    let query_err = |source| RunError::Query {
-        what: format!("staged output {}", staged.name),
-        source,
-    };
-    ctx.deregister_table(staged.name.as_str())
-        .map_err(query_err)?;
-    let url = format!(
-        "{}{}/",
-        bound.warehouse.store_url.as_str(),
-        staged.staged.dir
-    );
-    ctx.register_parquet(staged.name.as_str(), &url, ParquetReadOptions::default())
+    let store_url = bound.warehouse.store_url.as_str();
+    engine::register_staged_dir(ctx, &staged.name, store_url, &staged.staged.dir)
         .await
-        .map_err(query_err)
+        .map_err(|source| RunError::Query {
+            what: format!("staged output {}", staged.name),
+            source,
+        })
 }

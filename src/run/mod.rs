@@ -129,7 +129,13 @@ pub async fn run(job: &Job, options: &RunOptions) -> Result<RunSummary, RunError
         committer: Committer::for_location(&bound.warehouse),
         log: RunLog::new(bound.warehouse.store.clone(), &bound.warehouse.prefix),
         engine: EngineOptions {
-            memory_limit: options.memory_limit.or(job.engine.memory_limit),
+            // Resolved once: the default reads /proc/meminfo.
+            memory_limit: Some(
+                options
+                    .memory_limit
+                    .or(job.engine.memory_limit)
+                    .unwrap_or_else(engine::default_memory_limit),
+            ),
             spill_dir: job.engine.spill_dir.as_ref().map(|d| job.base_dir.join(d)),
             target_partitions: job.engine.target_partitions,
         },
@@ -326,16 +332,10 @@ async fn transform(
         tmp,
     )
     .await;
-    let done = match done {
-        Ok(done) => done,
-        Err(e) => {
-            record::stage(&mut p.record, "steps", t);
-            return Err(e);
-        }
-    };
+    record::stage(&mut p.record, "steps", t);
+    let done = done?;
     p.record.steps = done.records;
     let staged_outputs = done.outputs;
-    record::stage(&mut p.record, "steps", t);
 
     let t = Instant::now();
     let mut facts = BTreeMap::new();

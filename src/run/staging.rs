@@ -6,7 +6,7 @@ use std::collections::HashSet;
 
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
-use datafusion::prelude::{ParquetReadOptions, SessionContext};
+use datafusion::prelude::SessionContext;
 use futures::future::BoxFuture;
 use object_store::path::Path;
 
@@ -141,8 +141,8 @@ pub(super) async fn stage_source(
     if !report.skipped_files.is_empty() {
         tracing::warn!(source = %spec.name, skipped = ?report.skipped_files, "files skipped: not of the declared format");
     }
-    let url = format!("{}{}/", bound.warehouse.store_url.as_str(), typed_dir);
-    ctx.register_parquet(spec.name.as_str(), &url, ParquetReadOptions::default())
+    let store_url = bound.warehouse.store_url.as_str();
+    crate::engine::register_staged_dir(ctx, &spec.name, store_url, &typed_dir)
         .await
         .map_err(|source| RunError::Query {
             what: format!("source {}", spec.name),

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use datafusion::prelude::{ParquetReadOptions, SessionContext};
+use datafusion::prelude::SessionContext;
 use object_store::ObjectStore;
 use object_store::path::Path;
 
@@ -53,9 +53,7 @@ pub async fn materialize(
         source,
     })?;
     let spills = engine::spills(&plan);
-    ctx.deregister_table(name).map_err(sql_err)?;
-    let url = format!("{store_url}{dir}/");
-    ctx.register_parquet(name, &url, ParquetReadOptions::default())
+    engine::register_staged_dir(ctx, name, store_url, dir)
         .await
         .map_err(sql_err)?;
     Ok(Materialized { staged, spills })
