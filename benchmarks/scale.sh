@@ -1,42 +1,78 @@
 #!/usr/bin/env bash
-# Scale benchmark (issue 12): generate N customers x D days, run the full job under
-# a memory limit, report wall, CPU and peak RSS (GNU time), median of RUNS runs.
+# Scale benchmark (issue 12): generate N customers x D days, then, in one run of this
+# script and alternating so machine noise hits all alike, RUNS times each:
+#   c360    the full job (jobs/customer_360.yaml) under --memory-limit LIMIT
+#   duckdb  the same logical pipeline as one hand-written DuckDB script
+#           (benchmarks/duckdb_pipeline.sql), memory_limit LIMIT, 2 threads
+#   floor   read and count every raw row (DuckDB), the scan floor
+# Prints wall, CPU and peak RSS (GNU time) per run and the medians, the ratio
+# c360 / DuckDB, and the last c360 run's per-stage and per-step figures.
 #   benchmarks/scale.sh [CUSTOMERS] [DAYS] [MEMORY_LIMIT] [RUNS]
 #   benchmarks/scale.sh 200000 120 2GiB 3      # the quick preset
-# Uses the release binary under $CARGO_TARGET_DIR (default ~/.cache/c360-target).
-# Not yet here: the DuckDB script of the same pipeline and the scan floor.
+#   benchmarks/scale.sh 1000000 365 2GiB 3     # the issue's figure
+# Uses the release binary under $CARGO_TARGET_DIR (default ~/.cache/c360-target) and
+# the Python in $BENCH_PYTHON (default ~/.cache/c360-ci-venv, made with duckdb if absent).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 customers="${1:-200000}"; days="${2:-120}"; limit="${3:-2GiB}"; runs="${4:-3}"
 target="${CARGO_TARGET_DIR:-$HOME/.cache/c360-target}"
 cargo build --release --locked --quiet
 bin="$target/release/c360"
+py="${BENCH_PYTHON:-$HOME/.cache/c360-ci-venv/bin/python}"
+if ! "$py" -c 'import duckdb' 2>/dev/null; then
+    python3 -m venv "$(dirname "$(dirname "$py")")"
+    "$(dirname "$py")/pip" install --quiet --disable-pip-version-check "duckdb>=1.1,<2"
+fi
 work="${BENCH_DIR:-${TMPDIR:-/tmp}/c360-scale-$customers-$days}"
 end_date=$(date -u -d "2026-01-01 + $((days - 1)) days" +%F)
+mkdir -p "$work"
 if [ ! -f "$work/raw/.done" ]; then
     rm -rf "$work/raw"
-    "$bin" generate --customers "$customers" --days "$days" --seed 7 --out "$work/raw" >/dev/null
+    /usr/bin/time -f "%e %U %S %M" -o "$work/generate.txt" \
+        "$bin" generate --customers "$customers" --days "$days" --seed 7 --out "$work/raw" >/dev/null
     touch "$work/raw/.done"
+    echo "generated $customers customers x $days days in $(cut -d' ' -f1 "$work/generate.txt") s: $(du -sh "$work/raw" | cut -f1)"
 fi
-results=()
-for i in $(seq 1 "$runs"); do
-    rm -rf "$work/wh"
-    /usr/bin/time -f "%e %U %S %M" -o "$work/time.txt" \
-        "$bin" run jobs/customer_360.yaml --date "$end_date" --memory-limit "$limit" \
-        --set raw="$work/raw" --set warehouse="$work/wh" >"$work/run.log" 2>&1
+
+# measure NAME COMMAND...: one timed run, appended to $work/NAME.times as "wall cpu rss_kib".
+measure() {
+    local name="$1"; shift
+    /usr/bin/time -f "%e %U %S %M" -o "$work/time.txt" "$@" >"$work/$name.log" 2>&1 \
+        || { echo "$name failed, see $work/$name.log"; tail -5 "$work/$name.log"; exit 1; }
     read -r wall user sys rss < "$work/time.txt"
-    echo "run $i: wall ${wall}s user ${user}s sys ${sys}s peak RSS $((rss / 1024)) MiB"
-    results+=("$wall $user $sys $rss")
+    cpu=$(echo "$user + $sys" | bc)
+    echo "$name run: wall ${wall} s, cpu ${cpu} s, peak RSS $((rss / 1024)) MiB"
+    echo "$wall $cpu $rss" >> "$work/$name.times"
+}
+rm -f "$work"/*.times
+for i in $(seq 1 "$runs"); do
+    rm -rf "$work/wh" "$work/duck"
+    measure c360 "$bin" run jobs/customer_360.yaml --date "$end_date" --memory-limit "$limit" \
+        --set raw="$work/raw" --set warehouse="$work/wh"
+    measure duckdb "$py" benchmarks/duckdb_pipeline.py "$work/raw" "$work/duck" "$end_date" \
+        --memory-limit "$limit" --threads "$(nproc)"
+    measure floor "$py" benchmarks/duckdb_pipeline.py "$work/raw" "$work/duck" "$end_date" --scan-floor
 done
-printf '%s\n' "${results[@]}" | sort -n | awk -v n="$runs" 'NR == int((n + 1) / 2) {
-    printf "median: wall %ss cpu %ss peak RSS %d MiB\n", $1, $2 + $3, $4 / 1024 }'
-python3 - "$work/wh" <<'PY'
+
+# The median of column $2 of file $1.
+median() { cut -d' ' -f"$2" "$1" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+echo
+echo "medians of $runs ($customers customers x $days days, limit $limit, $(nproc) cores):"
+printf '%-8s %10s %10s %14s\n' "" "wall s" "cpu s" "peak RSS MiB"
+for name in c360 duckdb floor; do
+    printf '%-8s %10s %10s %14d\n' "$name" "$(median "$work/$name.times" 1)" \
+        "$(median "$work/$name.times" 2)" "$(( $(median "$work/$name.times" 3) / 1024 ))"
+done
+echo "c360 / duckdb wall: $(echo "scale=2; $(median "$work/c360.times" 1) / $(median "$work/duckdb.times" 1)" | bc)"
+"$py" - "$work/wh" <<'PY'
 import glob, json, sys
 record = json.load(open(sorted(glob.glob(sys.argv[1] + "/_c360/runs/*.json"))[-1]))
+print("\nlast c360 run, per stage (run log):")
 for s in record["stages"]:
-    print(f"stage {s['stage']:<20} {s['secs']:8.2f} s")
+    print(f"  {s['stage']:<20} {s['secs']:8.2f} s")
+print("per step (tables and outputs):")
 for s in record.get("steps", []):
     if s["materialize"] != "view":
-        print(f"step  {s['name']:<20} {s['secs']:8.2f} s  {s['materialize']:<6} {s['join']:<10} "
-              f"rows {s['rows']}  pool peak {s['peak_memory_bytes'] >> 20} MiB  spilled {s['spilled_bytes'] >> 20} MiB")
+        print(f"  {s['name']:<22} {s['secs']:7.2f} s  {s['join']:<10} rows {s['rows']:>10}  "
+              f"pool peak {s['peak_memory_bytes'] >> 20:>5} MiB  spilled {s['spilled_bytes'] >> 20} MiB")
 PY

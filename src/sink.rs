@@ -19,17 +19,17 @@ use datafusion::parquet::arrow::AsyncArrowWriter;
 use datafusion::parquet::basic::{Compression as ParquetCompression, ZstdLevel};
 use datafusion::parquet::errors::ParquetError;
 use datafusion::parquet::file::properties::{EnabledStatistics, WriterProperties};
+use datafusion::parquet::schema::types::ColumnPath;
 use futures::StreamExt;
 use object_store::buffered::BufWriter;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 
-use crate::job::Compression;
+use crate::job::{Compression, FileLayout};
 
-/// Rows per Parquet file before the writer rolls over to the next part.
-pub const DEFAULT_ROWS_PER_FILE: usize = 5_000_000;
-/// Rows per row group: large enough for good compression, small enough to prune.
-const ROW_GROUP_ROWS: usize = 256 * 1024;
+/// Distinct values a bloom filter is first sized for; the writer folds it down
+/// to what the row group really held, so this only bounds the false-positive rate.
+const BLOOM_FILTER_MAX_NDV: u64 = 2_000_000;
 
 /// Errors of the sink layer.
 #[derive(Debug, thiserror::Error)]
@@ -50,20 +50,32 @@ pub enum SinkError {
     },
 }
 
-/// Parquet writer settings for one file.
-pub fn writer_properties(compression: Compression) -> WriterProperties {
+/// Parquet writer settings for one file: page statistics (and so a page index),
+/// row groups and bloom filters as `layout` asks.
+pub fn writer_properties(compression: Compression, layout: &FileLayout) -> WriterProperties {
     let codec = match compression {
         // Level 3 is zstd's own default: a good ratio at high speed.
         Compression::Zstd => ParquetCompression::ZSTD(ZstdLevel::try_new(3).unwrap_or_default()),
         Compression::Snappy => ParquetCompression::SNAPPY,
         Compression::Uncompressed => ParquetCompression::UNCOMPRESSED,
     };
-    WriterProperties::builder()
+    let row_group_bytes = usize::try_from(layout.row_group_bytes.max(1)).unwrap_or(usize::MAX);
+    let mut builder = WriterProperties::builder()
         .set_compression(codec)
-        .set_statistics_enabled(EnabledStatistics::Page)
-        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
-        .set_created_by(format!("c360 {}", env!("CARGO_PKG_VERSION")))
-        .build()
+        .set_statistics_enabled(if layout.column_statistics {
+            EnabledStatistics::Page
+        } else {
+            EnabledStatistics::None
+        })
+        .set_max_row_group_bytes(Some(row_group_bytes))
+        .set_created_by(format!("c360 {}", env!("CARGO_PKG_VERSION")));
+    for column in &layout.bloom_filter {
+        let path = ColumnPath::from(column.as_str());
+        builder = builder
+            .set_column_bloom_filter_enabled(path.clone(), true)
+            .set_column_bloom_filter_max_ndv(path, BLOOM_FILTER_MAX_NDV);
+    }
+    builder.build()
 }
 
 /// One Parquet file being written to an object store, batch by batch.
@@ -80,14 +92,17 @@ impl ParquetFileWriter {
         path: Path,
         schema: SchemaRef,
         compression: Compression,
+        layout: &FileLayout,
     ) -> Result<Self, SinkError> {
         let object = BufWriter::new(store, path.clone());
+        let properties = writer_properties(compression, layout);
         let writer =
-            AsyncArrowWriter::try_new(object, schema, Some(writer_properties(compression)))
-                .map_err(|source| SinkError::Parquet {
+            AsyncArrowWriter::try_new(object, schema, Some(properties)).map_err(|source| {
+                SinkError::Parquet {
                     path: path.to_string(),
                     source,
-                })?;
+                }
+            })?;
         Ok(Self {
             path,
             writer,
@@ -110,6 +125,11 @@ impl ParquetFileWriter {
     /// Rows written so far.
     pub fn rows(&self) -> u64 {
         self.rows
+    }
+
+    /// Bytes of the file so far: flushed row groups plus the one being built.
+    pub fn bytes(&self) -> u64 {
+        (self.writer.bytes_written() + self.writer.in_progress_size()) as u64
     }
 
     /// Writes the footer and completes the upload; returns the file written.
@@ -164,7 +184,8 @@ pub fn part_name(n: usize) -> String {
     format!("part-{n:05}.parquet")
 }
 
-/// Streams `stream` into `dir/part-NNNNN.parquet` files of at most `rows_per_file` rows.
+/// Streams `stream` into `dir/part-NNNNN.parquet` files, starting the next part
+/// once a file reaches `layout.target_file_bytes` (checked between batches).
 ///
 /// Always writes at least one file, so an empty result is an empty (but
 /// readable, typed) partition rather than a missing one.
@@ -174,37 +195,31 @@ pub async fn write_stream(
     store: Arc<dyn ObjectStore>,
     dir: &Path,
     compression: Compression,
-    rows_per_file: usize,
+    layout: &FileLayout,
 ) -> Result<StagedPartition, SinkError> {
-    let rows_per_file = rows_per_file.max(1);
     let schema = stream.schema();
     let mut staged = StagedPartition {
         dir: dir.clone(),
         files: Vec::new(),
     };
-    let mut writer = ParquetFileWriter::create(
-        store.clone(),
-        dir.clone().join(part_name(0)),
-        schema.clone(),
-        compression,
-    )?;
+    let create = |n: usize| {
+        let path = dir.clone().join(part_name(n));
+        ParquetFileWriter::create(store.clone(), path, schema.clone(), compression, layout)
+    };
+    let mut writer = create(0)?;
     while let Some(batch) = stream.next().await {
         let batch = batch.map_err(|source| SinkError::Query {
             output: output.to_string(),
             source,
         })?;
-        let mut offset = 0;
-        while offset < batch.num_rows() {
-            if writer.rows() as usize >= rows_per_file {
-                staged.files.push(writer.finish().await?);
-                let next = dir.clone().join(part_name(staged.files.len()));
-                writer =
-                    ParquetFileWriter::create(store.clone(), next, schema.clone(), compression)?;
-            }
-            let take = (rows_per_file - writer.rows() as usize).min(batch.num_rows() - offset);
-            writer.write(&batch.slice(offset, take)).await?;
-            offset += take;
+        if batch.num_rows() == 0 {
+            continue;
         }
+        if writer.rows() > 0 && writer.bytes() >= layout.target_file_bytes {
+            let full = std::mem::replace(&mut writer, create(staged.files.len() + 1)?);
+            staged.files.push(full.finish().await?);
+        }
+        writer.write(&batch).await?;
     }
     staged.files.push(writer.finish().await?);
     Ok(staged)
@@ -332,18 +347,46 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn files_roll_over_at_the_row_limit() {
+    async fn files_roll_over_at_the_size_target() {
         let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
-        // Five rows at two per file: 2 + 2 + 1.
-        let stream = stream_of(vec![numbers(vec![1, 2, 3]), numbers(vec![4, 5])]);
+        // A one-byte target: every batch after the first starts a new file.
+        let tiny = FileLayout {
+            target_file_bytes: 1,
+            ..FileLayout::default()
+        };
+        let batches = vec![
+            numbers(vec![1, 2, 3]),
+            numbers(vec![4, 5]),
+            numbers(vec![6]),
+        ];
         let staging = Path::from("wh/_c360/tmp/r1/out");
-        let staged = write_stream("out", stream, store.clone(), &staging, Compression::Zstd, 2)
-            .await
-            .unwrap();
+        let staged = write_stream(
+            "out",
+            stream_of(batches.clone()),
+            store.clone(),
+            &staging,
+            Compression::Zstd,
+            &tiny,
+        )
+        .await
+        .unwrap();
         assert_eq!(
             staged.files.iter().map(|f| f.rows).collect::<Vec<_>>(),
-            vec![2, 2, 1]
+            vec![3, 2, 1]
         );
+        // The default target keeps them in one file.
+        let one = write_stream(
+            "out",
+            stream_of(batches),
+            store.clone(),
+            &Path::from("wh/_c360/tmp/r2/out"),
+            Compression::Zstd,
+            &FileLayout::default(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(one.files.len(), 1);
+        assert_eq!(one.rows(), 6);
         assert_eq!(staged.dir, staging);
         assert_eq!(
             names(&store, &staging).await,
@@ -402,7 +445,7 @@ mod tests {
             store.clone(),
             &Path::from("s"),
             Compression::Zstd,
-            10,
+            &FileLayout::default(),
         )
         .await
         .unwrap();

@@ -13,7 +13,7 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 
 use super::{ErasedIdentifiers, ErasureError};
-use crate::job::Compression;
+use crate::job::{Compression, FileLayout};
 use crate::sink::{self, ParquetFileWriter, StagedPartition};
 
 /// One extract's rejects after the filter.
@@ -62,6 +62,7 @@ pub async fn filter_staged(
             out_dir.clone().join(sink::part_name(n)),
             schema,
             Compression::Zstd,
+            &FileLayout::default(),
         )?;
         for batch in reader {
             let batch = batch.map_err(|e| read_err(e.to_string()))?;

@@ -421,3 +421,35 @@ fn storage_retry_errors_point_at_the_value() {
     assert_eq!(errors.len(), 1, "{errors:?}");
     assert!(errors[0].contains("unknown field `tries`"), "{errors:?}");
 }
+
+#[test]
+fn output_file_layout_is_parsed_with_defaults_and_sizes_are_checked() {
+    let yaml = format!(
+        "{BASE}outputs:\n  orders: {{ path: \"{{warehouse}}/o\", target_file_size: 64MiB, row_group_size: 8MiB, bloom_filter: [transaction_id] }}\n"
+    );
+    let job = Fixture::new().load(&yaml).unwrap();
+    assert_eq!(
+        job.outputs[0].layout,
+        FileLayout {
+            target_file_bytes: 64 << 20,
+            row_group_bytes: 8 << 20,
+            bloom_filter: vec!["transaction_id".into()],
+            column_statistics: true,
+        }
+    );
+    let yaml = format!("{BASE}outputs:\n  orders: {{ path: \"{{warehouse}}/o\" }}\n");
+    let job = Fixture::new().load(&yaml).unwrap();
+    assert_eq!(job.outputs[0].layout, FileLayout::default());
+    assert_eq!(job.outputs[0].layout.row_group_bytes, 128 << 20);
+
+    let yaml = format!(
+        "{BASE}outputs:\n  orders:\n    path: \"{{warehouse}}/o\"\n    row_group_size: lots\n    target_file_size: 0\n"
+    );
+    assert_eq!(
+        Fixture::new().errors(&yaml),
+        vec![
+            "9:21: outputs.orders.row_group_size: invalid size `lots`: expected e.g. `512MiB`, `4GiB`, `2GB`",
+            "10:23: outputs.orders.target_file_size: must be more than 0",
+        ]
+    );
+}

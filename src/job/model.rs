@@ -308,6 +308,53 @@ pub enum Compression {
     Uncompressed,
 }
 
+/// How Parquet files are sized and indexed (an output's `target_file_size`,
+/// `row_group_size` and `bloom_filter`; staged step tables use the defaults).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileLayout {
+    /// A file is closed, and the next part started, once it holds this many bytes.
+    pub target_file_bytes: u64,
+    /// A row group is closed at about this many encoded bytes, or at 1,048,576
+    /// rows (the Parquet writer's default), whichever comes first.
+    pub row_group_bytes: u64,
+    /// Columns that get a bloom filter in every row group, so a point lookup
+    /// (`WHERE customer_key = …`) skips the row groups that cannot hold the value.
+    pub bloom_filter: Vec<String>,
+    /// Column min/max per page and row group (and so a page index). Outputs have
+    /// them for readers' pruning; run-private staged tables do not need them.
+    pub column_statistics: bool,
+}
+
+impl FileLayout {
+    /// `target_file_size` when the job sets none.
+    pub const DEFAULT_TARGET_FILE_BYTES: u64 = 512 << 20;
+    /// `row_group_size` when the job sets none.
+    pub const DEFAULT_ROW_GROUP_BYTES: u64 = 128 << 20;
+
+    /// Run-private staged files (typed sources, step tables, rejects before
+    /// publishing): default sizes, no column statistics. Every run reads them
+    /// whole, so min/max would prune nothing; without them the planner's filter
+    /// estimates fall back to defaults (DataFusion 55.2's estimate from min/max
+    /// could exceed 1 and fail the query: "Selectivity is out of limit").
+    pub fn staging() -> Self {
+        Self {
+            column_statistics: false,
+            ..Self::default()
+        }
+    }
+}
+
+impl Default for FileLayout {
+    fn default() -> Self {
+        Self {
+            target_file_bytes: Self::DEFAULT_TARGET_FILE_BYTES,
+            row_group_bytes: Self::DEFAULT_ROW_GROUP_BYTES,
+            bloom_filter: Vec::new(),
+            column_statistics: true,
+        }
+    }
+}
+
 /// A published output: the step (or source) of the same name, written as Parquet.
 #[derive(Debug, Clone)]
 pub struct OutputSpec {
@@ -317,4 +364,5 @@ pub struct OutputSpec {
     pub partition_by: Vec<String>,
     pub sort_by: Vec<String>,
     pub compression: Compression,
+    pub layout: FileLayout,
 }

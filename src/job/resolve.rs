@@ -6,7 +6,7 @@
 use super::checks_spec::TableChecks;
 use super::interpolate::interpolate_mapped;
 use super::model::{
-    CheckSpec, Job, OutputSpec, RejectBudget, ScheduleSpec, SourceSpec, StorageSpec,
+    CheckSpec, FileLayout, Job, OutputSpec, RejectBudget, ScheduleSpec, SourceSpec, StorageSpec,
 };
 use super::model::{ContractSchema, RetryPolicy};
 use super::node_de::Located;
@@ -16,7 +16,7 @@ use super::spec::{ScheduleRaw, SourceRaw};
 use super::sql_refs::{parse, table_refs};
 use super::steps_resolve::{Scope, resolve_steps};
 use super::storage_retry::resolve_storage_retry;
-use super::units::parse_duration;
+use super::units::{parse_bytes, parse_duration};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::Duration;
@@ -88,12 +88,46 @@ pub(crate) fn resolve(
             &path_vars,
             report,
         );
+        let mut size = |loc: Option<Located<String>>, key: &str, default: u64| match loc {
+            None => default,
+            Some(loc) => match parse_bytes(&loc.value) {
+                Ok(0) => {
+                    let message = format!("outputs.{}.{key}: must be more than 0", name.value);
+                    report.at(loc.line, loc.column, message);
+                    default
+                }
+                Ok(bytes) => bytes,
+                Err(m) => {
+                    report.at(
+                        loc.line,
+                        loc.column,
+                        format!("outputs.{}.{key}: {m}", name.value),
+                    );
+                    default
+                }
+            },
+        };
+        let layout = FileLayout {
+            target_file_bytes: size(
+                raw.target_file_size,
+                "target_file_size",
+                FileLayout::DEFAULT_TARGET_FILE_BYTES,
+            ),
+            row_group_bytes: size(
+                raw.row_group_size,
+                "row_group_size",
+                FileLayout::DEFAULT_ROW_GROUP_BYTES,
+            ),
+            bloom_filter: raw.bloom_filter,
+            column_statistics: true,
+        };
         outputs.push(OutputSpec {
             name: name.value,
             path: raw.path.value,
             partition_by: raw.partition_by,
             sort_by: raw.sort_by,
             compression: raw.compression.into(),
+            layout,
         });
     }
 

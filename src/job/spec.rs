@@ -200,6 +200,14 @@ pub(crate) struct OutputRaw {
     pub sort_by: Vec<String>,
     #[serde(default)]
     pub compression: CompressionRaw,
+    /// Bytes per file, e.g. `512MiB`.
+    #[serde(default)]
+    pub target_file_size: Option<Located<String>>,
+    /// Bytes per row group, e.g. `128MiB`.
+    #[serde(default)]
+    pub row_group_size: Option<Located<String>>,
+    #[serde(default)]
+    pub bloom_filter: Vec<String>,
 }
 
 /// `unique: {columns: [...], severity: warn}` (the short form is a plain list).

@@ -55,7 +55,14 @@ impl Sizes {
     }
 
     fn bytes_of(&self, tables: &BTreeSet<String>) -> u64 {
-        tables.iter().filter_map(|t| self.bytes.get(t)).sum()
+        self.each(tables).iter().sum()
+    }
+
+    fn each(&self, tables: &BTreeSet<String>) -> Vec<u64> {
+        tables
+            .iter()
+            .filter_map(|t| self.bytes.get(t).copied())
+            .collect()
     }
 }
 
@@ -87,7 +94,7 @@ pub(super) async fn run_steps(
         let hash = match step.join {
             JoinStrategy::Hash => true,
             JoinStrategy::SortMerge => false,
-            JoinStrategy::Auto => input_bytes <= pool_bytes / engine::HASH_JOIN_INPUT_DIVISOR,
+            JoinStrategy::Auto => engine::hash_joins_fit(&sizes.each(&reads), pool_bytes),
         };
         engine::set_hash_joins(ctx, hash);
         crate::steps::register_step(ctx, step, env).await?;

@@ -92,11 +92,16 @@ pub(super) async fn stage_output(
             .collect::<Vec<_>>();
         frame = frame.select(keep).map_err(query_err)?;
     }
-    if let Some(missing) = output.sort_by.iter().find(|c| !columns.contains(c)) {
-        return Err(RunError::OutputSpec {
-            output: output.name.clone(),
-            message: format!("sort_by column `{missing}` is not a column of the step"),
-        });
+    for (key, keys) in [
+        ("sort_by", &output.sort_by),
+        ("bloom_filter", &output.layout.bloom_filter),
+    ] {
+        if let Some(missing) = keys.iter().find(|c| !columns.contains(c)) {
+            return Err(RunError::OutputSpec {
+                output: output.name.clone(),
+                message: format!("{key} column `{missing}` is not a column of the step"),
+            });
+        }
     }
     if !output.sort_by.is_empty() {
         let keys = output
@@ -120,7 +125,7 @@ pub(super) async fn stage_output(
         bound.warehouse.store.clone(),
         &staging_dir,
         output.compression,
-        sink::DEFAULT_ROWS_PER_FILE,
+        &output.layout,
     )
     .await?;
     let spills = crate::engine::spills(&plan);

@@ -11,7 +11,7 @@ use futures::future::BoxFuture;
 use object_store::path::Path;
 
 use super::{Bound, RunError};
-use crate::job::{Compression, SourceSpec};
+use crate::job::{Compression, FileLayout, SourceSpec};
 use crate::sink::{self, ParquetFileWriter, StagedPartition, WrittenFile};
 use crate::source::{self, BatchSink, SourceError, SourceReport};
 use crate::storage::StorageLocation;
@@ -47,7 +47,13 @@ impl ParquetSink {
             None => schema,
         };
         Ok(Self {
-            writer: ParquetFileWriter::create(store.clone(), path, file_schema, Compression::Zstd)?,
+            writer: ParquetFileWriter::create(
+                store.clone(),
+                path,
+                file_schema,
+                Compression::Zstd,
+                &FileLayout::staging(),
+            )?,
             keep,
         })
     }

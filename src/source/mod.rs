@@ -164,8 +164,17 @@ pub async fn read_source(
     read_listing(&input, listing, accepted, rejects).await
 }
 
+/// Text files parsed at once: each parser runs on its own blocking thread and
+/// the batches of all of them go through one channel to the two sinks, so
+/// parsing and Parquet encoding together keep both cores of a small machine busy.
+pub const PARALLEL_FILES: usize = 2;
+
 /// Reads the files of `listing` (from `list_files`), e.g. one partition at a time
 /// for a staging cache. Unlike `read_source`, an empty listing is not an error.
+///
+/// CSV and NDJSON files are parsed [`PARALLEL_FILES`] at a time; their batches
+/// interleave in the sinks (row order carries no meaning: every row has its
+/// `_file` and `_line`), while the report lists files in reading order.
 pub async fn read_listing(
     input: &SourceInput<'_>,
     listing: Listing,
@@ -179,15 +188,14 @@ pub async fn read_listing(
         ..SourceReport::default()
     };
     let currencies = input.currencies.clone().map(Arc::new);
-    for file in &listing.files {
-        let ctx = FileContext {
-            extract: input.spec.name.as_str().into(),
-            file: file.rel.as_str().into(),
-            schema: input.spec.schema,
-            currencies: currencies.clone(),
-            batch_rows: input.batch_rows.max(1),
-        };
-        let stats = read_file(input, file, ctx, accepted, rejects).await?;
+    let context = |file: &RawFile| FileContext {
+        extract: input.spec.name.as_str().into(),
+        file: file.rel.as_str().into(),
+        schema: input.spec.schema,
+        currencies: currencies.clone(),
+        batch_rows: input.batch_rows.max(1),
+    };
+    let done = |report: &mut SourceReport, file: &RawFile, stats: FileStats| {
         tracing::debug!(
             file = %file.rel,
             rows = stats.rows_read,
@@ -195,41 +203,79 @@ pub async fn read_listing(
             "source file read"
         );
         report.add_file(&file.rel, stats);
+    };
+    if input.spec.format == Format::Parquet {
+        for file in &listing.files {
+            let rows = file_rows(file, context(file))?;
+            let stats = parquet::read_parquet(
+                &input.store,
+                file,
+                rows,
+                accepted,
+                rejects,
+                input.batch_rows,
+            )
+            .await?;
+            done(&mut report, file, stats);
+        }
+        return Ok(report);
+    }
+
+    // A few batches in flight per parser: they run ahead of the sinks by at most that.
+    let (tx, mut rx) = mpsc::channel::<Output>(2 * PARALLEL_FILES);
+    let mut pending = std::collections::VecDeque::new();
+    let mut files = listing.files.iter();
+    loop {
+        while pending.len() < PARALLEL_FILES {
+            let Some(file) = files.next() else { break };
+            let rows = file_rows(file, context(file))?;
+            let task = start_text_file(input, file, rows, tx.clone()).await?;
+            pending.push_back((file, task));
+        }
+        let Some((_, oldest)) = pending.front_mut() else {
+            break;
+        };
+        tokio::select! {
+            finished = oldest => {
+                let Some((file, _)) = pending.pop_front() else { continue };
+                let stats = finished.map_err(|e| SourceError::Task {
+                    file: file.path.to_string(),
+                    message: e.to_string(),
+                })??;
+                done(&mut report, file, stats);
+            }
+            Some(out) = rx.recv() => {
+                // On a sink error the receiver is dropped, which stops the parsers at their next batch.
+                route(out, accepted, rejects).await?;
+            }
+        }
+    }
+    drop(tx);
+    while let Some(out) = rx.recv().await {
+        route(out, accepted, rejects).await?;
     }
     Ok(report)
 }
 
-async fn read_file(
+fn file_rows(file: &RawFile, ctx: FileContext) -> Result<FileRows, SourceError> {
+    FileRows::new(ctx).map_err(|source| SourceError::Arrow {
+        file: file.path.to_string(),
+        source,
+    })
+}
+
+/// Starts parsing one CSV or NDJSON file on a blocking thread; its batches go
+/// to `tx`, its counts come back from the task.
+async fn start_text_file(
     input: &SourceInput<'_>,
     file: &RawFile,
-    ctx: FileContext,
-    accepted: &mut impl BatchSink,
-    rejects: &mut impl BatchSink,
-) -> Result<FileStats, SourceError> {
-    let path = file.path.to_string();
-    let rows = FileRows::new(ctx).map_err(|source| SourceError::Arrow {
-        file: path.clone(),
-        source,
-    })?;
-    let format = input.spec.format;
-    if format == Format::Parquet {
-        return parquet::read_parquet(
-            &input.store,
-            file,
-            rows,
-            accepted,
-            rejects,
-            input.batch_rows,
-        )
-        .await;
-    }
-
+    rows: FileRows,
+    tx: mpsc::Sender<Output>,
+) -> Result<tokio::task::JoinHandle<Result<FileStats, SourceError>>, SourceError> {
     let bridge = decode::open_object(&input.store, file).await?;
-    let compression = file.compression;
-    // Two batches in flight: the parser runs ahead of the sinks by at most that much.
-    let (tx, mut rx) = mpsc::channel::<Output>(2);
-    let task_path = path.clone();
-    let task = tokio::task::spawn_blocking(move || {
+    let (compression, format) = (file.compression, input.spec.format);
+    let task_path = file.path.to_string();
+    Ok(tokio::task::spawn_blocking(move || {
         let reader =
             decode::decompress(bridge, compression).map_err(|source| SourceError::Read {
                 file: task_path.clone(),
@@ -245,15 +291,7 @@ async fn read_file(
             Format::Ndjson => ndjson::read_ndjson(reader, rows, &task_path, &mut emit),
             _ => csv::read_csv(reader, rows, &task_path, &mut emit),
         }
-    });
-    while let Some(out) = rx.recv().await {
-        // On a sink error the receiver is dropped, which stops the parser at its next batch.
-        route(out, accepted, rejects).await?;
-    }
-    task.await.map_err(|e| SourceError::Task {
-        file: path,
-        message: e.to_string(),
-    })?
+    }))
 }
 
 /// The currency codes of accepted `fx_rates` batches (already trimmed and upper-cased),

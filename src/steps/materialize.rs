@@ -10,7 +10,7 @@ use object_store::path::Path;
 
 use super::StepError;
 use crate::engine::{self, Spills};
-use crate::job::Compression;
+use crate::job::{Compression, FileLayout};
 use crate::sink::{self, StagedPartition};
 
 /// A step written to staging.
@@ -45,7 +45,7 @@ pub async fn materialize(
         store,
         dir,
         Compression::Snappy,
-        sink::DEFAULT_ROWS_PER_FILE,
+        &FileLayout::staging(),
     )
     .await
     .map_err(|source| StepError::Write {

@@ -11,15 +11,18 @@
 //! E.164 has none. NULL phone gives NULL.
 //!
 //! Speed: the metadata database is a process-wide lazy static of the crate, built
-//! once; per row we only parse, validate and format into the output buffer, and a
-//! region column is parsed once per distinct consecutive value. Measured (GB/US
-//! mix, one core): ~46k rows/s for phonenumber alone in a release build, ~5.5k
-//! rows/s through SQL in a debug build (`udf::throughput_rows_per_second`, ignored).
-//! About 40% of the time is phonenumber's regex cache hashing whole metadata
-//! patterns (SipHash) behind one global mutex, so extra partitions barely help;
-//! memoising per distinct (phone, region) would be the next step if it matters.
+//! once. phonenumber itself manages ~46k rows/s on one core (release, GB/US mix),
+//! and about 40% of that time is its regex cache hashing whole metadata patterns
+//! behind one global mutex, so extra partitions barely help. A phone number
+//! recurs on every version of a profile and every step that reads it, so each
+//! worker thread memoises the result per distinct (region, phone) text
+//! (`PhoneMemo`, at most [`MEMO_ENTRIES`] entries, about 80 bytes each: about
+//! 40 MiB per thread at most, cleared when full), so the golden record finds the
+//! numbers identity stitching already normalised; a region column is parsed once
+//! per distinct consecutive value.
 
-use std::fmt::Write as _;
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::Arc;
 
@@ -79,6 +82,41 @@ impl RegionCache {
     }
 }
 
+/// Most distinct phone texts one worker thread remembers before it starts over.
+pub const MEMO_ENTRIES: usize = 1 << 19;
+
+/// Raw phone text -> its E.164 form, or `None` when it is not a valid number.
+type E164ByText = HashMap<Box<str>, Option<Box<str>>>;
+
+/// Per-thread results of [`normalize_phone`] by default region, then raw text.
+#[derive(Default)]
+struct PhoneMemo {
+    by_region: HashMap<Option<country::Id>, E164ByText>,
+    entries: usize,
+}
+
+impl PhoneMemo {
+    /// The E.164 form of `raw` under `region`, computed once per distinct value.
+    fn get(&mut self, raw: &str, region: Option<country::Id>) -> Option<&str> {
+        if self.entries >= MEMO_ENTRIES {
+            self.by_region.clear();
+            self.entries = 0;
+        }
+        let known = self.by_region.entry(region).or_default();
+        if !known.contains_key(raw) {
+            let e164 = parse_valid(raw, region)
+                .map(|n| n.format().mode(Mode::E164).to_string().into_boxed_str());
+            known.insert(raw.into(), e164);
+            self.entries += 1;
+        }
+        known.get(raw).and_then(|v| v.as_deref())
+    }
+}
+
+thread_local! {
+    static MEMO: RefCell<PhoneMemo> = RefCell::new(PhoneMemo::default());
+}
+
 /// The `normalize_phone` SQL function; see the module docs for the rule.
 #[derive(Debug, PartialEq, Eq, Hash)]
 pub struct NormalizePhone {
@@ -128,21 +166,14 @@ impl ScalarUDFImpl for NormalizePhone {
         // E.164 is at most 16 bytes (`+` and 15 digits).
         let mut builder = StringBuilder::with_capacity(rows, rows * 16);
         let mut regions = RegionCache::default();
-        for row in 0..rows {
-            let Some(raw) = phone.get(row) else {
-                builder.append_null();
-                continue;
-            };
-            match parse_valid(raw, regions.get(region.get(row))) {
-                Some(number) => {
-                    // Writing into the builder's buffer avoids a String per row;
-                    // formatting into it cannot fail.
-                    let _ = write!(builder, "{}", number.format().mode(Mode::E164));
-                    builder.append_value("");
-                }
-                None => builder.append_null(),
+        MEMO.with_borrow_mut(|memo| {
+            for row in 0..rows {
+                let e164 = phone
+                    .get(row)
+                    .and_then(|raw| memo.get(raw, regions.get(region.get(row))));
+                builder.append_option(e164);
             }
-        }
+        });
         into_columnar(&inputs, Arc::new(builder.finish()))
     }
 }

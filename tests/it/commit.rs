@@ -14,7 +14,7 @@ use bytes::Bytes;
 use c360::commit::{
     CommitError, CommitMode, Committer, DirectoryOps, PartitionToCommit, StdDirectoryOps,
 };
-use c360::job::Compression;
+use c360::job::{Compression, FileLayout};
 use c360::sink::{self, StagedPartition};
 use datafusion::arrow::array::{AsArray, Int64Array, RecordBatch};
 use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema};
@@ -255,7 +255,12 @@ impl Warehouse {
     async fn stage(&self, run: &str, a: &[i64], b: &[i64]) -> Vec<PartitionToCommit> {
         let committer = self.committer(None);
         let mut parts = Vec::new();
-        for (name, rows, per_file) in [("a", a, 100), ("b", b, 1)] {
+        // A one-byte target starts a new file at every batch (one row each).
+        let one_per_file = FileLayout {
+            target_file_bytes: 1,
+            ..FileLayout::default()
+        };
+        for (name, rows, layout) in [("a", a, FileLayout::default()), ("b", b, one_per_file)] {
             let dir = committer
                 .staging_dir(run)
                 .join("outputs")
@@ -267,7 +272,7 @@ impl Warehouse {
                 self.store.clone(),
                 &dir,
                 Compression::Zstd,
-                per_file,
+                &layout,
             )
             .await
             .unwrap();
@@ -335,14 +340,14 @@ impl Warehouse {
 
 fn stream_of(rows: &[i64]) -> datafusion::execution::SendableRecordBatchStream {
     let schema = Arc::new(Schema::new(vec![Field::new("n", DataType::Int64, false)]));
-    let batch = RecordBatch::try_new(
-        schema.clone(),
-        vec![Arc::new(Int64Array::from(rows.to_vec()))],
-    )
-    .unwrap();
+    let batches: Vec<_> = rows
+        .iter()
+        .map(|&n| RecordBatch::try_new(schema.clone(), vec![Arc::new(Int64Array::from(vec![n]))]))
+        .collect::<Result<_, _>>()
+        .unwrap();
     Box::pin(RecordBatchStreamAdapter::new(
         schema,
-        futures::stream::iter(vec![Ok(batch)]),
+        futures::stream::iter(batches.into_iter().map(Ok)),
     ))
 }
 

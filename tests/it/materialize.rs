@@ -112,11 +112,7 @@ async fn outputs_are_the_same_for_tables_and_views() {
     assert_same("views where allowed", &got, &want);
 }
 
-// Known gap (issue 12): under a 48 MiB pool the sample's order_lines sort cannot
-// get 3.4 MB because non-spilling consumers hold the rest of the pool; which ones
-// is not yet profiled. Run with `cargo test -- --ignored` while fixing it.
 #[tokio::test]
-#[ignore = "a tiny pool still exhausts memory in order_lines (issue 12 note)"]
 async fn outputs_are_the_same_when_the_pool_forces_spilling() {
     let (want, _) = run_sample(&sample_job(), None).await;
 

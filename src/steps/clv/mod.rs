@@ -91,6 +91,9 @@ pub enum ClvError {
     /// Invalid step parameters (horizon, discount rate, time unit).
     #[error("clv: {0}")]
     Params(String),
+    /// The customers would pass the memory pool's limit (they are counted against it).
+    #[error("clv: the customers do not fit in the memory pool (raise engine.memory_limit): {0}")]
+    Memory(DataFusionError),
     /// The data cannot identify the model (no customers, no repeat buyers,
     /// everyone observed for zero time, or a likelihood maximised at the edge
     /// of the parameter space).

@@ -53,9 +53,19 @@ pub async fn fit_clv(
         ])
         .map_err(query)?;
     let schema = Arc::clone(frame.schema().inner());
+    // The summary is one compact row per customer, held whole (twice while it is
+    // concatenated) and counted against the run's memory pool.
+    let memory = crate::engine::reserve(ctx, &format!("fit_clv({input})"));
     let batches = frame.collect().await.map_err(query)?;
+    let held: usize = batches.iter().map(RecordBatch::get_array_memory_size).sum();
+    memory.try_grow(2 * held).map_err(ClvError::Memory)?;
     let batch = concat_batches(&schema, &batches).map_err(|e| query(e.into()))?;
+    drop(batches);
     let (keys, customers) = read_customers(input, &batch)?;
+    let per_customer = std::mem::size_of::<Customer>() + std::mem::size_of::<Valuation>();
+    memory
+        .try_resize(batch.get_array_memory_size() + customers.len() * per_customer)
+        .map_err(ClvError::Memory)?;
     let summary = fit_models(&customers, params)?;
     let valuations =
         value_all(&summary, &customers, params).map_err(|(row, message)| ClvError::Numerical {

@@ -10,7 +10,9 @@
 //!             `<step>_merges` (merged_key, surviving_key, merged_on)
 //! ```
 //! The map is one row per identifier, so it is compact by construction and is
-//! held as an in-memory table; the input is streamed batch by batch. Params (job
+//! held as an in-memory table; the input is streamed batch by batch. The graph's
+//! heap is reserved in the run's memory pool as it grows, so it counts against
+//! `engine.memory_limit` like DataFusion's own operators. Params (job
 //! `params:`): `max_records_per_identifier` (default 50), `link_by_phone` (default true).
 
 pub mod graph;
@@ -56,6 +58,9 @@ pub enum IdentityError {
     Previous { path: String, message: String },
     #[error(transparent)]
     KeyCollision(#[from] KeyCollision),
+    /// The graph would pass the memory pool's limit (it is counted against it).
+    #[error("the identity graph does not fit in the memory pool (raise engine.memory_limit): {0}")]
+    Memory(DataFusionError),
 }
 
 /// Runs the step and registers `name` and `name_merges` on `ctx`. Earlier keys come
@@ -75,9 +80,13 @@ pub async fn register_stitch_identities(
         )));
     };
     let mut builder = GraphBuilder::default();
+    let memory = crate::engine::reserve(ctx, &format!("stitch_identities({name})"));
     let mut stream = ctx.table(input.as_str()).await?.execute_stream().await?;
     while let Some(batch) = stream.try_next().await? {
         add_links(&mut builder, &batch)?;
+        memory
+            .try_resize(builder.heap_bytes())
+            .map_err(IdentityError::Memory)?;
     }
     let heap_bytes = builder.heap_bytes();
     let graph = builder.finish(rules);

@@ -114,17 +114,20 @@ pub fn ints(batch: &RecordBatch, column: &str) -> Vec<i64> {
     col.as_primitive::<Int64Type>().values().to_vec()
 }
 
-/// (file, line, reason) of every reject, in the order written.
+/// (file, line, reason) of every reject, in (file, line) order: files are parsed
+/// two at a time, so the batches of neighbouring files may interleave.
 pub fn rejects(r: &Read) -> Vec<(String, i64, String)> {
     let files = text(&r.rejects, "file");
     let lines = ints(&r.rejects, "line");
     let reasons = text(&r.rejects, "reason");
-    files
+    let mut all: Vec<_> = files
         .into_iter()
         .zip(lines)
         .zip(reasons)
         .map(|((f, l), reason)| (f.unwrap_or_default(), l, reason.unwrap_or_default()))
-        .collect()
+        .collect();
+    all.sort();
+    all
 }
 
 pub fn raw_at(r: &Read, line: i64) -> Option<String> {

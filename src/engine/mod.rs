@@ -6,14 +6,23 @@
 //! is bounded by default; what cannot spill (a hash join's build side) is kept
 //! small by choosing the join per step ([`set_hash_joins`]).
 
+mod build_side;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 
+pub use build_side::{BuildSmallerSide, row_bound};
+
 use datafusion::error::DataFusionError;
 use datafusion::execution::SendableRecordBatchStream;
+use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
-use datafusion::execution::memory_pool::{FairSpillPool, PeakRecordingPool};
+use datafusion::execution::memory_pool::{
+    FairSpillPool, MemoryConsumer, MemoryReservation, PeakRecordingPool, TrackConsumersPool,
+};
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
+use datafusion::physical_optimizer::PhysicalOptimizerRule;
+use datafusion::physical_optimizer::optimizer::PhysicalOptimizer;
 use datafusion::physical_plan::{ExecutionPlan, execute_stream};
 use datafusion::prelude::{DataFrame, ParquetReadOptions, SessionConfig, SessionContext};
 
@@ -24,10 +33,24 @@ use datafusion::prelude::{DataFrame, ParquetReadOptions, SessionConfig, SessionC
 pub const DEFAULT_MEMORY_FRACTION: f64 = 0.5;
 
 /// A step's joins run as hash joins (`JoinStrategy::Auto`) when the staged
-/// Parquet it reads totals at most the pool divided by this: decoded Arrow is
-/// several times its zstd Parquet, and a hash join holds its build side, which
-/// cannot spill in DataFusion 55 (apache/datafusion#12952), whole in memory.
-pub const HASH_JOIN_INPUT_DIVISOR: u64 = 8;
+/// Parquet it reads, all but its largest input, totals at most the pool divided
+/// by this ([`hash_joins_fit`]).
+pub const HASH_JOIN_INPUT_DIVISOR: u64 = 32;
+
+/// Whether a step reading staged inputs of these sizes (bytes) may use hash
+/// joins under a pool of `pool_bytes`. Plans carry file statistics (row counts
+/// and sizes), so DataFusion builds each hash table on the smaller side and
+/// streams the largest input through; what is held is at most everything else.
+/// A hash join's build side cannot spill in DataFusion 55
+/// (apache/datafusion#12952), and decoded Arrow is several times its Parquet
+/// (5 to 10 times for c360's staged tables), hence the margin of
+/// [`HASH_JOIN_INPUT_DIVISOR`]: at 1,000,000 customers, pool / 8 let
+/// customer_360's nine per-customer joins hold the 2 GiB pool and its sort failed.
+pub fn hash_joins_fit(input_bytes: &[u64], pool_bytes: u64) -> bool {
+    let largest = input_bytes.iter().copied().max().unwrap_or(0);
+    let held = input_bytes.iter().sum::<u64>() - largest;
+    held <= pool_bytes / HASH_JOIN_INPUT_DIVISOR
+}
 
 /// How a session is sized.
 #[derive(Debug, Clone, Default)]
@@ -69,6 +92,9 @@ pub fn default_memory_limit() -> u64 {
     (total as f64 * DEFAULT_MEMORY_FRACTION) as u64
 }
 
+/// How many of the largest memory consumers an out-of-memory error names.
+const TOP_CONSUMERS: std::num::NonZeroUsize = std::num::NonZeroUsize::new(5).unwrap();
+
 /// Builds the runtime environment: a fair spill pool (wrapped to record its peak)
 /// and a disk manager for compressed spill files.
 pub fn runtime(options: &EngineOptions) -> Result<Arc<RuntimeEnv>, EngineError> {
@@ -77,7 +103,10 @@ pub fn runtime(options: &EngineOptions) -> Result<Arc<RuntimeEnv>, EngineError> 
         None => DiskManagerMode::OsTmpDirectory,
     };
     let limit = usize::try_from(options.pool_bytes()).unwrap_or(usize::MAX);
-    let pool = PeakRecordingPool::new(Arc::new(FairSpillPool::new(limit)));
+    // TrackConsumersPool names the largest consumers in a "Resources exhausted"
+    // error, so a user sees which operator held the memory.
+    let tracked = TrackConsumersPool::new(FairSpillPool::new(limit), TOP_CONSUMERS);
+    let pool = PeakRecordingPool::new(Arc::new(tracked));
     Ok(RuntimeEnvBuilder::new()
         .with_disk_manager_builder(DiskManagerBuilder::default().with_mode(mode))
         .with_memory_pool(Arc::new(pool))
@@ -97,12 +126,11 @@ pub fn session(options: &EngineOptions, runtime: Arc<RuntimeEnv>) -> SessionCont
         .execution
         .parquet
         .schema_force_view_types = false;
-    // No file statistics in plans: DataFusion 55.2's filter selectivity estimate
-    // from Parquet min/max can come out above 1 and fail the query with an
-    // internal error ("Selectivity is out of limit"), seen on generated data with
-    // years of order history. Plans do not need the estimates: every run reads
-    // all of its staged files anyway.
-    config.options_mut().execution.collect_statistics = false;
+    // File statistics (row counts, sizes) let the planner build each hash join on
+    // its smaller side. Staged tables are written without column min/max (see
+    // `sink::FileLayout`), which DataFusion 55.2's filter selectivity estimate
+    // could push above 1 and fail a query with ("Selectivity is out of limit").
+    config.options_mut().execution.collect_statistics = true;
     // Spill files are Arrow IPC; lz4 makes them several times smaller for little CPU.
     config.options_mut().execution.spill_compression =
         datafusion::common::config::SpillCompression::Lz4Frame;
@@ -114,10 +142,51 @@ pub fn session(options: &EngineOptions, runtime: Arc<RuntimeEnv>) -> SessionCont
     let partitions = config.target_partitions().max(1) as u64;
     let reservation = (options.pool_bytes() / (8 * partitions)).min(10 << 20);
     config.options_mut().execution.sort_spill_reservation_bytes = reservation as usize;
-    let ctx = SessionContext::new_with_config_rt(config, runtime);
+    config = config.with_batch_size(batch_size(options.pool_bytes()));
+    let state = SessionStateBuilder::new()
+        .with_config(config)
+        .with_runtime_env(runtime)
+        .with_default_features()
+        .with_physical_optimizer_rules(physical_optimizer_rules())
+        .build();
+    let ctx = SessionContext::new_with_state(state);
     crate::udf::register_all(&ctx);
     ctx
 }
+
+/// DataFusion's physical optimizer rules with [`BuildSmallerSide`] right after
+/// `join_selection` (before any rule adds repartitions a swap would break).
+fn physical_optimizer_rules() -> Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync>> {
+    let mut rules = PhysicalOptimizer::new().rules;
+    let at = rules
+        .iter()
+        .position(|r| r.name() == "join_selection")
+        .map_or(0, |i| i + 1);
+    rules.insert(at, Arc::new(BuildSmallerSide));
+    rules
+}
+
+/// A reservation in `ctx`'s pool for what a Rust step holds outside DataFusion's
+/// operators (the identity graph, the CLV fit's customers), so the pool's limit
+/// covers it too: grow it as the structure grows; a step that would pass the limit
+/// fails with "Resources exhausted" naming `consumer`, instead of the process
+/// outgrowing its memory. It cannot spill, and is released when dropped.
+pub fn reserve(ctx: &SessionContext, consumer: &str) -> MemoryReservation {
+    MemoryConsumer::new(consumer).register(&ctx.runtime_env().memory_pool)
+}
+
+/// Rows per Arrow batch for a pool of `pool_bytes`: DataFusion's 8192 from
+/// [`FULL_BATCH_POOL`] up, proportionally fewer below (never under 1024). Every
+/// sort, aggregation and join holds at least a batch or two per partition, and
+/// a wide order line batch of 8192 rows is about 3.5 MB, more than a fair share
+/// of a pool of a few dozen MiB split among many spilling operators.
+pub fn batch_size(pool_bytes: u64) -> usize {
+    let scaled = 8192 * pool_bytes / FULL_BATCH_POOL;
+    scaled.clamp(1024, 8192) as usize
+}
+
+/// The smallest pool that gets full 8192-row batches.
+pub const FULL_BATCH_POOL: u64 = 512 << 20;
 
 /// Registers table `name` over the Parquet files of staged folder `dir` of the
 /// store at `store_url`, replacing whatever `name` was (a view, an in-memory table).
@@ -148,6 +217,12 @@ pub async fn execute(
 ) -> Result<(Arc<dyn ExecutionPlan>, SendableRecordBatchStream), DataFusionError> {
     let task = Arc::new(frame.task_ctx());
     let plan = frame.create_physical_plan().await?;
+    tracing::debug!(
+        plan = %datafusion::physical_plan::displayable(plan.as_ref())
+            .set_show_statistics(true)
+            .indent(true),
+        "physical plan"
+    );
     let stream = execute_stream(plan.clone(), task)?;
     Ok((plan, stream))
 }
@@ -243,5 +318,44 @@ mod tests {
         )
         .await;
         assert_eq!(got, vec!["2026-01-21", "12"]);
+    }
+
+    // The largest input streams through; everything else may be a build side.
+    #[test]
+    fn hash_joins_fit_when_all_but_the_largest_input_is_small() {
+        let pool = 2048 << 20; // 2 GiB: build sides may hold 64 MiB of Parquet.
+        assert!(hash_joins_fit(&[], pool));
+        assert!(
+            hash_joins_fit(&[5 << 30], pool),
+            "one huge input, nothing built"
+        );
+        assert!(hash_joins_fit(&[5 << 30, 50 << 20, 14 << 20], pool));
+        assert!(!hash_joins_fit(&[5 << 30, 50 << 20, 15 << 20], pool));
+        assert!(!hash_joins_fit(&[100 << 20, 100 << 20], pool));
+    }
+
+    #[test]
+    fn batches_shrink_with_small_pools() {
+        assert_eq!(batch_size(24 << 30), 8192);
+        assert_eq!(batch_size(512 << 20), 8192);
+        assert_eq!(batch_size(256 << 20), 4096);
+        assert_eq!(batch_size(16 << 20), 1024);
+    }
+
+    // A Rust step's reservation counts against the same pool as DataFusion's
+    // operators and fails, naming the step, when it would pass the limit.
+    #[test]
+    fn a_reservation_is_bounded_by_the_pool() {
+        let options = EngineOptions {
+            memory_limit: Some(1 << 20),
+            ..EngineOptions::default()
+        };
+        let ctx = session(&options, runtime(&options).unwrap());
+        let memory = reserve(&ctx, "stitch_identities(test)");
+        memory.try_grow(512 << 10).unwrap();
+        let err = memory.try_grow(1 << 20).unwrap_err().to_string();
+        assert!(err.contains("stitch_identities(test)"), "{err}");
+        drop(memory);
+        reserve(&ctx, "again").try_grow(1 << 20).unwrap();
     }
 }
