@@ -15,7 +15,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 customers="${1:-200000}"; days="${2:-120}"; limit="${3:-2GiB}"; runs="${4:-3}"
-target="${CARGO_TARGET_DIR:-$HOME/.cache/c360-target}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/c360-target}"
+target="$CARGO_TARGET_DIR"
 cargo build --release --locked --quiet
 bin="$target/release/c360"
 py="${BENCH_PYTHON:-$HOME/.cache/c360-ci-venv/bin/python}"
