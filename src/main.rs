@@ -7,6 +7,10 @@ use c360::cli::{self, Cli, LogFormat};
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
+/// The allocator (Cargo.toml says why).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Info for c360; object_store logs each retry at info, which would repeat every
 /// failed request several times, so only its warnings are shown by default.
 const DEFAULT_LOG: &str = "info,object_store=warn";

@@ -40,76 +40,118 @@ pub struct RowAccounting {
     pub unattributed: u64,
 }
 
-/// The classification query of one contract schema over table `t`: columns
-/// `total, kept, deduplicated, after_date, cancelled, unattributed`.
-fn classification(schema: ContractSchema, table: &str, date: NaiveDate) -> String {
-    let t = crate::checks::ident(table);
-    let d = format!("DATE '{date}'");
-    let buckets = |ranked: String, kept: &str, late: &str, cancelled: &str, unattributed: &str| {
-        format!(
-            "SELECT COUNT(*) AS total, \
-             COUNT(*) FILTER (WHERE copy_rank = 1 AND {kept}) AS kept, \
-             COUNT(*) FILTER (WHERE copy_rank > 1) AS deduplicated, \
-             COUNT(*) FILTER (WHERE copy_rank = 1 AND {late}) AS after_date, \
-             COUNT(*) FILTER (WHERE copy_rank = 1 AND {cancelled}) AS cancelled, \
-             COUNT(*) FILTER (WHERE copy_rank = 1 AND {kept} AND {unattributed}) AS unattributed \
-             FROM ({ranked}) ranked"
-        )
+/// How one contract schema's copies collapse: the key a copy competes under and
+/// the order in which the winner is the *last* copy (DATA_CONTRACT.md, Duplicates;
+/// the same rules as `sql/*_current.sql`, `order_lines.sql` and
+/// `communications_clean.sql`).
+struct DedupRule {
+    /// Columns of the key; empty: every row stands alone (reference tables read
+    /// whole, suppressions).
+    key: &'static str,
+    /// `ORDER BY` of `last_value`: the winner sorts last.
+    winner_last: &'static str,
+    /// The row's date column (cast to DATE and compared with the logical date);
+    /// `None`: the source has no date.
+    date: Option<&'static str>,
+    /// Late rows are not yet known, so they neither win nor lose: each is its
+    /// own group (profiles); otherwise the winner's date decides.
+    late_stands_alone: bool,
+    /// Winner is filtered as cancelled.
+    cancelled: &'static str,
+    /// Winner is kept but attributed to no one.
+    unattributed: &'static str,
+}
+
+fn dedup_rule(schema: ContractSchema) -> DedupRule {
+    let alone = |date| DedupRule {
+        key: "",
+        winner_last: "",
+        date,
+        late_stands_alone: false,
+        cancelled: "FALSE",
+        unattributed: "FALSE",
     };
     match schema {
-        // Rows updated after the date are not yet known, so they neither win nor lose.
-        ContractSchema::Profiles => buckets(
-            format!(
-                "SELECT CAST(updated_at AS DATE) > {d} AS late, CASE WHEN CAST(updated_at AS DATE) > {d} THEN 1 ELSE ROW_NUMBER() OVER (PARTITION BY source_system, source_customer_id, CAST(updated_at AS DATE) > {d} ORDER BY updated_at DESC, _file DESC, _line DESC) END AS copy_rank FROM {t}"
-            ),
-            "NOT late",
-            "late",
-            "FALSE",
-            "FALSE",
-        ),
-        ContractSchema::Transactions => buckets(
-            format!(
-                "SELECT CAST(order_ts AS DATE) > {d} AS late, status, source_customer_id, email, ROW_NUMBER() OVER (PARTITION BY transaction_id, line_no, status ORDER BY _file DESC, _line DESC) AS copy_rank FROM {t}"
-            ),
-            "NOT late AND status <> 'cancelled'",
-            "late",
-            "NOT late AND status = 'cancelled'",
-            "source_customer_id IS NULL AND normalize_email(email) IS NULL",
-        ),
-        ContractSchema::Communications => buckets(
-            format!(
-                "SELECT CAST(event_ts AS DATE) > {d} AS late, ROW_NUMBER() OVER (PARTITION BY event_id ORDER BY _file, _line) AS copy_rank FROM {t}"
-            ),
-            "NOT late",
-            "late",
-            "FALSE",
-            "FALSE",
-        ),
-        ContractSchema::Suppressions => buckets(
-            format!("SELECT CAST(requested_at AS DATE) > {d} AS late, 1 AS copy_rank FROM {t}"),
-            "NOT late",
-            "late",
-            "FALSE",
-            "FALSE",
-        ),
-        // Reference tables are read whole; a repeated key is deduplicated in SQL.
-        ContractSchema::RfmSegments => buckets(
-            format!("SELECT FALSE AS late, 1 AS copy_rank FROM {t}"),
-            "NOT late",
-            "late",
-            "FALSE",
-            "FALSE",
-        ),
-        ContractSchema::FxRates => buckets(
-            format!(
-                "SELECT FALSE AS late, ROW_NUMBER() OVER (PARTITION BY currency ORDER BY _file DESC, _line DESC) AS copy_rank FROM {t}"
-            ),
-            "NOT late",
-            "late",
-            "FALSE",
-            "FALSE",
-        ),
+        ContractSchema::Profiles => DedupRule {
+            key: "source_system, source_customer_id",
+            winner_last: "updated_at, _file, _line",
+            date: Some("updated_at"),
+            late_stands_alone: true,
+            cancelled: "FALSE",
+            unattributed: "FALSE",
+        },
+        ContractSchema::Transactions => DedupRule {
+            key: "transaction_id, line_no, status",
+            winner_last: "_file, _line",
+            date: Some("order_ts"),
+            late_stands_alone: false,
+            cancelled: "status = 'cancelled'",
+            unattributed: "source_customer_id IS NULL AND normalize_email(email) IS NULL",
+        },
+        // The first copy wins: the last in reverse order.
+        ContractSchema::Communications => DedupRule {
+            key: "event_id",
+            winner_last: "_file DESC, _line DESC",
+            date: Some("event_ts"),
+            late_stands_alone: false,
+            cancelled: "FALSE",
+            unattributed: "FALSE",
+        },
+        ContractSchema::FxRates => DedupRule {
+            key: "currency",
+            winner_last: "_file, _line",
+            ..alone(None)
+        },
+        ContractSchema::Suppressions => alone(Some("requested_at")),
+        ContractSchema::RfmSegments => alone(None),
     }
+}
+
+/// The classification query of one contract schema over table `t`: columns
+/// `total, kept, deduplicated, after_date, cancelled, unattributed`.
+///
+/// One hash aggregation per key (which spills) rather than a sort and a
+/// ROW_NUMBER window over every row: each group yields its copy count and the
+/// winner's flags, taken with `last_value(... ORDER BY ...)`.
+fn classification(schema: ContractSchema, table: &str, date: NaiveDate) -> String {
+    let t = crate::checks::ident(table);
+    let rule = dedup_rule(schema);
+    let late = match rule.date {
+        Some(column) => format!("CAST({column} AS DATE) > DATE '{date}'"),
+        None => "FALSE".to_string(),
+    };
+    // The three facts about a copy in one small integer, so each group keeps
+    // one winner value: 4 = dated after the date, 2 = cancelled, 1 = unattributed.
+    let flags = format!(
+        "CASE WHEN {late} THEN 4 ELSE 0 END \
+         + CASE WHEN COALESCE({c}, FALSE) THEN 2 ELSE 0 END \
+         + CASE WHEN COALESCE({u}, FALSE) THEN 1 ELSE 0 END",
+        c = rule.cancelled,
+        u = rule.unattributed
+    );
+    let groups = if rule.key.is_empty() {
+        format!("SELECT 1 AS copies, {flags} AS flags FROM {t}")
+    } else {
+        let mut key = rule.key.to_string();
+        if rule.late_stands_alone {
+            key.push_str(&format!(
+                ", {late}, CASE WHEN {late} THEN _file END, CASE WHEN {late} THEN _line END"
+            ));
+        }
+        let order = rule.winner_last;
+        format!(
+            "SELECT COUNT(*) AS copies, last_value({flags} ORDER BY {order}) AS flags \
+             FROM {t} GROUP BY {key}"
+        )
+    };
+    "SELECT CAST(COALESCE(SUM(copies), 0) AS BIGINT) AS total, \
+     COUNT(*) FILTER (WHERE flags & 6 = 0) AS kept, \
+     CAST(COALESCE(SUM(copies - 1), 0) AS BIGINT) AS deduplicated, \
+     COUNT(*) FILTER (WHERE flags & 4 = 4) AS after_date, \
+     COUNT(*) FILTER (WHERE flags & 6 = 2) AS cancelled, \
+     COUNT(*) FILTER (WHERE flags & 7 = 1) AS unattributed \
+     FROM (GROUPS) g"
+        .replace("GROUPS", &groups)
 }
 
 /// Accounts for one staged source; `typed_rows` and `rejected_rows` are the

@@ -17,7 +17,9 @@ use c360::source::{
 };
 use chrono::NaiveDate;
 use datafusion::arrow::array::{Array, AsArray, RecordBatch};
-use datafusion::arrow::compute::concat_batches;
+use datafusion::arrow::compute::{
+    SortColumn, concat_batches, lexsort_to_indices, take_record_batch,
+};
 use datafusion::arrow::datatypes::{
     Date32Type, Decimal128Type, Int64Type, SchemaRef, TimestampMicrosecondType,
 };
@@ -86,10 +88,21 @@ pub async fn read_with(
     };
     Read {
         result,
-        accepted: merge(typed_schema(spec.schema), &accepted.batches),
+        accepted: in_file_order(merge(typed_schema(spec.schema), &accepted.batches)),
         rejects: merge(rejects_schema(), &rejects.batches),
         accepted_batches: accepted.batches.len(),
     }
+}
+
+/// The accepted rows in (file, line) order: files are parsed two at a time, so
+/// the batches of neighbouring files may interleave.
+fn in_file_order(batch: RecordBatch) -> RecordBatch {
+    let key = |name: &str| SortColumn {
+        values: Arc::clone(batch.column_by_name(name).expect("lineage column")),
+        options: None,
+    };
+    let order = lexsort_to_indices(&[key("_file"), key("_line")], None).expect("sortable lineage");
+    take_record_batch(&batch, &order).expect("indices in range")
 }
 
 pub async fn read(
