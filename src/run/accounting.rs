@@ -75,27 +75,21 @@ fn dedup_rule(schema: ContractSchema) -> DedupRule {
         ContractSchema::Profiles => DedupRule {
             key: "source_system, source_customer_id",
             winner_last: "updated_at, _file, _line",
-            date: Some("updated_at"),
             late_stands_alone: true,
-            cancelled: "FALSE",
-            unattributed: "FALSE",
+            ..alone(Some("updated_at"))
         },
         ContractSchema::Transactions => DedupRule {
             key: "transaction_id, line_no, status",
             winner_last: "_file, _line",
-            date: Some("order_ts"),
-            late_stands_alone: false,
             cancelled: "status = 'cancelled'",
             unattributed: "source_customer_id IS NULL AND normalize_email(email) IS NULL",
+            ..alone(Some("order_ts"))
         },
         // The first copy wins: the last in reverse order.
         ContractSchema::Communications => DedupRule {
             key: "event_id",
             winner_last: "_file DESC, _line DESC",
-            date: Some("event_ts"),
-            late_stands_alone: false,
-            cancelled: "FALSE",
-            unattributed: "FALSE",
+            ..alone(Some("event_ts"))
         },
         ContractSchema::FxRates => DedupRule {
             key: "currency",
@@ -144,14 +138,15 @@ fn classification(schema: ContractSchema, table: &str, date: NaiveDate) -> Strin
              FROM {t} GROUP BY {key}"
         )
     };
-    "SELECT CAST(COALESCE(SUM(copies), 0) AS BIGINT) AS total, \
+    format!(
+        "SELECT CAST(COALESCE(SUM(copies), 0) AS BIGINT) AS total, \
      COUNT(*) FILTER (WHERE flags & 6 = 0) AS kept, \
      CAST(COALESCE(SUM(copies - 1), 0) AS BIGINT) AS deduplicated, \
      COUNT(*) FILTER (WHERE flags & 4 = 4) AS after_date, \
      COUNT(*) FILTER (WHERE flags & 6 = 2) AS cancelled, \
-     COUNT(*) FILTER (WHERE flags & 7 = 1) AS unattributed \
-     FROM (GROUPS) g"
-        .replace("GROUPS", &groups)
+         COUNT(*) FILTER (WHERE flags & 7 = 1) AS unattributed \
+         FROM ({groups}) g"
+    )
 }
 
 /// Accounts for one staged source; `typed_rows` and `rejected_rows` are the
