@@ -62,6 +62,10 @@ pub enum Command {
         /// Cap DataFusion's memory pool, e.g. `2GiB` or `512MiB`; beyond it sorts spill to disk.
         #[arg(long, value_parser = crate::job::parse_bytes)]
         memory_limit: Option<u64>,
+        /// Parse every raw partition again instead of reusing the typed staging
+        /// cache (`<warehouse>/_c360/staging/`), and rewrite its entries.
+        #[arg(long)]
+        full_refresh: bool,
     },
     /// Check job files and report every problem as file:line:col.
     Validate {
@@ -159,6 +163,7 @@ pub async fn dispatch(cli: Cli) -> ExitCode {
             date,
             sets,
             memory_limit,
+            full_refresh,
         } => {
             let job = match crate::job::load(&job) {
                 Ok(job) => job,
@@ -172,6 +177,7 @@ pub async fn dispatch(cli: Cli) -> ExitCode {
                 overrides: sets,
                 memory_limit,
                 clock: Arc::new(SystemClock),
+                full_refresh,
             };
             match crate::run::run(&job, &options).await {
                 Ok(summary) => {

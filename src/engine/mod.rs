@@ -7,12 +7,16 @@
 //! small by choosing the join per step ([`set_hash_joins`]).
 
 mod build_side;
+mod row_number;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 pub use build_side::{BuildSmallerSide, row_bound};
+pub use row_number::{RowNumberExec, SortedRowNumber};
 
+use datafusion::datasource::file_format::options::ReadOptions;
+use datafusion::datasource::listing::{ListingTable, ListingTableConfig, ListingTableUrl};
 use datafusion::error::DataFusionError;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::SessionStateBuilder;
@@ -155,7 +159,8 @@ pub fn session(options: &EngineOptions, runtime: Arc<RuntimeEnv>) -> SessionCont
 }
 
 /// DataFusion's physical optimizer rules with [`BuildSmallerSide`] right after
-/// `join_selection` (before any rule adds repartitions a swap would break).
+/// `join_selection` (before any rule adds repartitions a swap would break), and
+/// [`SortedRowNumber`] last (once the sorts its windows need are in place).
 fn physical_optimizer_rules() -> Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync>> {
     let mut rules = PhysicalOptimizer::new().rules;
     let at = rules
@@ -163,6 +168,7 @@ fn physical_optimizer_rules() -> Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync
         .position(|r| r.name() == "join_selection")
         .map_or(0, |i| i + 1);
     rules.insert(at, Arc::new(BuildSmallerSide));
+    rules.push(Arc::new(SortedRowNumber));
     rules
 }
 
@@ -200,6 +206,35 @@ pub async fn register_staged_dir(
     let url = format!("{store_url}{dir}/");
     ctx.register_parquet(name, &url, ParquetReadOptions::default())
         .await
+}
+
+/// Registers table `name` over the staged Parquet `files` (at least one) of the
+/// store at `store_url`, with the schema of the first, replacing whatever `name` was.
+pub async fn register_staged_files(
+    ctx: &SessionContext,
+    name: &str,
+    store_url: &str,
+    files: &[object_store::path::Path],
+) -> Result<(), DataFusionError> {
+    let urls = files
+        .iter()
+        .map(|f| ListingTableUrl::parse(format!("{store_url}{f}")))
+        .collect::<Result<Vec<_>, _>>()?;
+    let Some(first) = urls.first() else {
+        return Err(DataFusionError::Plan(format!(
+            "table {name}: no staged files"
+        )));
+    };
+    let state = ctx.state();
+    let options = ParquetReadOptions::default()
+        .to_listing_options(&ctx.copied_config(), ctx.copied_table_options());
+    let schema = options.infer_schema(&state, first).await?;
+    let config = ListingTableConfig::new_with_multi_paths(urls)
+        .with_listing_options(options)
+        .with_schema(schema);
+    ctx.deregister_table(name)?;
+    ctx.register_table(name, Arc::new(ListingTable::try_new(config)?))?;
+    Ok(())
 }
 
 /// Whether what `ctx` plans from now on uses hash joins (`false`: sort-merge

@@ -74,6 +74,29 @@ impl ErasedIdentifiers {
         self.count == 0
     }
 
+    /// A digest of the identifiers, equal for equal sets: the typed staging
+    /// cache records the set an entry was found clean against.
+    pub fn fingerprint(&self) -> u64 {
+        use std::hash::{DefaultHasher, Hash, Hasher};
+        let mut emails: Vec<&String> = self.emails.iter().collect();
+        emails.sort();
+        let mut sources: Vec<(&String, Vec<&String>)> = self
+            .sources
+            .iter()
+            .map(|(id, systems)| {
+                let mut systems: Vec<&String> = systems.iter().collect();
+                systems.sort();
+                (id, systems)
+            })
+            .collect();
+        sources.sort();
+        let mut phones: Vec<&String> = self.phone_suffixes.iter().collect();
+        phones.sort();
+        let mut hasher = DefaultHasher::new();
+        (emails, sources, phones).hash(&mut hasher);
+        hasher.finish()
+    }
+
     /// Whether `raw` carries one of the identifiers (module docs).
     pub fn carried_by(&self, raw: &str) -> bool {
         if self.is_empty() {

@@ -20,6 +20,7 @@ mod error;
 mod outputs;
 mod record;
 mod rejects;
+mod source_cache;
 mod staging;
 
 use std::collections::BTreeMap;
@@ -28,6 +29,7 @@ use std::time::Instant;
 
 use chrono::NaiveDate;
 use datafusion::prelude::SessionContext;
+use object_store::ObjectStoreExt;
 
 use crate::checks::{self, CheckOutcome, OutputFacts};
 use crate::clock::Clock;
@@ -50,6 +52,9 @@ pub struct RunOptions {
     pub memory_limit: Option<u64>,
     /// Where "now" comes from.
     pub clock: Arc<dyn Clock>,
+    /// Parse every raw partition again instead of reusing the typed staging
+    /// cache (`--full-refresh`), rewriting the cache entries of the days read.
+    pub full_refresh: bool,
 }
 
 /// Per-source counts of a run.
@@ -202,6 +207,19 @@ async fn load(r: &Run<'_>, lease: &Lease, p: &mut Progress) -> Result<(), RunErr
     let tmp = r.committer.staging_dir(run_id);
     let ctx = engine::session(&r.engine, engine::runtime(&r.engine)?);
     bound.registry.register_with(ctx.runtime_env().as_ref());
+    // The staging folder exists from the start, so a run killed while it only
+    // wrote typed staging cache entries is found by the next run's recovery,
+    // which then sweeps the cache of its files (source_cache.rs).
+    let marker = tmp.clone().join("_running");
+    bound
+        .warehouse
+        .store
+        .put(&marker, object_store::PutPayload::default())
+        .await
+        .map_err(|source| crate::sink::SinkError::Store {
+            path: marker.to_string(),
+            source,
+        })?;
 
     // Sources: reference data first, so transactions can check currencies.
     let t = Instant::now();
@@ -213,10 +231,13 @@ async fn load(r: &Run<'_>, lease: &Lease, p: &mut Progress) -> Result<(), RunErr
             Some(fx) => Some(staging::known_currencies(&ctx, fx).await?),
             None => None,
         };
-        let staged = staging::stage_source(&ctx, bound, spec, currencies, &tmp).await?;
-        p.record
-            .sources
-            .push(record::source(&spec.name, &staged.report));
+        let cache = source_cache::CacheUse {
+            run_id,
+            full_refresh: r.options.full_refresh,
+            sweep: !p.record.recovered_runs.is_empty(),
+        };
+        let staged = staging::stage_source(&ctx, bound, spec, currencies, &tmp, cache).await?;
+        p.record.sources.push(record::source(&spec.name, &staged));
         p.sources.push(SourceSummary {
             name: spec.name.clone(),
             report: staged.report.clone(),
@@ -232,6 +253,15 @@ async fn load(r: &Run<'_>, lease: &Lease, p: &mut Progress) -> Result<(), RunErr
     let t = Instant::now();
     match rejects::identifiers(r, &ctx, transformed.is_ok()).await {
         Ok(identifiers) => {
+            for (_, staged) in &staged_sources {
+                let Some(dir) = &staged.cache_dir else {
+                    continue;
+                };
+                let mut days = staged.days_parsed.clone();
+                days.extend(&staged.days_reused);
+                source_cache::forget_erased(&bound.warehouse.store, dir, &days, &identifiers)
+                    .await?;
+            }
             rejects::publish(r, lease, p, &staged_sources, &identifiers).await?;
             let erasure = p.record.erasure.get_or_insert_with(Default::default);
             erasure.requested_identifiers = identifiers.len() as u64;
@@ -289,7 +319,10 @@ async fn transform(
     // Every row is accounted for, then budgets are checked.
     let t = Instant::now();
     for (spec, staged) in staged_sources {
-        let typed_rows = commit::footer_rows(store, &staged.typed.path).await?;
+        let mut typed_rows = 0;
+        for file in &staged.typed {
+            typed_rows += commit::footer_rows(store, &file.path).await?;
+        }
         let mut rejected_rows = 0;
         for file in &staged.rejects.files {
             rejected_rows += commit::footer_rows(store, &file.path).await?;
@@ -320,7 +353,12 @@ async fn transform(
     // read exactly what the commit would publish.
     let source_bytes = staged_sources
         .iter()
-        .map(|(spec, staged)| (spec.name.clone(), staged.typed.bytes))
+        .map(|(spec, staged)| {
+            (
+                spec.name.clone(),
+                staged.typed.iter().map(|f| f.bytes).sum(),
+            )
+        })
         .collect();
     let done = dag::run_steps(
         ctx,

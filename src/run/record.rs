@@ -5,12 +5,12 @@ use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 
+use super::staging::StagedSource;
 use super::{OutputSummary, Run, RunError, RunSummary, SourceSummary};
 use crate::runlog::{
     ErrorRecord, PartitionRecord, RunRecord, RunStatus, SourceRecord, StageTiming,
 };
 use crate::sink::PublishedPartition;
-use crate::source::SourceReport;
 use crate::storage::StorageLocation;
 
 /// The record of a run that is starting.
@@ -45,7 +45,8 @@ pub(super) fn stage(record: &mut RunRecord, stage: &str, since: Instant) {
     });
 }
 
-pub(super) fn source(name: &str, report: &SourceReport) -> SourceRecord {
+pub(super) fn source(name: &str, staged: &StagedSource) -> SourceRecord {
+    let report = &staged.report;
     SourceRecord {
         name: name.to_string(),
         files: report.files,
@@ -53,6 +54,8 @@ pub(super) fn source(name: &str, report: &SourceReport) -> SourceRecord {
         rows_accepted: report.rows_accepted,
         rows_rejected: report.rows_rejected,
         rejects_by_reason: report.rejects_by_reason.clone(),
+        days_parsed: staged.days_parsed.clone(),
+        days_reused: staged.days_reused.clone(),
     }
 }
 

@@ -1,117 +1,65 @@
-//! Source staging: each source is read once per run into typed Parquet under the
-//! run's staging folder (and its rejects beside it), then registered as a table.
-//! Later steps read the typed Parquet, never the raw files again.
+//! Source staging: each source is read once per run into typed Parquet (a
+//! partitioned source through the typed staging cache, `source_cache`) and its
+//! rejects into the run's staging folder, then registered as a table. Later
+//! steps read the typed Parquet, never the raw files again.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
-use datafusion::arrow::array::RecordBatch;
-use datafusion::arrow::datatypes::SchemaRef;
+use chrono::NaiveDate;
+use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use datafusion::prelude::SessionContext;
-use futures::future::BoxFuture;
 use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt};
 
+use super::source_cache::{CacheUse, ParquetSink, SourceCache};
 use super::{Bound, RunError};
-use crate::job::{Compression, FileLayout, SourceSpec};
-use crate::sink::{self, ParquetFileWriter, StagedPartition, WrittenFile};
-use crate::source::{self, BatchSink, SourceError, SourceReport};
+use crate::job::{ContractSchema, SourceSpec};
+use crate::sink::{self, SinkError, StagedPartition, WrittenFile};
+use crate::source::{self, SourceReport};
 use crate::storage::StorageLocation;
 
 /// Rows of each source batch read from raw files.
 const SOURCE_BATCH_ROWS: usize = 8192;
 
-/// The Hive path carries the extract name, so reject files leave that column out.
-const EXTRACT_COLUMN: &str = "extract";
-
-/// Writes batches to one Parquet file, optionally leaving out one column.
-struct ParquetSink {
-    writer: ParquetFileWriter,
-    keep: Option<Vec<usize>>,
-}
-
-impl ParquetSink {
-    fn create(
-        store: &std::sync::Arc<dyn object_store::ObjectStore>,
-        path: Path,
-        schema: SchemaRef,
-        drop_column: Option<&str>,
-    ) -> Result<Self, RunError> {
-        let keep: Option<Vec<usize>> = drop_column.map(|name| {
-            (0..schema.fields().len())
-                .filter(|&i| schema.field(i).name() != name)
-                .collect()
-        });
-        let file_schema = match &keep {
-            Some(indices) => std::sync::Arc::new(schema.project(indices).map_err(|e| {
-                RunError::Bind(format!("internal: cannot project reject schema: {e}"))
-            })?),
-            None => schema,
-        };
-        Ok(Self {
-            writer: ParquetFileWriter::create(
-                store.clone(),
-                path,
-                file_schema,
-                Compression::Zstd,
-                &FileLayout::staging(),
-            )?,
-            keep,
-        })
-    }
-}
-
-impl BatchSink for ParquetSink {
-    fn write(&mut self, batch: RecordBatch) -> BoxFuture<'_, Result<(), SourceError>> {
-        Box::pin(async move {
-            let batch = match &self.keep {
-                Some(indices) => batch
-                    .project(indices)
-                    .map_err(|e| SourceError::Sink(Box::new(e)))?,
-                None => batch,
-            };
-            self.writer
-                .write(&batch)
-                .await
-                .map_err(|e| SourceError::Sink(Box::new(e)))
-        })
-    }
-}
-
 /// One source read into staging.
 pub(super) struct StagedSource {
     pub report: SourceReport,
-    /// The typed rows (registered as the source's table).
-    pub typed: WrittenFile,
+    /// The typed rows (registered as the source's table): the cache entries of
+    /// a partitioned source, one file in the run's staging folder otherwise.
+    pub typed: Vec<WrittenFile>,
     pub rejects: StagedPartition,
+    /// The source's folder of the typed staging cache, when read through it.
+    pub cache_dir: Option<Path>,
+    /// Days parsed by this run and days read from the typed staging cache.
+    pub days_parsed: Vec<NaiveDate>,
+    pub days_reused: Vec<NaiveDate>,
 }
 
-/// Reads one source into `tmp/sources/<name>/` (typed) and `tmp/rejects/<name>/`,
-/// and registers the typed rows as table `<name>`.
+/// Reads one source and registers its typed rows as table `<name>`; its rejects
+/// go to `tmp/rejects/<name>/`. A partitioned source is read through the typed
+/// staging cache (`source_cache`); an unpartitioned one (reference data, small)
+/// and the erasure requests (which name the people to forget, so they are kept
+/// nowhere) are parsed each run into `tmp/sources/<name>/`.
 pub(super) async fn stage_source(
     ctx: &SessionContext,
     bound: &Bound,
     spec: &SourceSpec,
     currencies: Option<HashSet<String>>,
     tmp: &Path,
+    cache: CacheUse<'_>,
 ) -> Result<StagedSource, RunError> {
     let path = crate::job::interpolate(&spec.path, &bound.vars)
         .map_err(|e| RunError::Bind(format!("source {}: {e}", spec.name)))?;
     let location = bound.registry.resolve(&path)?;
     let store = &bound.warehouse.store;
-    let typed_dir = tmp.clone().join("sources").join(spec.name.as_str());
+    let typed_path = tmp
+        .clone()
+        .join("sources")
+        .join(spec.name.as_str())
+        .join(sink::part_name(0));
     let rejects_dir = tmp.clone().join("rejects").join(spec.name.as_str());
-    let rejects_path = rejects_dir.clone().join(sink::part_name(0));
-    let mut accepted = ParquetSink::create(
-        store,
-        typed_dir.clone().join(sink::part_name(0)),
-        source::typed_schema(spec.schema),
-        None,
-    )?;
-    let mut rejected = ParquetSink::create(
-        store,
-        rejects_path,
-        source::rejects_schema(),
-        Some(EXTRACT_COLUMN),
-    )?;
+    let mut rejected = ParquetSink::rejects(store, rejects_dir.clone().join(sink::part_name(0)))?;
     let input = source::SourceInput {
         spec,
         store: location.store.clone(),
@@ -121,13 +69,48 @@ pub(super) async fn stage_source(
         currencies,
         batch_rows: SOURCE_BATCH_ROWS,
     };
-    let report = source::read_source(input, &mut accepted, &mut rejected)
-        .await
-        .map_err(|source| RunError::Source {
-            name: spec.name.clone(),
-            source,
-        })?;
-    let typed = accepted.writer.finish().await?;
+    let source_err = |source| RunError::Source {
+        name: spec.name.clone(),
+        source,
+    };
+    let listing = source::list_source(&input).await.map_err(source_err)?;
+    let cached = !spec.partitions.is_empty()
+        && !listing.files.is_empty()
+        && spec.schema != ContractSchema::Suppressions;
+    let cache_dir = cached.then(|| {
+        let internal = bound.warehouse.prefix.clone().join("_c360");
+        internal.join("staging").join(spec.name.as_str())
+    });
+    let (report, mut typed, days_parsed, days_reused) = if let Some(dir) = &cache_dir {
+        let cache = SourceCache {
+            store,
+            dir: dir.clone(),
+            using: cache,
+        };
+        let read = cache.read(&input, listing).await?;
+        copy_rejects(store, &read.rejects, &mut rejected).await?;
+        (read.report, read.typed, read.days_parsed, read.days_reused)
+    } else {
+        let mut accepted = ParquetSink::typed(store, typed_path.clone(), spec)?;
+        let report = source::read_listing(&input, listing, &mut accepted, &mut rejected)
+            .await
+            .map_err(source_err)?;
+        (
+            report,
+            vec![accepted.writer.finish().await?],
+            Vec::new(),
+            Vec::new(),
+        )
+    };
+    if typed.is_empty() {
+        // Every day was rejected whole: an empty file gives the table its schema.
+        typed.push(
+            ParquetSink::typed(store, typed_path, spec)?
+                .writer
+                .finish()
+                .await?,
+        );
+    }
     let rejects = StagedPartition {
         dir: rejects_dir,
         files: vec![rejected.writer.finish().await?],
@@ -139,6 +122,8 @@ pub(super) async fn stage_source(
         accepted = report.rows_accepted,
         rejected = report.rows_rejected,
         unknown_fields = report.unknown_fields,
+        days_parsed = days_parsed.len(),
+        days_reused = days_reused.len(),
         "source staged"
     );
     for (column, files) in &report.extra_columns {
@@ -148,7 +133,8 @@ pub(super) async fn stage_source(
         tracing::warn!(source = %spec.name, skipped = ?report.skipped_files, "files skipped: not of the declared format");
     }
     let store_url = bound.warehouse.store_url.as_str();
-    crate::engine::register_staged_dir(ctx, &spec.name, store_url, &typed_dir)
+    let paths: Vec<Path> = typed.iter().map(|f| f.path.clone()).collect();
+    crate::engine::register_staged_files(ctx, &spec.name, store_url, &paths)
         .await
         .map_err(|source| RunError::Query {
             what: format!("source {}", spec.name),
@@ -158,7 +144,44 @@ pub(super) async fn stage_source(
         report,
         typed,
         rejects,
+        cache_dir,
+        days_parsed,
+        days_reused,
     })
+}
+
+/// Appends the rows of cached reject files (bounded by the reject budget, so
+/// each is read whole) to the run's reject file.
+async fn copy_rejects(
+    store: &Arc<dyn ObjectStore>,
+    files: &[WrittenFile],
+    to: &mut ParquetSink,
+) -> Result<(), RunError> {
+    for file in files {
+        let store_err = |source| SinkError::Store {
+            path: file.path.to_string(),
+            source,
+        };
+        let bytes = store
+            .get(&file.path)
+            .await
+            .map_err(store_err)?
+            .bytes()
+            .await
+            .map_err(store_err)?;
+        let parquet_err = |source| SinkError::Parquet {
+            path: file.path.to_string(),
+            source,
+        };
+        let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
+            .and_then(|b| b.build())
+            .map_err(parquet_err)?;
+        for batch in reader {
+            let batch = batch.map_err(|e| parquet_err(e.into()))?;
+            to.writer.write(&batch).await?;
+        }
+    }
+    Ok(())
 }
 
 /// Reject rows name their file relative to the raw root when the source lives

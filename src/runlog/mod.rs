@@ -86,6 +86,12 @@ pub struct SourceRecord {
     pub rows_accepted: u64,
     pub rows_rejected: u64,
     pub rejects_by_reason: BTreeMap<String, u64>,
+    /// `dt` partitions parsed by this run into the typed staging cache, and
+    /// those read from it (empty for unpartitioned sources).
+    #[serde(default)]
+    pub days_parsed: Vec<chrono::NaiveDate>,
+    #[serde(default)]
+    pub days_reused: Vec<chrono::NaiveDate>,
 }
 
 /// One published partition (an output, or an extract's rejects).

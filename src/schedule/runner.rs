@@ -54,6 +54,7 @@ impl Runner for JobRunner {
             overrides: self.overrides.clone(),
             memory_limit: self.memory_limit,
             clock: self.clock.clone(),
+            full_refresh: false,
         };
         tokio::select! {
             biased;

@@ -32,6 +32,9 @@ pub struct RawFile {
     pub dt: Option<NaiveDate>,
     pub compression: Compression,
     pub size: u64,
+    /// The store's version of the object: its ETag, else its modification time
+    /// (RFC 3339). With `size` it tells a changed file from a cached one.
+    pub version: String,
 }
 
 /// The files of one source for one run.
@@ -173,6 +176,10 @@ fn add_files(
             .and_then(|n| classify_name(n, format))
         {
             Some(compression) => listing.files.push(RawFile {
+                version: object
+                    .e_tag
+                    .clone()
+                    .unwrap_or_else(|| object.last_modified.to_rfc3339()),
                 path: object.location,
                 rel,
                 dt,

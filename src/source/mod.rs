@@ -74,8 +74,9 @@ pub struct SourceInput<'a> {
     pub batch_rows: usize,
 }
 
-/// Counts of one source read, for the run log.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// Counts of one source read, for the run log (and, per day, for the typed
+/// staging cache's manifests).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SourceReport {
     /// Source name.
     pub extract: String,
@@ -115,6 +116,24 @@ impl SourceReport {
             && budget.max_rows.is_none_or(|max| self.rows_rejected <= max)
     }
 
+    /// Adds the files, rows and reasons of a read of some of the source's
+    /// partitions (e.g. one cached day) to this one, which lists the partitions
+    /// and skipped objects itself.
+    pub fn add(&mut self, part: &SourceReport) {
+        self.files += part.files;
+        self.read_files.extend(part.read_files.iter().cloned());
+        self.rows_read += part.rows_read;
+        self.rows_accepted += part.rows_accepted;
+        self.rows_rejected += part.rows_rejected;
+        for (reason, n) in &part.rejects_by_reason {
+            *self.rejects_by_reason.entry(reason.clone()).or_default() += n;
+        }
+        for (column, files) in &part.extra_columns {
+            *self.extra_columns.entry(column.clone()).or_default() += files;
+        }
+        self.unknown_fields += part.unknown_fields;
+    }
+
     fn add_file(&mut self, rel: &str, stats: FileStats) {
         self.files += 1;
         self.read_files.push(rel.to_string());
@@ -144,6 +163,13 @@ pub async fn read_source(
     accepted: &mut impl BatchSink,
     rejects: &mut impl BatchSink,
 ) -> Result<SourceReport, SourceError> {
+    let listing = list_source(&input).await?;
+    read_listing(&input, listing, accepted, rejects).await
+}
+
+/// The files a run reads for `input` ([`list_files`]); none is
+/// `SourceError::NoFiles` unless the source is optional.
+pub async fn list_source(input: &SourceInput<'_>) -> Result<Listing, SourceError> {
     // Only `dt` partitioning exists in the raw layout; the job validator rejects others.
     let partitioned = !input.spec.partitions.is_empty();
     let listing = list_files(
@@ -161,7 +187,7 @@ pub async fn read_source(
             location: input.location.to_string(),
         });
     }
-    read_listing(&input, listing, accepted, rejects).await
+    Ok(listing)
 }
 
 /// Text files parsed at once: each parser runs on its own blocking thread and

@@ -43,6 +43,7 @@ async fn run_on(job: &Job, wh: &Path, on: &str) -> Result<RunSummary, RunError> 
         ],
         memory_limit: None,
         clock: Arc::new(SystemClock),
+        full_refresh: false,
     };
     run(job, &options).await
 }

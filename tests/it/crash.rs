@@ -154,6 +154,84 @@ fn kill_9_at_any_moment_leaves_the_last_snapshot_complete_and_a_rerun_identical(
     }
 }
 
+/// Every file of every typed staging cache entry under `wh` is the manifest or
+/// named by it.
+fn assert_cache_entries_complete(wh: &Path) {
+    let staging = wh.join("_c360/staging");
+    let mut entries = std::collections::BTreeSet::new();
+    for file in files_under(&staging) {
+        entries.insert(file.parent().unwrap().to_path_buf());
+    }
+    assert!(entries.len() > 20, "{entries:?}");
+    for entry in entries {
+        let manifest: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(entry.join("manifest.json")).unwrap()).unwrap();
+        let mut named = vec!["manifest.json".to_string()];
+        for part in ["typed", "rejects"] {
+            named.push(manifest[part]["name"].as_str().unwrap().to_string());
+        }
+        named.sort();
+        let mut present: Vec<String> = std::fs::read_dir(&entry)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        present.sort();
+        assert_eq!(present, named, "{}", entry.display());
+    }
+}
+
+// Runs killed while they parse raw days into the typed staging cache (a full
+// refresh rewrites every entry) leave no entry a later run trusts wrongly: the
+// next run's outputs equal those of a run that never saw the cache, and the
+// killed runs' half-written files are swept.
+#[test]
+fn kill_9_while_the_cache_is_written_then_a_rerun_equals_a_fresh_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (raw, fresh, wh) = (
+        tmp.path().join("raw"),
+        tmp.path().join("fresh"),
+        tmp.path().join("wh"),
+    );
+    let raw_s = raw.display().to_string();
+    let generated = c360(&[
+        "generate",
+        "--customers",
+        "300",
+        "--days",
+        "20",
+        "--seed",
+        "4",
+        "--out",
+        &raw_s,
+    ])
+    .status()
+    .unwrap();
+    assert!(generated.success());
+    let started = Instant::now();
+    let fresh_args = run_args(&raw_s, fresh.to_str().unwrap());
+    assert!(c360(&[]).args(&fresh_args).status().unwrap().success());
+    let full = started.elapsed();
+    let good = snapshot(&fresh);
+
+    let args = run_args(&raw_s, wh.to_str().unwrap());
+    assert!(c360(&[]).args(&args).status().unwrap().success());
+    let mut seed = 0xcac4e_u64;
+    for trial in 0..4 {
+        // Within the first 40% of a run: the sources stage.
+        let at = full.mul_f64(0.4 * (trial as f64 + jitter(&mut seed)) / 4.0);
+        let mut child = c360(&["run", "--full-refresh"])
+            .args(&args[1..])
+            .spawn()
+            .unwrap();
+        std::thread::sleep(at);
+        let _ = child.kill();
+        child.wait().unwrap();
+    }
+    assert!(c360(&[]).args(&args).status().unwrap().success());
+    assert_eq!(snapshot(&wh), good);
+    assert_cache_entries_complete(&wh);
+}
+
 #[tokio::test]
 async fn two_runs_of_a_job_at_once_exactly_one_publishes() {
     let wh = tempfile::tempdir().unwrap();
@@ -172,6 +250,7 @@ async fn two_runs_of_a_job_at_once_exactly_one_publishes() {
         ],
         memory_limit: None,
         clock: Arc::new(SystemClock),
+        full_refresh: false,
     };
     let (first, second) = (options(), options());
     let (a, b) = tokio::join!(run(&job, &first), run(&job, &second));

@@ -63,6 +63,7 @@ async fn run_on(warehouse: &Path, on: &str, relaxed: bool) -> Result<RunSummary,
         ],
         memory_limit: None,
         clock: Arc::new(SystemClock),
+        full_refresh: false,
     };
     run(&job, &options).await.map_err(|e| e.to_string())
 }

@@ -94,6 +94,7 @@ async fn run_on(raw: &Path, warehouse: &Path, on: &str) -> c360::run::RunSummary
         ],
         memory_limit: None,
         clock: Arc::new(SystemClock),
+        full_refresh: false,
     };
     run(&job, &options).await.unwrap()
 }
@@ -259,6 +260,7 @@ async fn the_identity_partition_equals_the_ground_truth_people() {
         overrides: vec![("warehouse".into(), wh.path().display().to_string())],
         memory_limit: None,
         clock: Arc::new(SystemClock),
+        full_refresh: false,
     };
     run(&job, &options).await.unwrap();
     let ours = keys_by_identifier(wh.path(), "2026-03-01");

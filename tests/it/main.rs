@@ -9,6 +9,7 @@ mod engagement;
 mod erasure;
 mod generate;
 mod identity;
+mod incremental;
 mod layout;
 mod materialize;
 mod run;

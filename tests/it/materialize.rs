@@ -38,6 +38,7 @@ async fn run_sample(
         overrides: vec![("warehouse".into(), wh.path().display().to_string())],
         memory_limit,
         clock: Arc::new(SystemClock),
+        full_refresh: false,
     };
     run(job, &options).await.unwrap();
     let mut outputs = BTreeMap::new();

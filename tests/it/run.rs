@@ -29,6 +29,7 @@ pub(crate) async fn run_job(raw: &Path, warehouse: &Path, on: &str) -> c360::run
         ],
         memory_limit: None,
         clock: Arc::new(SystemClock),
+        full_refresh: false,
     };
     run(&job, &options).await.unwrap()
 }
@@ -301,6 +302,7 @@ async fn over_the_reject_budget_the_run_fails_and_publishes_only_rejects() {
         ],
         memory_limit: None,
         clock: Arc::new(SystemClock),
+        full_refresh: false,
     };
     let error = run(&job, &options).await.unwrap_err().to_string();
     assert!(error.contains("source transactions"), "{error}");

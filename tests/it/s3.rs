@@ -88,6 +88,7 @@ async fn run_sample(raw: &str, warehouse: &str) {
         ],
         memory_limit: None,
         clock: Arc::new(SystemClock),
+        full_refresh: false,
     };
     run(&job, &options).await.unwrap();
 }
@@ -154,6 +155,7 @@ fn tiny_options(warehouse: &str, date: NaiveDate) -> RunOptions {
         ],
         memory_limit: None,
         clock: Arc::new(SystemClock),
+        full_refresh: false,
     }
 }
 

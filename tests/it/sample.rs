@@ -42,6 +42,7 @@ async fn sample_run_rejects_exactly_the_ground_truth_rows() {
         overrides: vec![("warehouse".into(), wh.path().display().to_string())],
         memory_limit: None,
         clock: Arc::new(SystemClock),
+        full_refresh: false,
     };
     let summary = run(&job, &options).await.unwrap();
 

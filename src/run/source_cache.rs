@@ -1,0 +1,577 @@
+//! The typed staging cache: each raw `dt=` partition of a source is parsed and
+//! validated once into typed Parquet and its rejects, kept at
+//! `<warehouse>/_c360/staging/<source>/dt=D/` for later runs (DESIGN.md,
+//! "Warehouse layout").
+//!
+//! An entry is trusted only through its `manifest.json`, which names its files
+//! and the key it was parsed under: the raw files of the day (relative name,
+//! size, and the store's ETag or modification time), the contract schema and
+//! format, the currency codes transactions were checked against, and the
+//! c360 version (parsing rules change with it). A run whose key for a day
+//! differs from the manifest's — a re-sent or changed file, a file added or
+//! removed, new currencies — parses the day again; an equal key reuses it;
+//! entries of days no longer in the raw listing (up to the run's date) are
+//! deleted. Parsing never depends on the logical date (only which days are
+//! read does), so an entry serves every later date.
+//!
+//! Crash safety: a day's files are written under names carrying the run id,
+//! then the manifest is put (a single atomic object write), then files the
+//! manifest does not name are deleted. A run killed before the put leaves the
+//! old manifest naming the old, intact files (or none), so no later run trusts
+//! a half-written day; the orphans go when the day is next written. Runs hold
+//! the warehouse lease, so one run at a time touches the cache.
+//!
+//! The cache holds the same rows as the raw zone it mirrors, erased people's
+//! included: erasure applies where rows are read (the steps, the rejects
+//! filter), exactly as for a run that parses the raw files.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use chrono::NaiveDate;
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::SchemaRef;
+use futures::StreamExt;
+use futures::future::BoxFuture;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use serde::{Deserialize, Serialize};
+
+use super::RunError;
+use crate::erasure::ErasedIdentifiers;
+use crate::job::{Compression, FileLayout, SourceSpec};
+use crate::sink::{ParquetFileWriter, SinkError, WrittenFile};
+use crate::source::{self, BatchSink, Listing, RawFile, SourceError, SourceInput, SourceReport};
+
+/// Bumped when the entry layout or the manifest changes meaning.
+const CACHE_FORMAT: u32 = 1;
+
+/// The manifest of an entry, beside its Parquet files.
+const MANIFEST: &str = "manifest.json";
+
+/// The Hive path carries the extract name, so reject files leave that column out.
+pub(super) const EXTRACT_COLUMN: &str = "extract";
+
+/// Days parsed at once. Each parses its files [`source::PARALLEL_FILES`] at a
+/// time, so a source of one file per day still keeps two parsers busy.
+const PARALLEL_DAYS: usize = source::PARALLEL_FILES;
+
+/// Writes batches to one Parquet file, optionally leaving out one column.
+pub(super) struct ParquetSink {
+    pub writer: ParquetFileWriter,
+    keep: Option<Vec<usize>>,
+}
+
+impl ParquetSink {
+    pub fn create(
+        store: &Arc<dyn ObjectStore>,
+        path: Path,
+        schema: SchemaRef,
+        drop_column: Option<&str>,
+    ) -> Result<Self, RunError> {
+        let keep: Option<Vec<usize>> = drop_column.map(|name| {
+            (0..schema.fields().len())
+                .filter(|&i| schema.field(i).name() != name)
+                .collect()
+        });
+        let file_schema = match &keep {
+            Some(indices) => Arc::new(schema.project(indices).map_err(|e| {
+                RunError::Bind(format!("internal: cannot project reject schema: {e}"))
+            })?),
+            None => schema,
+        };
+        Ok(Self {
+            writer: ParquetFileWriter::create(
+                store.clone(),
+                path,
+                file_schema,
+                Compression::Zstd,
+                &FileLayout::staging(),
+            )?,
+            keep,
+        })
+    }
+
+    /// A sink for a source's typed rows.
+    pub fn typed(
+        store: &Arc<dyn ObjectStore>,
+        path: Path,
+        spec: &SourceSpec,
+    ) -> Result<Self, RunError> {
+        Self::create(store, path, source::typed_schema(spec.schema), None)
+    }
+
+    /// A sink for a source's rejects (without the `extract` column).
+    pub fn rejects(store: &Arc<dyn ObjectStore>, path: Path) -> Result<Self, RunError> {
+        Self::create(store, path, source::rejects_schema(), Some(EXTRACT_COLUMN))
+    }
+}
+
+impl BatchSink for ParquetSink {
+    fn write(&mut self, batch: RecordBatch) -> BoxFuture<'_, Result<(), SourceError>> {
+        Box::pin(async move {
+            let batch = match &self.keep {
+                Some(indices) => batch
+                    .project(indices)
+                    .map_err(|e| SourceError::Sink(Box::new(e)))?,
+                None => batch,
+            };
+            self.writer
+                .write(&batch)
+                .await
+                .map_err(|e| SourceError::Sink(Box::new(e)))
+        })
+    }
+}
+
+/// What a day was parsed from: equal keys mean the cached entry is the parse.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct EntryKey {
+    cache_format: u32,
+    c360_version: String,
+    schema: String,
+    format: String,
+    /// The known currency codes, sorted, for a source checked against them.
+    currencies: Option<Vec<String>>,
+    files: Vec<InputFile>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct InputFile {
+    rel: String,
+    size: u64,
+    version: String,
+}
+
+/// One file of an entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct EntryFile {
+    name: String,
+    rows: u64,
+    bytes: u64,
+}
+
+/// `manifest.json` of an entry.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Manifest {
+    key: EntryKey,
+    typed: EntryFile,
+    rejects: EntryFile,
+    /// The day's read: counts, reasons, files in reading order.
+    report: SourceReport,
+    written_by: String,
+    /// [`ErasedIdentifiers::fingerprint`] of the set the entry was last found
+    /// to carry none of ([`forget_erased`]).
+    #[serde(default)]
+    clean_for: Option<u64>,
+}
+
+/// How a run uses the cache.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct CacheUse<'a> {
+    /// Names the files the run writes.
+    pub run_id: &'a str,
+    /// Parse every day again (`--full-refresh`).
+    pub full_refresh: bool,
+    /// Also delete unnamed files of reused entries: set when the run recovered
+    /// after killed runs, whose half-written files are the only such files.
+    pub sweep: bool,
+}
+
+/// One source's cache folder and how this run uses it.
+pub(super) struct SourceCache<'a> {
+    pub store: &'a Arc<dyn ObjectStore>,
+    /// `_c360/staging/<source>` in the warehouse store.
+    pub dir: Path,
+    pub using: CacheUse<'a>,
+}
+
+/// A source read through the cache.
+pub(super) struct CachedRead {
+    /// The whole read, as if every day had been parsed now.
+    pub report: SourceReport,
+    /// Typed rows, one file per day with rows, in day order.
+    pub typed: Vec<WrittenFile>,
+    /// Reject files of the days with rejects, in day order.
+    pub rejects: Vec<WrittenFile>,
+    pub days_parsed: Vec<NaiveDate>,
+    pub days_reused: Vec<NaiveDate>,
+}
+
+impl SourceCache<'_> {
+    /// Reads the partitioned source of `listing` (from `source::list_files`):
+    /// each day from its entry when the key matches, else parsed into a new one.
+    pub async fn read(
+        &self,
+        input: &SourceInput<'_>,
+        listing: Listing,
+    ) -> Result<CachedRead, RunError> {
+        let spec = input.spec;
+        let mut days: Vec<(NaiveDate, Vec<RawFile>)> = Vec::new();
+        for file in listing.files {
+            let Some(dt) = file.dt else { continue };
+            match days.last_mut() {
+                Some((d, files)) if *d == dt => files.push(file),
+                _ => days.push((dt, vec![file])),
+            }
+        }
+        let listed: BTreeSet<NaiveDate> = days.iter().map(|(d, _)| *d).collect();
+        self.drop_vanished(&listed, input.date).await?;
+        let currencies = input.currencies.as_ref().map(|codes| {
+            let mut sorted: Vec<String> = codes.iter().cloned().collect();
+            sorted.sort();
+            sorted
+        });
+        let base = EntryKey {
+            cache_format: CACHE_FORMAT,
+            c360_version: env!("CARGO_PKG_VERSION").to_string(),
+            schema: format!("{:?}", spec.schema),
+            format: format!("{:?}", spec.format),
+            currencies,
+            files: Vec::new(),
+        };
+        let entries: Vec<(NaiveDate, Manifest, bool)> =
+            futures::stream::iter(days.into_iter().map(|(dt, files)| {
+                let key = EntryKey {
+                    files: files
+                        .iter()
+                        .map(|f| InputFile {
+                            rel: f.rel.clone(),
+                            size: f.size,
+                            version: f.version.clone(),
+                        })
+                        .collect(),
+                    ..base.clone()
+                };
+                async move {
+                    let (manifest, parsed) = self.day(input, dt, files, key).await?;
+                    Ok::<_, RunError>((dt, manifest, parsed))
+                }
+            }))
+            .buffered(PARALLEL_DAYS)
+            .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .collect::<Result<_, _>>()?;
+
+        let mut read = CachedRead {
+            report: SourceReport {
+                extract: spec.name.clone(),
+                skipped_files: listing.skipped,
+                partitions: listing.partitions,
+                ..SourceReport::default()
+            },
+            typed: Vec::new(),
+            rejects: Vec::new(),
+            days_parsed: Vec::new(),
+            days_reused: Vec::new(),
+        };
+        for (dt, manifest, parsed) in entries {
+            read.report.add(&manifest.report);
+            let dir = self.entry_dir(dt);
+            let file = |f: &EntryFile| WrittenFile {
+                path: dir.clone().join(f.name.as_str()),
+                rows: f.rows,
+                bytes: f.bytes,
+            };
+            if manifest.typed.rows > 0 {
+                read.typed.push(file(&manifest.typed));
+            }
+            if manifest.rejects.rows > 0 {
+                read.rejects.push(file(&manifest.rejects));
+            }
+            if parsed {
+                read.days_parsed.push(dt);
+            } else {
+                read.days_reused.push(dt);
+            }
+        }
+        Ok(read)
+    }
+
+    fn entry_dir(&self, dt: NaiveDate) -> Path {
+        self.dir.clone().join(format!("dt={dt}"))
+    }
+
+    /// The entry of day `dt`: the cached one when its key is `key`, else a new
+    /// parse of `files`. `true` when parsed now.
+    async fn day(
+        &self,
+        input: &SourceInput<'_>,
+        dt: NaiveDate,
+        files: Vec<RawFile>,
+        key: EntryKey,
+    ) -> Result<(Manifest, bool), RunError> {
+        let dir = self.entry_dir(dt);
+        let manifest_path = dir.clone().join(MANIFEST);
+        if !self.using.full_refresh
+            && let Some(cached) = self.read_manifest(&manifest_path).await?
+            && cached.key == key
+        {
+            if self.using.sweep {
+                self.remove_unnamed(&dir, &cached).await?;
+            }
+            return Ok((cached, false));
+        }
+        let run_id = self.using.run_id;
+        let typed_name = format!("typed-{run_id}.parquet");
+        let rejects_name = format!("rejects-{run_id}.parquet");
+        let mut accepted = ParquetSink::typed(
+            self.store,
+            dir.clone().join(typed_name.as_str()),
+            input.spec,
+        )?;
+        let mut rejected =
+            ParquetSink::rejects(self.store, dir.clone().join(rejects_name.as_str()))?;
+        let listing = Listing {
+            files,
+            partitions: vec![dt],
+            skipped: Vec::new(),
+        };
+        let report = source::read_listing(input, listing, &mut accepted, &mut rejected)
+            .await
+            .map_err(|source| RunError::Source {
+                name: input.spec.name.clone(),
+                source,
+            })?;
+        let entry_file = |name: String, written: WrittenFile| EntryFile {
+            name,
+            rows: written.rows,
+            bytes: written.bytes,
+        };
+        let manifest = Manifest {
+            key,
+            typed: entry_file(typed_name, accepted.writer.finish().await?),
+            rejects: entry_file(rejects_name, rejected.writer.finish().await?),
+            report,
+            written_by: run_id.to_string(),
+            clean_for: None,
+        };
+        put_manifest(self.store, &manifest_path, &manifest).await?;
+        self.remove_unnamed(&dir, &manifest).await?;
+        Ok((manifest, true))
+    }
+
+    /// The manifest at `path`; `None` when there is none or it cannot be read
+    /// as one (another format): the day is parsed again.
+    async fn read_manifest(&self, path: &Path) -> Result<Option<Manifest>, RunError> {
+        read_manifest(self.store, path).await
+    }
+
+    /// Deletes the objects of entry `dir` that `manifest` does not name.
+    async fn remove_unnamed(&self, dir: &Path, manifest: &Manifest) -> Result<(), RunError> {
+        let listing = self
+            .store
+            .list_with_delimiter(Some(dir))
+            .await
+            .map_err(store_err(dir))?;
+        let keep = [MANIFEST, &manifest.typed.name, &manifest.rejects.name];
+        for object in listing.objects {
+            let name = object.location.filename().unwrap_or_default();
+            if !keep.contains(&name) {
+                self.delete(&object.location).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes the entries of days up to `date` that are not in `listed`: their
+    /// raw partition is gone (or holds no data files any more). Manifest first,
+    /// so a crash midway leaves only untrusted files.
+    async fn drop_vanished(
+        &self,
+        listed: &BTreeSet<NaiveDate>,
+        date: NaiveDate,
+    ) -> Result<(), RunError> {
+        let top = match self.store.list_with_delimiter(Some(&self.dir)).await {
+            Ok(top) => top,
+            Err(object_store::Error::NotFound { .. }) => return Ok(()),
+            Err(e) => return Err(store_err(&self.dir)(e).into()),
+        };
+        for folder in top.common_prefixes {
+            let Some(dt) = folder.filename().and_then(source::layout::parse_partition) else {
+                continue;
+            };
+            if dt > date || listed.contains(&dt) {
+                continue;
+            }
+            tracing::info!(entry = %folder, "raw partition gone: cache entry dropped");
+            self.delete(&folder.clone().join(MANIFEST)).await?;
+            let content = self
+                .store
+                .list_with_delimiter(Some(&folder))
+                .await
+                .map_err(store_err(&folder))?;
+            for object in content.objects {
+                self.delete(&object.location).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn delete(&self, path: &Path) -> Result<(), RunError> {
+        delete(self.store, path).await
+    }
+}
+
+/// Deletes the cache entries of `days` under `dir` whose rows or rejects carry
+/// an erased identifier, so the warehouse keeps no trace of erased people
+/// (README "Erasure"); the raw days stay, and a later run parses them again
+/// into its own entry, which this deletes again at its end. The match is the
+/// rejects' text match ([`ErasedIdentifiers::carried_by`]) over a row's
+/// identifier columns, which errs towards deleting: a deleted entry only costs
+/// a parse, never a different result. An entry found clean records the set's
+/// fingerprint and is not read again until the set changes. Returns the days
+/// deleted.
+pub(super) async fn forget_erased(
+    store: &Arc<dyn ObjectStore>,
+    dir: &Path,
+    days: &[NaiveDate],
+    identifiers: &ErasedIdentifiers,
+) -> Result<Vec<NaiveDate>, RunError> {
+    let mut deleted = Vec::new();
+    if identifiers.is_empty() {
+        return Ok(deleted);
+    }
+    let fingerprint = identifiers.fingerprint();
+    for &dt in days {
+        let entry = dir.clone().join(format!("dt={dt}"));
+        let manifest_path = entry.clone().join(MANIFEST);
+        let Some(mut manifest) = read_manifest(store, &manifest_path).await? else {
+            continue;
+        };
+        if manifest.clean_for == Some(fingerprint) {
+            continue;
+        }
+        let mut carries = false;
+        for (file, columns) in [
+            (&manifest.typed, &IDENTIFIER_COLUMNS[..]),
+            (&manifest.rejects, &["raw"][..]),
+        ] {
+            if file.rows > 0 {
+                let path = entry.clone().join(file.name.as_str());
+                carries |= carries_erased(store, &path, columns, identifiers).await?;
+            }
+        }
+        if carries {
+            tracing::info!(entry = %entry, "cache entry holds erased people's rows: deleted");
+            delete(store, &manifest_path).await?;
+            for file in [&manifest.typed, &manifest.rejects] {
+                delete(store, &entry.clone().join(file.name.as_str())).await?;
+            }
+            deleted.push(dt);
+        } else {
+            manifest.clean_for = Some(fingerprint);
+            put_manifest(store, &manifest_path, &manifest).await?;
+        }
+    }
+    Ok(deleted)
+}
+
+/// The typed columns that can hold an identifier (DATA_CONTRACT.md).
+const IDENTIFIER_COLUMNS: [&str; 4] = ["source_system", "source_customer_id", "email", "phone"];
+
+/// Whether a row of Parquet file `path`, its `columns` (those present) joined
+/// as one line, carries an erased identifier.
+async fn carries_erased(
+    store: &Arc<dyn ObjectStore>,
+    path: &Path,
+    columns: &[&str],
+    identifiers: &ErasedIdentifiers,
+) -> Result<bool, RunError> {
+    use datafusion::arrow::array::{Array, AsArray};
+    use datafusion::arrow::compute::cast;
+    use datafusion::arrow::datatypes::DataType;
+    use datafusion::parquet::arrow::ProjectionMask;
+    use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+    let bytes = store
+        .get(path)
+        .await
+        .map_err(store_err(path))?
+        .bytes()
+        .await
+        .map_err(store_err(path))?;
+    let parquet_err = |source| SinkError::Parquet {
+        path: path.to_string(),
+        source,
+    };
+    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(parquet_err)?;
+    let present: Vec<&str> = columns
+        .iter()
+        .copied()
+        .filter(|c| builder.schema().column_with_name(c).is_some())
+        .collect();
+    let mask = ProjectionMask::columns(builder.parquet_schema(), present.iter().copied());
+    let reader = builder.with_projection(mask).build().map_err(parquet_err)?;
+    let mut line = String::new();
+    for batch in reader {
+        let batch = batch.map_err(|e| parquet_err(e.into()))?;
+        let texts = batch
+            .columns()
+            .iter()
+            .map(|c| cast(c, &DataType::Utf8))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| parquet_err(e.into()))?;
+        for row in 0..batch.num_rows() {
+            line.clear();
+            for text in &texts {
+                let text = text.as_string::<i32>();
+                if text.is_valid(row) {
+                    line.push_str(text.value(row));
+                }
+                line.push(',');
+            }
+            if identifiers.carried_by(&line) {
+                return Ok(true);
+            }
+        }
+    }
+    Ok(false)
+}
+
+async fn read_manifest(
+    store: &Arc<dyn ObjectStore>,
+    path: &Path,
+) -> Result<Option<Manifest>, RunError> {
+    let bytes = match store.get(path).await {
+        Ok(found) => found.bytes().await.map_err(store_err(path))?,
+        Err(object_store::Error::NotFound { .. }) => return Ok(None),
+        Err(e) => return Err(store_err(path)(e).into()),
+    };
+    match serde_json::from_slice(&bytes) {
+        Ok(manifest) => Ok(Some(manifest)),
+        Err(e) => {
+            tracing::warn!(manifest = %path, error = %e, "unreadable cache manifest: the day is parsed again");
+            Ok(None)
+        }
+    }
+}
+
+async fn put_manifest(
+    store: &Arc<dyn ObjectStore>,
+    path: &Path,
+    manifest: &Manifest,
+) -> Result<(), RunError> {
+    let body = serde_json::to_vec_pretty(manifest).map_err(|e| SinkError::Marker {
+        path: path.to_string(),
+        message: e.to_string(),
+    })?;
+    store
+        .put(path, PutPayload::from(body))
+        .await
+        .map_err(store_err(path))?;
+    Ok(())
+}
+
+async fn delete(store: &Arc<dyn ObjectStore>, path: &Path) -> Result<(), RunError> {
+    match store.delete(path).await {
+        Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+        Err(e) => Err(store_err(path)(e).into()),
+    }
+}
+
+fn store_err(path: &Path) -> impl FnOnce(object_store::Error) -> SinkError {
+    let path = path.to_string();
+    move |source| SinkError::Store { path, source }
+}

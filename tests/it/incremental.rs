@@ -1,0 +1,246 @@
+//! The typed staging cache (issue 18, README "Nightly loads"): a sequence of
+//! daily runs, each reusing the days parsed before, with the raw zone changing
+//! between them (a day re-sent with an extra file, that file then rewritten to
+//! the same size, a late order and its return in a later day, a deleted day, the
+//! generator's erasure requests, late and re-sent rows), ends with every output
+//! and every reject equal row for row to a `--full-refresh` run of the last day
+//! on a copy of the same warehouse; and the run log says which days each run
+//! parsed and which it reused.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use c360::clock::SystemClock;
+use c360::generate::{GenerateOptions, generate};
+use c360::run::{RunOptions, run};
+use c360::runlog::RunRecord;
+use chrono::NaiveDate;
+use datafusion::arrow::util::display::array_value_to_string;
+use object_store::local::LocalFileSystem;
+
+use crate::util::{files_under, read_partition, repo_root};
+
+const HEADER: &str = "transaction_id,line_no,source_system,source_customer_id,email,order_ts,channel,product_id,category,quantity,unit_price,discount,unit_cost,currency,status";
+
+fn day(text: &str) -> NaiveDate {
+    NaiveDate::parse_from_str(text, "%Y-%m-%d").unwrap()
+}
+
+async fn run_on(raw: &Path, wh: &Path, on: &str, full_refresh: bool) -> RunRecord {
+    let job = c360::job::load(&repo_root().join("jobs/customer_360.yaml")).unwrap();
+    let options = RunOptions {
+        date: Some(day(on)),
+        overrides: vec![
+            ("raw".into(), raw.display().to_string()),
+            ("warehouse".into(), wh.display().to_string()),
+        ],
+        memory_limit: None,
+        clock: Arc::new(SystemClock),
+        full_refresh,
+    };
+    let summary = run(&job, &options).await.unwrap();
+    let record = wh
+        .join("_c360/runs")
+        .join(format!("{}.json", summary.run_id));
+    serde_json::from_slice(&std::fs::read(record).unwrap()).unwrap()
+}
+
+/// `(days parsed, days reused)` of source `name` in `record`.
+fn days(record: &RunRecord, name: &str) -> (Vec<NaiveDate>, Vec<NaiveDate>) {
+    let source = record.sources.iter().find(|s| s.name == name).unwrap();
+    (source.days_parsed.clone(), source.days_reused.clone())
+}
+
+/// The `dt=` days of `raw/<source>` up to `until` holding at least one file.
+fn raw_days(raw: &Path, source: &str, until: NaiveDate) -> BTreeSet<NaiveDate> {
+    files_under(&raw.join(source))
+        .iter()
+        .filter_map(|f| {
+            let folder = f.parent()?.file_name()?.to_str()?;
+            NaiveDate::parse_from_str(folder.strip_prefix("dt=")?, "%Y-%m-%d").ok()
+        })
+        .filter(|d| *d <= until)
+        .collect()
+}
+
+/// Every published partition of the warehouse for `date`, as sorted text rows,
+/// keyed by its folder relative to the warehouse.
+fn partitions(wh: &Path, date: &str) -> Vec<(PathBuf, Vec<String>)> {
+    let mut dirs: BTreeSet<PathBuf> = BTreeSet::new();
+    for file in files_under(wh) {
+        let rel = file.strip_prefix(wh).unwrap().to_path_buf();
+        if rel.starts_with("_c360") {
+            continue;
+        }
+        let dir = rel.parent().unwrap().to_path_buf();
+        let leaf = dir.file_name().unwrap().to_string_lossy().into_owned();
+        if leaf == format!("snapshot_date={date}") || leaf == format!("run_date={date}") {
+            dirs.insert(dir);
+        }
+    }
+    dirs.into_iter()
+        .map(|dir| {
+            let mut rows = Vec::new();
+            for batch in read_partition(&wh.join(&dir)) {
+                for row in 0..batch.num_rows() {
+                    let cells: Vec<String> = (0..batch.num_columns())
+                        .map(|c| array_value_to_string(batch.column(c), row).unwrap())
+                        .collect();
+                    rows.push(cells.join("|"));
+                }
+            }
+            rows.sort();
+            (dir, rows)
+        })
+        .collect()
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    for file in files_under(from) {
+        let target = to.join(file.strip_prefix(from).unwrap());
+        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+        std::fs::copy(&file, &target).unwrap();
+    }
+}
+
+#[tokio::test]
+async fn daily_runs_through_the_cache_equal_a_full_refresh() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (raw, wh) = (tmp.path().join("raw"), tmp.path().join("wh"));
+    let options = GenerateOptions {
+        customers: 300,
+        days: 20,
+        seed: 11,
+        ..GenerateOptions::default()
+    };
+    std::fs::create_dir_all(&raw).unwrap();
+    let store = Arc::new(LocalFileSystem::new_with_prefix(&raw).unwrap());
+    generate(&options, store, &object_store::path::Path::from(""))
+        .await
+        .unwrap();
+
+    // Night 1: everything is parsed.
+    let first = run_on(&raw, &wh, "2026-01-06", false).await;
+    let (parsed, reused) = days(&first, "transactions");
+    let want: Vec<NaiveDate> = raw_days(&raw, "transactions", day("2026-01-06"))
+        .into_iter()
+        .collect();
+    assert_eq!((parsed, reused), (want, vec![]));
+
+    // Between nights: day 3 is re-sent with a late guest order, day 11 will
+    // carry its return, and the communications of day 4 are withdrawn.
+    let late = raw.join("transactions/dt=2026-01-03/part-0001.csv");
+    let order = "T-LATE-1,1,web,,Late.Buyer@Example.com ,2026-01-02T10:00:00+00:00,online,P1,books,2,10.00,,4.00,EUR";
+    std::fs::write(&late, format!("{HEADER}\n{order},completed\n")).unwrap();
+    std::fs::create_dir_all(raw.join("transactions/dt=2026-01-11")).unwrap();
+    std::fs::write(
+        raw.join("transactions/dt=2026-01-11/part-0001.csv"),
+        format!("{HEADER}\n{order},returned\n"),
+    )
+    .unwrap();
+    assert!(raw.join("communications/dt=2026-01-04").is_dir());
+    std::fs::remove_dir_all(raw.join("communications/dt=2026-01-04")).unwrap();
+
+    // Night 2 (after the generator's erasure requests of day 8): only the
+    // re-sent day and the new days are parsed; the withdrawn day's entry goes.
+    let second = run_on(&raw, &wh, "2026-01-10", false).await;
+    let present = raw_days(&raw, "transactions", day("2026-01-10"));
+    let (parsed, reused) = days(&second, "transactions");
+    let new: BTreeSet<NaiveDate> = present
+        .iter()
+        .copied()
+        .filter(|d| *d == day("2026-01-03") || *d > day("2026-01-06"))
+        .collect();
+    assert_eq!(parsed, new.iter().copied().collect::<Vec<_>>());
+    assert_eq!(
+        reused,
+        present.difference(&new).copied().collect::<Vec<_>>()
+    );
+    let (parsed, reused) = days(&second, "communications");
+    assert!(!parsed.contains(&day("2026-01-04")) && !reused.contains(&day("2026-01-04")));
+    // (Object stores have no folders: on local disk an empty one may remain.)
+    assert!(files_under(&wh.join("_c360/staging/communications/dt=2026-01-04")).is_empty());
+    let erasure = second.erasure.clone().unwrap_or_default();
+    assert!(erasure.erased_customers.unwrap_or(0) > 0, "{erasure:?}");
+    // The erased people's days are not kept (README "Erasure"): their entries
+    // went at the end of the run, and the requests themselves are never cached.
+    let forgotten: BTreeSet<NaiveDate> = present
+        .iter()
+        .copied()
+        .filter(|d| {
+            let entry = wh.join(format!("_c360/staging/transactions/dt={d}"));
+            !entry.join("manifest.json").exists()
+        })
+        .collect();
+    assert!(!forgotten.is_empty());
+    assert!(files_under(&wh.join("_c360/staging/suppressions")).is_empty());
+
+    // The re-sent file is rewritten to the same size: quantity 2 becomes 3.
+    let before = std::fs::metadata(&late).unwrap().len();
+    let text = std::fs::read_to_string(&late)
+        .unwrap()
+        .replace(",2,10.00,", ",3,10.00,");
+    std::fs::write(&late, text).unwrap();
+    assert_eq!(std::fs::metadata(&late).unwrap().len(), before);
+
+    // Night 3: the rewritten day is parsed again, with the days after night 2
+    // and the forgotten ones.
+    let third = run_on(&raw, &wh, "2026-01-16", false).await;
+    let present = raw_days(&raw, "transactions", day("2026-01-16"));
+    let (parsed, _) = days(&third, "transactions");
+    let want: Vec<NaiveDate> = present
+        .iter()
+        .copied()
+        .filter(|d| *d == day("2026-01-03") || *d > day("2026-01-10") || forgotten.contains(d))
+        .collect();
+    assert_eq!(parsed, want);
+
+    // The same warehouse, refreshed in full for the last night.
+    let copy = tmp.path().join("copy");
+    copy_dir(&wh, &copy);
+    let refreshed = run_on(&raw, &copy, "2026-01-16", true).await;
+    for source in ["transactions", "profiles", "communications"] {
+        let (parsed, reused) = days(&refreshed, source);
+        assert!(reused.is_empty(), "{source}");
+        assert_eq!(
+            parsed.len(),
+            raw_days(&raw, source, day("2026-01-16")).len()
+        );
+    }
+    let got = partitions(&wh, "2026-01-16");
+    let want = partitions(&copy, "2026-01-16");
+    assert!(
+        got.len() >= 8,
+        "{:?}",
+        got.iter().map(|g| &g.0).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        got.iter().map(|g| &g.0).collect::<Vec<_>>(),
+        want.iter().map(|w| &w.0).collect::<Vec<_>>()
+    );
+    for ((dir, got), (_, want)) in got.iter().zip(&want) {
+        assert_eq!(got.len(), want.len(), "rows of {}", dir.display());
+        for (g, w) in got.iter().zip(want) {
+            assert_eq!(g, w, "{}", dir.display());
+        }
+    }
+    // The late order (quantity 3 after the rewrite) and its return (2) both count.
+    let lines = &got
+        .iter()
+        .find(|(dir, _)| dir.starts_with("order_lines"))
+        .unwrap()
+        .1;
+    let late: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.starts_with("T-LATE-1|"))
+        .collect();
+    assert_eq!(late.len(), 2, "{late:?}");
+    let line = |status: &str| {
+        late.iter()
+            .find(|l| l.contains(&format!("|{status}|")))
+            .unwrap()
+    };
+    assert!(line("completed").contains("|3|10.00|"), "{late:?}");
+    assert!(line("returned").contains("|2|10.00|"), "{late:?}");
+}
