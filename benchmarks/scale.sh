@@ -88,11 +88,13 @@ for s in record["sources"]:
     print(f"  {s['name']:<20} {len(s.get('days_parsed', [])):4d} / {len(s.get('days_reused', [])):4d}")
 print("per stage (run log):")
 for s in record["stages"]:
-    print(f"  {s['stage']:<20} {s['secs']:8.2f} s")
+    rss = s.get("peak_rss_bytes")
+    print(f"  {s['stage']:<20} {s['secs']:8.2f} s" + (f"  peak RSS {rss >> 20:>5} MiB" if rss else ""))
 print("per step (tables and outputs):")
 for s in record.get("steps", []):
     if s["materialize"] != "view":
         print(f"  {s['name']:<22} {s['secs']:7.2f} s  {s['join']:<10} rows {s['rows']:>10}  "
-              f"pool peak {s['peak_memory_bytes'] >> 20:>5} MiB  spilled {s['spilled_bytes'] >> 20} MiB")
+              f"pool peak {s['peak_memory_bytes'] >> 20:>5} MiB  RSS peak {(s.get('peak_rss_bytes') or 0) >> 20:>5} MiB  "
+              f"spilled {s['spilled_bytes'] >> 20} MiB")
 PY
 done

@@ -14,11 +14,15 @@
 -- seen_on is the UTC date of the row (updated_at, order_ts, event_ts); the step keeps
 -- the earliest as the identifier's first_seen.
 --
+-- Rows repeat (every order line and event of a record links its identifiers
+-- again): the step keeps each distinct link once and the earliest seen_on per
+-- identifier, so no GROUP BY here has to hash and spill tens of millions of rows.
+--
 -- Speed: the versions of a profile mostly repeat the same email and phone text, so
 -- profile rows are first reduced to one row per (source id, email, phone, country)
 -- with the earliest date; the normalisers (normalize_phone is the costly one) then
--- run once per distinct text per record rather than once per version. The final
--- MIN(seen_on) is the same either way.
+-- run once per distinct text per record rather than once per version. The
+-- earliest seen_on is the same either way.
 WITH profile_rows AS (
     SELECT
         source_system || ':' || source_customer_id AS source_id,
@@ -79,13 +83,10 @@ links AS (
     SELECT 'event', event_id, 'email', normalize_email(email), seen_on
     FROM event_rows WHERE source_id IS NULL
 )
--- One row per (record, identifier); a record with no valid identifier keeps one
--- row with a NULL identifier (records with a source id always have one).
 SELECT
     record_type,
     record_id,
     CASE WHEN id_value IS NOT NULL THEN id_type END AS id_type,
     id_value,
-    MIN(seen_on) AS seen_on
+    seen_on
 FROM links
-GROUP BY record_type, record_id, CASE WHEN id_value IS NOT NULL THEN id_type END, id_value

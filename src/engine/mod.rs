@@ -296,6 +296,47 @@ pub fn take_peak_memory(ctx: &SessionContext) -> u64 {
     }
 }
 
+/// How often [`take_peak_rss`]'s sampler reads the resident set size.
+const RSS_SAMPLE_EVERY: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// The largest resident set size sampled since the last [`take_peak_rss`].
+static PEAK_RSS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// The process's peak resident set size since the last call (sampled every
+/// [`RSS_SAMPLE_EVERY`] by a thread started on the first call), then starts a new
+/// reading; `None` where `/proc/self/status` cannot be read. A step's peak beside
+/// the pool's shows what DataFusion's pool does not account for (Parquet
+/// encoders, the allocator's retained pages, object-store buffers). The kernel's
+/// own mark (`VmHWM`) is left alone: resetting it would hide the true peak from
+/// `getrusage`, which `/usr/bin/time` and the benchmarks read.
+pub fn take_peak_rss() -> Option<u64> {
+    use std::sync::atomic::Ordering;
+    static SAMPLER: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    let now = current_rss()?;
+    SAMPLER.get_or_init(|| {
+        let spawned = std::thread::Builder::new()
+            .name("c360-rss".into())
+            .spawn(|| {
+                while let Some(rss) = current_rss() {
+                    PEAK_RSS.fetch_max(rss, Ordering::Relaxed);
+                    std::thread::sleep(RSS_SAMPLE_EVERY);
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::debug!(error = %e, "no RSS sampler thread: step peaks are point readings");
+        }
+    });
+    Some(PEAK_RSS.swap(now, Ordering::Relaxed).max(now))
+}
+
+/// The resident set size now (`VmRSS`), in bytes.
+fn current_rss() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -372,6 +372,11 @@ async fn transform(
     .await;
     record::stage(&mut p.record, "steps", t);
     let done = done?;
+    // Each step reset the RSS mark: the stage's peak is the largest step's.
+    let steps_peak = done.records.iter().filter_map(|s| s.peak_rss_bytes).max();
+    if let Some(stage) = p.record.stages.last_mut() {
+        stage.peak_rss_bytes = stage.peak_rss_bytes.max(steps_peak);
+    }
     p.record.steps = done.records;
     let staged_outputs = done.outputs;
 

@@ -42,6 +42,7 @@ pub(super) fn stage(record: &mut RunRecord, stage: &str, since: Instant) {
     record.stages.push(StageTiming {
         stage: stage.to_string(),
         secs: since.elapsed().as_secs_f64(),
+        peak_rss_bytes: crate::engine::take_peak_rss(),
     });
 }
 

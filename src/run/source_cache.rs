@@ -31,6 +31,7 @@ use std::sync::Arc;
 use chrono::NaiveDate;
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use futures::StreamExt;
 use futures::future::BoxFuture;
 use object_store::path::Path;
@@ -483,20 +484,12 @@ async fn carries_erased(
     use datafusion::arrow::compute::cast;
     use datafusion::arrow::datatypes::DataType;
     use datafusion::parquet::arrow::ProjectionMask;
-    use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
-    let bytes = store
-        .get(path)
-        .await
-        .map_err(store_err(path))?
-        .bytes()
-        .await
-        .map_err(store_err(path))?;
+    let builder = parquet_file(store, path).await?;
     let parquet_err = |source| SinkError::Parquet {
         path: path.to_string(),
         source,
     };
-    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(parquet_err)?;
     let present: Vec<&str> = columns
         .iter()
         .copied()
@@ -528,6 +521,22 @@ async fn carries_erased(
         }
     }
     Ok(false)
+}
+
+/// A reader of the Parquet file at `path`, fetched whole: a cache file holds one
+/// day of one source.
+pub(super) async fn parquet_file(
+    store: &Arc<dyn ObjectStore>,
+    path: &Path,
+) -> Result<ParquetRecordBatchReaderBuilder<bytes::Bytes>, RunError> {
+    let found = store.get(path).await.map_err(store_err(path))?;
+    let bytes = found.bytes().await.map_err(store_err(path))?;
+    let builder =
+        ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(|source| SinkError::Parquet {
+            path: path.to_string(),
+            source,
+        })?;
+    Ok(builder)
 }
 
 async fn read_manifest(

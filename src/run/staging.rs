@@ -7,12 +7,11 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use chrono::NaiveDate;
-use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use datafusion::prelude::SessionContext;
+use object_store::ObjectStore;
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt};
 
-use super::source_cache::{CacheUse, ParquetSink, SourceCache};
+use super::source_cache::{CacheUse, ParquetSink, SourceCache, parquet_file};
 use super::{Bound, RunError};
 use crate::job::{ContractSchema, SourceSpec};
 use crate::sink::{self, SinkError, StagedPartition, WrittenFile};
@@ -158,23 +157,13 @@ async fn copy_rejects(
     to: &mut ParquetSink,
 ) -> Result<(), RunError> {
     for file in files {
-        let store_err = |source| SinkError::Store {
-            path: file.path.to_string(),
-            source,
-        };
-        let bytes = store
-            .get(&file.path)
-            .await
-            .map_err(store_err)?
-            .bytes()
-            .await
-            .map_err(store_err)?;
         let parquet_err = |source| SinkError::Parquet {
             path: file.path.to_string(),
             source,
         };
-        let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
-            .and_then(|b| b.build())
+        let reader = parquet_file(store, &file.path)
+            .await?
+            .build()
             .map_err(parquet_err)?;
         for batch in reader {
             let batch = batch.map_err(|e| parquet_err(e.into()))?;

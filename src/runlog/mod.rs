@@ -55,6 +55,10 @@ pub enum RunStatus {
 pub struct StageTiming {
     pub stage: String,
     pub secs: f64,
+    /// The process's peak resident memory while the stage ran (Linux; absent
+    /// elsewhere): what the memory pool does not see shows here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peak_rss_bytes: Option<u64>,
 }
 
 /// One step of the run's DAG: how it ran and what it cost.
@@ -73,6 +77,9 @@ pub struct StepRecord {
     pub secs: f64,
     /// Peak of DataFusion's memory pool while the step ran.
     pub peak_memory_bytes: u64,
+    /// The process's peak resident memory while the step ran (Linux; absent elsewhere).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peak_rss_bytes: Option<u64>,
     pub spilled_bytes: u64,
     pub spill_files: u64,
 }
