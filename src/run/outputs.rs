@@ -104,10 +104,13 @@ pub(super) async fn stage_output(
         }
     }
     if !output.sort_by.is_empty() {
+        // Ascending with NULLs last, SQL's own `ORDER BY` default: a step whose
+        // query already sorts on these keys (order_lines' dedupe window) then
+        // satisfies the ordering, and DataFusion merges instead of sorting again.
         let keys = output
             .sort_by
             .iter()
-            .map(|c| ident(c.as_str()).sort(true, true))
+            .map(|c| ident(c.as_str()).sort(true, false))
             .collect();
         frame = frame.sort(keys).map_err(query_err)?;
     }
