@@ -24,13 +24,21 @@ const THREAD_STACK_BYTES: usize = 32 * 1024 * 1024;
 /// `mimalloc.h`; libmimalloc-sys names no constant for it).
 const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
+/// How long mimalloc keeps freed pages before returning them (see `main`).
+const PURGE_DELAY_MS: std::ffi::c_long = 10;
+
 fn main() -> ExitCode {
-    // mimalloc (v3) purges freed pages a second after the free by default, and only
-    // when the freeing thread calls into it again, so idle runtime and I/O threads kept
-    // hundreds of MiB resident beyond DataFusion's pool (BENCHMARKS.md: a 100k
-    // load's peak RSS 1,735 -> 1,384 MiB at the same speed). 0 purges at once.
-    // SAFETY: a plain store into mimalloc's option table, before any other thread exists.
-    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0) };
+    // mimalloc (v3) returns freed pages to the OS a second after the free by
+    // default, so a load kept hundreds of MiB resident beyond DataFusion's pool.
+    // Measured on a 100k-customer load (BENCHMARKS.md): 1,000 ms peaks at 1.24-1.50
+    // GiB RSS, 10 ms at 0.99-1.05 GiB at the same speed, 0 ms at 0.86-0.99 GiB but
+    // about 20% slower (the kernel zeroing pages taken back again).
+    // `MIMALLOC_PURGE_DELAY` in the environment still decides, for whoever wants
+    // mimalloc's own trade (fewer page faults, more resident memory).
+    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
+        // SAFETY: a plain store into mimalloc's option table, before any other thread exists.
+        unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, PURGE_DELAY_MS) };
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_stack_size(THREAD_STACK_BYTES)

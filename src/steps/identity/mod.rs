@@ -88,6 +88,8 @@ pub async fn register_stitch_identities(
             .try_resize(builder.heap_bytes())
             .map_err(IdentityError::Memory)?;
     }
+    // The links plan's buffers go now, not when the step returns.
+    drop(stream);
     let heap_bytes = builder.heap_bytes();
     let graph = builder.finish(rules);
 
