@@ -15,12 +15,15 @@ WITH days AS (
     WHERE status = 'completed'
     GROUP BY customer_key, order_date
 ),
+-- One pass over the purchase days: the repeat days' margin is the total less the
+-- first day's (exact: decimals), so `days` is aggregated once, not joined back.
 spans AS (
     SELECT
         customer_key,
         MIN(order_date) AS first_day,
         MAX(order_date) AS last_day,
-        COUNT(*) AS purchase_days
+        COUNT(*) AS purchase_days,
+        SUM(spend) - first_value(spend ORDER BY order_date) AS repeat_spend
     FROM days
     GROUP BY customer_key
 ),
@@ -32,9 +35,7 @@ SELECT
     s.purchase_days - 1 AS frequency,
     CAST(CAST(s.last_day - s.first_day AS INT) AS DOUBLE) / u.days_per_unit AS recency,
     CAST(CAST(DATE '{date}' - s.first_day AS INT) AS DOUBLE) / u.days_per_unit AS t,
-    CAST(SUM(d.spend) FILTER (WHERE d.order_date > s.first_day) AS DOUBLE)
+    CAST(CASE WHEN s.purchase_days > 1 THEN s.repeat_spend END AS DOUBLE)
         / NULLIF(s.purchase_days - 1, 0) AS monetary_value
 FROM spans s
 CROSS JOIN unit u
-JOIN days d ON d.customer_key = s.customer_key
-GROUP BY s.customer_key, s.purchase_days, s.first_day, s.last_day, u.days_per_unit

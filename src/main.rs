@@ -27,6 +27,12 @@ const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 /// How long mimalloc keeps freed pages before returning them (see `main`).
 const PURGE_DELAY_MS: std::ffi::c_long = 10;
 
+/// How long an idle blocking thread (local file reads, raw-file parsers) lives.
+/// Memory such a thread allocated and another thread freed (a Parquet column
+/// chunk read here, decoded there) returns to mimalloc only when its owner runs
+/// again or exits, so threads left idle held it; tokio's default is 10 s.
+const BLOCKING_THREAD_KEEP_ALIVE: std::time::Duration = std::time::Duration::from_millis(250);
+
 fn main() -> ExitCode {
     // mimalloc (v3) returns freed pages to the OS a second after the free by
     // default, so a load kept hundreds of MiB resident beyond DataFusion's pool.
@@ -42,6 +48,7 @@ fn main() -> ExitCode {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_stack_size(THREAD_STACK_BYTES)
+        .thread_keep_alive(BLOCKING_THREAD_KEEP_ALIVE)
         .build();
     match runtime {
         Ok(runtime) => runtime.block_on(run()),
