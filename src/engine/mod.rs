@@ -296,37 +296,64 @@ pub fn take_peak_memory(ctx: &SessionContext) -> u64 {
     }
 }
 
-/// How often [`take_peak_rss`]'s sampler reads the resident set size.
+/// How often the [`RssPeak`] sampler reads the resident set size.
 const RSS_SAMPLE_EVERY: std::time::Duration = std::time::Duration::from_millis(20);
 
-/// The largest resident set size sampled since the last [`take_peak_rss`].
-static PEAK_RSS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+/// The process's peak resident set size over a span of work (a stage, a step):
+/// from [`RssPeak::start`] to [`RssPeak::finish`], sampled every
+/// [`RSS_SAMPLE_EVERY`] by one thread started with the first span. Spans may nest
+/// or overlap; each keeps its own maximum. Beside the pool's peak it shows what
+/// DataFusion's pool does not account for (Parquet encoders, the allocator's
+/// retained pages, object-store buffers). The kernel's own mark (`VmHWM`) is
+/// left alone: resetting it would hide the true peak from `getrusage`, which
+/// `/usr/bin/time` and the benchmarks read.
+pub struct RssPeak(Option<Arc<std::sync::atomic::AtomicU64>>);
 
-/// The process's peak resident set size since the last call (sampled every
-/// [`RSS_SAMPLE_EVERY`] by a thread started on the first call), then starts a new
-/// reading; `None` where `/proc/self/status` cannot be read. A step's peak beside
-/// the pool's shows what DataFusion's pool does not account for (Parquet
-/// encoders, the allocator's retained pages, object-store buffers). The kernel's
-/// own mark (`VmHWM`) is left alone: resetting it would hide the true peak from
-/// `getrusage`, which `/usr/bin/time` and the benchmarks read.
-pub fn take_peak_rss() -> Option<u64> {
-    use std::sync::atomic::Ordering;
-    static SAMPLER: std::sync::OnceLock<()> = std::sync::OnceLock::new();
-    let now = current_rss()?;
-    SAMPLER.get_or_init(|| {
-        let spawned = std::thread::Builder::new()
-            .name("c360-rss".into())
-            .spawn(|| {
-                while let Some(rss) = current_rss() {
-                    PEAK_RSS.fetch_max(rss, Ordering::Relaxed);
-                    std::thread::sleep(RSS_SAMPLE_EVERY);
-                }
-            });
-        if let Err(e) = spawned {
-            tracing::debug!(error = %e, "no RSS sampler thread: step peaks are point readings");
+/// The open spans the sampler raises.
+static RSS_SPANS: std::sync::Mutex<Vec<std::sync::Weak<std::sync::atomic::AtomicU64>>> =
+    std::sync::Mutex::new(Vec::new());
+
+impl RssPeak {
+    /// Starts a span at the resident set size now; a span without readings
+    /// where `/proc/self/status` cannot be read.
+    pub fn start() -> Self {
+        static SAMPLER: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+        let Some(now) = current_rss() else {
+            return Self(None);
+        };
+        let peak = Arc::new(std::sync::atomic::AtomicU64::new(now));
+        if let Ok(mut spans) = RSS_SPANS.lock() {
+            spans.push(Arc::downgrade(&peak));
         }
-    });
-    Some(PEAK_RSS.swap(now, Ordering::Relaxed).max(now))
+        SAMPLER.get_or_init(|| {
+            let spawned = std::thread::Builder::new()
+                .name("c360-rss".into())
+                .spawn(|| {
+                    while let Some(rss) = current_rss() {
+                        if let Ok(mut spans) = RSS_SPANS.lock() {
+                            spans.retain(|span| match span.upgrade() {
+                                Some(peak) => {
+                                    peak.fetch_max(rss, std::sync::atomic::Ordering::Relaxed);
+                                    true
+                                }
+                                None => false,
+                            });
+                        }
+                        std::thread::sleep(RSS_SAMPLE_EVERY);
+                    }
+                });
+            if let Err(e) = spawned {
+                tracing::debug!(error = %e, "no RSS sampler thread: span peaks are end readings");
+            }
+        });
+        Self(Some(peak))
+    }
+
+    /// The span's peak, its end included (bytes).
+    pub fn finish(self) -> Option<u64> {
+        let peak = self.0?.load(std::sync::atomic::Ordering::Relaxed);
+        Some(current_rss().map_or(peak, |now| peak.max(now)))
+    }
 }
 
 /// The resident set size now (`VmRSS`), in bytes.

@@ -117,7 +117,9 @@ const FILE_ORD: &str = "_file_ord";
 
 /// `(_file, _file_ord)`: each file of `files` numbered in `_file` order (byte
 /// order, as SQL compares strings), so a copy's place in the extract is one
-/// integer, `_file_ord * 2^32 + _line`, instead of a string and a line.
+/// integer, `_file_ord * 2^32 + _line`, instead of a string and a line (exact
+/// while files have fewer than 2^32 lines and extracts fewer than 2^28 files, the
+/// room `place * 8 + flags` leaves in a BIGINT).
 fn file_order(files: &[String]) -> Result<MemTable, DataFusionError> {
     let mut sorted: Vec<&str> = files.iter().map(String::as_str).collect();
     sorted.sort_unstable();

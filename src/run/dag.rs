@@ -89,7 +89,7 @@ pub(super) async fn run_steps(
     for step in steps.iter() {
         let started = Instant::now();
         engine::take_peak_memory(ctx);
-        engine::take_peak_rss();
+        let rss = engine::RssPeak::start();
         let reads = sizes.base_tables(&step.depends_on);
         let input_bytes = sizes.bytes_of(&reads);
         let hash = match step.join {
@@ -146,7 +146,7 @@ pub(super) async fn run_steps(
             bytes: done.bytes,
             secs: started.elapsed().as_secs_f64(),
             peak_memory_bytes: engine::take_peak_memory(ctx),
-            peak_rss_bytes: engine::take_peak_rss(),
+            peak_rss_bytes: rss.finish(),
             spilled_bytes: done.spills.bytes,
             spill_files: done.spills.files,
         };

@@ -171,7 +171,7 @@ pub async fn run(job: &Job, options: &RunOptions) -> Result<RunSummary, RunError
 
 /// Takes the warehouse lease, recovers from crashed runs, loads, releases.
 async fn with_lease(r: &Run<'_>, p: &mut Progress) -> Result<(), RunError> {
-    let t = Instant::now();
+    let t = record::StageStart::now();
     let lock = r.bound.warehouse.prefix.clone().join("_c360").join("lock");
     let mut lease = Lease::acquire(
         r.bound.warehouse.store.clone(),
@@ -222,7 +222,7 @@ async fn load(r: &Run<'_>, lease: &Lease, p: &mut Progress) -> Result<(), RunErr
         })?;
 
     // Sources: reference data first, so transactions can check currencies.
-    let t = Instant::now();
+    let t = record::StageStart::now();
     let mut ordered: Vec<&SourceSpec> = job.sources.iter().collect();
     ordered.sort_by_key(|s| s.schema != ContractSchema::FxRates);
     let mut staged_sources = Vec::new();
@@ -250,7 +250,7 @@ async fn load(r: &Run<'_>, lease: &Lease, p: &mut Progress) -> Result<(), RunErr
 
     // Rejects are published even when the run failed, minus erased people's rows
     // (run/rejects.rs says which identifiers count when).
-    let t = Instant::now();
+    let t = record::StageStart::now();
     match rejects::identifiers(r, &ctx, transformed.is_ok()).await {
         Ok(identifiers) => {
             for (_, staged) in &staged_sources {
@@ -282,7 +282,7 @@ async fn load(r: &Run<'_>, lease: &Lease, p: &mut Progress) -> Result<(), RunErr
     record::stage(&mut p.record, "commit_rejects", t);
     let staged_outputs = transformed?;
 
-    let t = Instant::now();
+    let t = record::StageStart::now();
     let parts: Vec<PartitionToCommit> = staged_outputs
         .iter()
         .map(|o| PartitionToCommit {
@@ -317,7 +317,7 @@ async fn transform(
     let (job, bound) = (r.job, &r.bound);
     let store = &bound.warehouse.store;
     // Every row is accounted for, then budgets are checked.
-    let t = Instant::now();
+    let t = record::StageStart::now();
     for (spec, staged) in staged_sources {
         let mut typed_rows = 0;
         for file in &staged.typed {
@@ -343,7 +343,7 @@ async fn transform(
     }
     record::stage(&mut p.record, "accounting", t);
 
-    let t = Instant::now();
+    let t = record::StageStart::now();
     let env = crate::steps::StepEnv {
         vars: &bound.vars,
         date: bound.date,
@@ -372,15 +372,10 @@ async fn transform(
     .await;
     record::stage(&mut p.record, "steps", t);
     let done = done?;
-    // Each step reset the RSS mark: the stage's peak is the largest step's.
-    let steps_peak = done.records.iter().filter_map(|s| s.peak_rss_bytes).max();
-    if let Some(stage) = p.record.stages.last_mut() {
-        stage.peak_rss_bytes = stage.peak_rss_bytes.max(steps_peak);
-    }
     p.record.steps = done.records;
     let staged_outputs = done.outputs;
 
-    let t = Instant::now();
+    let t = record::StageStart::now();
     let mut facts = BTreeMap::new();
     for staged in &staged_outputs {
         let previous = checks::previous_snapshot(

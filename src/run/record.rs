@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 
 use super::staging::StagedSource;
 use super::{OutputSummary, Run, RunError, RunSummary, SourceSummary};
+use crate::engine::RssPeak;
 use crate::runlog::{
     ErrorRecord, PartitionRecord, RunRecord, RunStatus, SourceRecord, StageTiming,
 };
@@ -38,12 +39,27 @@ pub(super) fn start(r: &Run<'_>) -> RunRecord {
 }
 
 /// Records that `stage` took from `since` until now.
-pub(super) fn stage(record: &mut RunRecord, stage: &str, since: Instant) {
+pub(super) fn stage(record: &mut RunRecord, stage: &str, since: StageStart) {
     record.stages.push(StageTiming {
         stage: stage.to_string(),
-        secs: since.elapsed().as_secs_f64(),
-        peak_rss_bytes: crate::engine::take_peak_rss(),
+        secs: since.at.elapsed().as_secs_f64(),
+        peak_rss_bytes: since.rss.finish(),
     });
+}
+
+/// When a stage began, and its resident-memory peak since.
+pub(super) struct StageStart {
+    at: Instant,
+    rss: RssPeak,
+}
+
+impl StageStart {
+    pub fn now() -> Self {
+        Self {
+            at: Instant::now(),
+            rss: RssPeak::start(),
+        }
+    }
 }
 
 pub(super) fn source(name: &str, staged: &StagedSource) -> SourceRecord {
