@@ -28,7 +28,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let heap = builder.heap_bytes();
     let loaded = started.elapsed();
 
-    let graph = builder.finish(LinkRules::default());
+    let graph = builder.finish(&LinkRules::default());
     let stitched = started.elapsed();
     let day1 = keys::assign(&graph, None)?;
     let keyed = started.elapsed();

@@ -58,6 +58,10 @@ pub const MODEL: BehaviourModel = BehaviourModel {
     dead_mailbox_share: 0.03,
 };
 
+/// Purchase days per week of a heavy guest shopper ([`Person::heavy_guest`]): over
+/// 50 orders within months, outside the model's Gamma draws on purpose.
+pub const HEAVY_GUEST_RATE_PER_WEEK: f64 = 3.0;
+
 /// One purchase day.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Purchase {
@@ -101,6 +105,13 @@ impl Behaviour {
         };
         let spend_rate = gamma(&mut rng, m.q, 1.0 / m.gamma);
         let dead_mailbox = rng.random::<f64>() < m.dead_mailbox_share;
+        // A heavy guest shopper buys about three days a week and stays (the draws
+        // above are still made, so nobody else's behaviour changes).
+        let (buyer, rate_per_week, dropout) = if person.heavy_guest {
+            (true, HEAVY_GUEST_RATE_PER_WEEK, 0.0)
+        } else {
+            (buyer, rate_per_week, dropout)
+        };
         let mut out = Self {
             buyer,
             rate_per_week,

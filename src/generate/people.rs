@@ -90,6 +90,9 @@ pub struct Population {
     pub placeholder_enabled: bool,
 }
 
+/// Every `HEAVY_GUEST_STRIDE`-th person (who has an email) is a heavy guest shopper.
+const HEAVY_GUEST_STRIDE: u64 = 997;
+
 /// Default `max_records_per_identifier` of the contract.
 const MAX_RECORDS_PER_IDENTIFIER: u64 = 50;
 
@@ -175,6 +178,10 @@ pub struct Person {
     /// A phone value that is not a valid number (kept as attribute, links nothing).
     pub junk_phone: Option<&'static str>,
     pub pos_email: PosEmail,
+    /// A loyal guest shopper: every order a guest checkout under the person's email,
+    /// often enough to pass `max_records_per_identifier` (guest orders never count
+    /// towards it: DATA_CONTRACT.md, "Identifiers"). About one person in a thousand.
+    pub heavy_guest: bool,
     pub birth_date: Option<NaiveDate>,
     pub city: &'static str,
     pub postal_code: String,
@@ -315,6 +322,7 @@ impl Person {
             ),
             Country::De => format!("{:05}", rng.random_range(10_000..99_999)),
         };
+        let heavy_guest = id % HEAVY_GUEST_STRIDE == HEAVY_GUEST_STRIDE / 10 && email.is_some();
         let bool_text = |rng: &mut ChaCha8Rng| ["true", "false", ""][rng.random_range(0..3)];
         Self {
             id,
@@ -327,6 +335,7 @@ impl Person {
             phone,
             junk_phone,
             pos_email,
+            heavy_guest,
             birth_date,
             city,
             postal_code,

@@ -322,8 +322,9 @@ struct Order<'a> {
     amount: f64,
 }
 
-/// The lines of one order by `person` (a guest checkout in 5% of orders): 1–4
-/// lines sharing the order's amount, in the person's currency.
+/// The lines of one order by `person` (a guest checkout in 5% of orders, in every
+/// order of a heavy guest shopper): 1–4 lines sharing the order's amount, in the
+/// person's currency.
 fn order_lines(
     day: &Day<'_>,
     p: &Person,
@@ -331,7 +332,7 @@ fn order_lines(
     rng: &mut ChaCha8Rng,
     ledger: &mut Ledger,
 ) -> Vec<Vec<String>> {
-    let guest = p.email.is_some() && rng.random_bool(0.05);
+    let guest = p.email.is_some() && (rng.random_bool(0.05) || p.heavy_guest);
     let (system, customer_id, email, channel) = if guest {
         ledger.count("transactions.guest_orders", 1);
         let email = match &p.email {

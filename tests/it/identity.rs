@@ -35,8 +35,11 @@ fn write(root: &Path, rel: &str, text: &str) {
 ///   internationally, updated 1 Mar 09:00) and a guest order T1 with her email;
 /// - Bob: crm C2 with an invalid email; his guest order T2 with it is unattributed;
 /// - Carol: crm C3 (updated 1 Mar);
-/// - three till records P7-P9 carrying the placeholder noemail@store.com and
-///   a guest order T4 with it: four records, over the cap of 3 (T4 is unattributed).
+/// - four till records P7-P10 carrying the placeholder noemail@store.com and
+///   a guest order T4 with it: four source records, over the cap of 3 (T4 is
+///   unattributed; a guest order never counts towards the cap);
+/// - Dee: no profile, five guest orders G1-G5 under dee@x.com, more than the cap
+///   of 3 but all hers: one customer with five orders.
 fn day_one(raw: &Path) {
     write(
         raw,
@@ -55,7 +58,8 @@ crm,C2,bob(at)x.com,,Bob,Ray,,York,,GB,consumer,,,,2026-03-01T10:00:00Z\n\
 crm,C3,carol@x.com,,Carol,King,,Bath,,GB,consumer,,,,2026-03-01T11:00:00Z\n\
 pos,P7,noemail@store.com,,,,,,,GB,,,,,2026-03-01T12:00:00Z\n\
 pos,P8,noemail@store.com,,,,,,,GB,,,,,2026-03-01T12:00:00Z\n\
-pos,P9,noemail@store.com,,,,,,,GB,,,,,2026-03-01T12:00:00Z\n"
+pos,P9,noemail@store.com,,,,,,,GB,,,,,2026-03-01T12:00:00Z\n\
+pos,P10,noemail@store.com,,,,,,,GB,,,,,2026-03-01T12:00:00Z\n"
         ),
     );
     write(
@@ -66,7 +70,12 @@ pos,P9,noemail@store.com,,,,,,,GB,,,,,2026-03-01T12:00:00Z\n"
 T1,1,web,, ANN@X.COM ,2026-03-01T10:00:00Z,online,P1,shoes,1,10.00,,,EUR,completed\n\
 T2,1,web,,bob(at)x.com,2026-03-01T10:00:00Z,online,P1,shoes,1,30.00,,,EUR,completed\n\
 T3,1,crm,C2,,2026-03-01T10:00:00Z,online,P1,shoes,2,10.00,,,EUR,completed\n\
-T4,1,pos,,noemail@store.com,2026-03-01T10:00:00Z,store,P1,shoes,1,5.00,,,EUR,completed\n"
+T4,1,pos,,noemail@store.com,2026-03-01T10:00:00Z,store,P1,shoes,1,5.00,,,EUR,completed\n\
+G1,1,web,,dee@x.com,2026-02-25T10:00:00Z,online,P1,shoes,1,1.00,,,EUR,completed\n\
+G2,1,web,,Dee@X.com,2026-02-26T10:00:00Z,online,P1,shoes,1,2.00,,,EUR,completed\n\
+G3,1,web,,dee@x.com,2026-02-27T10:00:00Z,online,P1,shoes,1,3.00,,,EUR,completed\n\
+G4,1,web,,dee@x.com,2026-02-28T10:00:00Z,online,P1,shoes,1,4.00,,,EUR,completed\n\
+G5,1,web,,dee@x.com,2026-03-01T10:00:00Z,online,P1,shoes,1,5.00,,,EUR,completed\n"
         ),
     );
     write(raw, "communications/dt=2026-03-01/e.ndjson", "");
@@ -173,10 +182,10 @@ async fn hand_made_identities_give_hand_worked_customers_and_golden_records() {
     // The invalid email and the capped placeholder are no identifiers.
     assert!(!keys.contains_key("bob(at)x.com"));
     assert!(!keys.contains_key("noemail@store.com"));
-    // Customers: Ann, Bob (C2), Carol, and P7, P8, P9 each on their own.
-    assert_eq!(rows(wh.path(), "customer_360", "2026-03-01"), 6);
-    // Map: Ann 5 identifiers, C2, C3 + carol@x.com, P7, P8, P9.
-    assert_eq!(rows(wh.path(), "identity_map", "2026-03-01"), 11);
+    // Customers: Ann, Bob (C2), Carol, Dee, and P7-P10 each on their own.
+    assert_eq!(rows(wh.path(), "customer_360", "2026-03-01"), 8);
+    // Map: Ann 5 identifiers, C2, C3 + carol@x.com, dee@x.com, P7-P10.
+    assert_eq!(rows(wh.path(), "identity_map", "2026-03-01"), 13);
 
     let ann = customer(wh.path(), "2026-03-01", KEY_ANN);
     // Newest non-empty per attribute: city from W1 (1 Mar) over C1 (20 Feb); first name
@@ -202,6 +211,11 @@ async fn hand_made_identities_give_hand_worked_customers_and_golden_records() {
     let p7 = customer(wh.path(), "2026-03-01", &keys["pos:P7"]);
     assert_eq!(p7["email"], "NULL");
     assert_eq!(p7["monetary"], "0.00");
+    // Dee's five guest orders on five days: 1 + 2 + 3 + 4 + 5 = 15.00.
+    let dee = customer(wh.path(), "2026-03-01", &keys["dee@x.com"]);
+    assert_eq!(dee["frequency"], "5");
+    assert_eq!(dee["monetary"], "15.00");
+    assert_eq!(dee["email"], "NULL");
 }
 
 #[tokio::test]
@@ -228,10 +242,17 @@ async fn keys_survive_merges_reruns_and_splits() {
     )];
     assert_eq!(merges(wh.path(), "2026-03-02"), expected);
     // Everyone else keeps their key.
-    for id in ["crm:C2", "pos:P7", "pos:P8", "pos:P9"] {
+    for id in [
+        "crm:C2",
+        "pos:P7",
+        "pos:P8",
+        "pos:P9",
+        "pos:P10",
+        "dee@x.com",
+    ] {
         assert_eq!(day2[id], day1[id], "{id}");
     }
-    assert_eq!(rows(wh.path(), "customer_360", "2026-03-02"), 5);
+    assert_eq!(rows(wh.path(), "customer_360", "2026-03-02"), 7);
 
     // Rerun of day 2: the previous map is still day 1's, so the same keys and merge.
     run_on(raw.path(), wh.path(), "2026-03-02").await;

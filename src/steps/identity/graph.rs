@@ -3,11 +3,16 @@
 //!
 //! Building streams: each link row interns its record and identifier and appends
 //! one `(record, identifier)` edge of 8 bytes. [`GraphBuilder::finish`] then
-//! - removes duplicate edges, so an identifier's edge count is the number of
-//!   distinct records carrying it;
+//! - removes duplicate edges, so an identifier's edges from `source` records are the
+//!   distinct source records carrying it;
 //! - drops every email or phone carried by more than `max_records_per_identifier`
-//!   records (a till's placeholder email, a switchboard phone): it links nothing
-//!   and is no identifier (hence not in the map), reported instead;
+//!   source records (a till's placeholder email, a switchboard phone), and every one
+//!   the job's `exclude_identifiers` pattern matches: it links nothing and is no
+//!   identifier (hence not in the map), reported instead. Guest orders and events
+//!   without a source id attach to an email but never count towards the cap
+//!   (DATA_CONTRACT.md: a guest who ordered 70 times is one shopper, not 70 records);
+//! - reports emails that stay identifiers but look like a shared placeholder
+//!   ([`super::placeholder`]), with their counts, so a user can exclude them;
 //! - unions each record with its identifiers (phones only when `link_by_phone`);
 //! - numbers the components that hold at least one identifier. Records left in no
 //!   such component (a guest order with an invalid or capped email) are unattributed.
@@ -27,12 +32,14 @@ const AMBIGUOUS: u32 = u32::MAX - 1;
 const CAPPED: u32 = u32::MAX - 2;
 
 /// The job's linking rules.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct LinkRules {
-    /// An email or phone carried by more records than this links nothing.
+    /// An email or phone carried by more source records than this links nothing.
     pub max_records_per_identifier: u32,
     /// Whether a shared phone joins records into one customer.
     pub link_by_phone: bool,
+    /// Emails and phones (normalised) this pattern matches link nothing.
+    pub exclude: Option<regex::Regex>,
 }
 
 impl Default for LinkRules {
@@ -40,6 +47,7 @@ impl Default for LinkRules {
         Self {
             max_records_per_identifier: 50,
             link_by_phone: true,
+            exclude: None,
         }
     }
 }
@@ -143,7 +151,7 @@ impl GraphBuilder {
     }
 
     /// Computes the components; see the module docs.
-    pub fn finish(mut self, rules: LinkRules) -> Components {
+    pub fn finish(mut self, rules: &LinkRules) -> Components {
         self.compact();
         let Self {
             interner,
@@ -154,29 +162,48 @@ impl GraphBuilder {
         let n = interner.len() as u32;
         let links = edges.len() as u64;
 
-        // `state` first counts each identifier's records, then marks capped identifiers
-        // and, without phone linking, holds each phone's component root.
+        // `state` first counts each identifier's source records, then marks dropped
+        // identifiers and, without phone linking, holds each phone's component root.
         let mut state = vec![0u32; n as usize];
-        for &(_, i) in &edges {
-            state[i as usize] = state[i as usize].saturating_add(1);
+        for &(r, i) in &edges {
+            if interner.tag(r) == Tag::Source {
+                state[i as usize] = state[i as usize].saturating_add(1);
+            }
         }
-        let mut capped = Vec::new();
+        let mut flagged = Flagged::default();
         for i in 0..n {
-            let records = state[i as usize];
             let tag = interner.tag(i);
-            state[i as usize] = if matches!(tag, Tag::Email | Tag::Phone)
-                && records > rules.max_records_per_identifier
-            {
-                capped.push(CappedIdentifier {
-                    id_type: tag,
-                    id_value: interner.value(i).to_string(),
-                    records,
-                });
-                CAPPED
+            if !matches!(tag, Tag::Email | Tag::Phone) {
+                state[i as usize] = NONE;
+                continue;
+            }
+            let records = state[i as usize];
+            let value = interner.value(i);
+            let (list, dropped) = if records > rules.max_records_per_identifier {
+                (&mut flagged.capped, true)
+            } else if rules.exclude.as_ref().is_some_and(|re| re.is_match(value)) {
+                (&mut flagged.excluded, true)
+            } else if tag == Tag::Email && super::placeholder::looks_like_placeholder(value) {
+                (&mut flagged.suspects, false)
             } else {
-                NONE
+                state[i as usize] = NONE;
+                continue;
             };
+            list.push(FlaggedIdentifier {
+                node: i,
+                id_type: tag,
+                id_value: value.to_string(),
+                records,
+                guest_records: 0,
+            });
+            state[i as usize] = if dropped { CAPPED } else { NONE };
         }
+        flagged.count_guests(&edges, &interner);
+        let Flagged {
+            mut capped,
+            excluded,
+            suspects,
+        } = flagged;
         capped.sort_by(|a, b| b.records.cmp(&a.records).then(a.id_value.cmp(&b.id_value)));
 
         let mut uf = UnionFind::new(n);
@@ -248,11 +275,14 @@ impl GraphBuilder {
                 links,
                 components: smallest.len() as u64,
                 capped_count: capped.len() as u64,
+                excluded_count: excluded.len() as u64,
                 ambiguous_phones,
                 unattributed_orders,
                 unattributed_events,
             },
             capped,
+            excluded,
+            suspects,
             interner,
             first_seen,
             component,
@@ -261,13 +291,49 @@ impl GraphBuilder {
     }
 }
 
-/// An email or phone over the cap.
+/// An email or phone the run reports: over the cap, excluded, or a likely placeholder.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CappedIdentifier {
+pub struct FlaggedIdentifier {
+    node: u32,
     pub id_type: Tag,
     pub id_value: String,
-    /// Distinct records carrying it.
+    /// Distinct source records carrying it (what the cap counts).
     pub records: u32,
+    /// Guest orders and events without source id carrying it (never capped).
+    pub guest_records: u32,
+}
+
+/// The identifiers [`GraphBuilder::finish`] reports, by kind.
+#[derive(Default)]
+struct Flagged {
+    capped: Vec<FlaggedIdentifier>,
+    excluded: Vec<FlaggedIdentifier>,
+    suspects: Vec<FlaggedIdentifier>,
+}
+
+impl Flagged {
+    /// Fills in each flagged identifier's guest records (one pass over the edges;
+    /// none when nothing is flagged).
+    fn count_guests(&mut self, edges: &[(u32, u32)], interner: &Interner) {
+        let mut lists: Vec<&mut FlaggedIdentifier> = self
+            .capped
+            .iter_mut()
+            .chain(self.excluded.iter_mut())
+            .chain(self.suspects.iter_mut())
+            .collect();
+        if lists.is_empty() {
+            return;
+        }
+        let slot: hashbrown::HashMap<u32, usize> =
+            lists.iter().enumerate().map(|(k, f)| (f.node, k)).collect();
+        for &(r, i) in edges {
+            if interner.tag(r) != Tag::Source
+                && let Some(&k) = slot.get(&i)
+            {
+                lists[k].guest_records += 1;
+            }
+        }
+    }
 }
 
 /// Counts for the run log.
@@ -282,6 +348,8 @@ pub struct StitchReport {
     /// Customers.
     pub components: u64,
     pub capped_count: u64,
+    /// Emails and phones `exclude_identifiers` dropped.
+    pub excluded_count: u64,
     /// Phones left out of the map because their records span customers (no phone linking).
     pub ambiguous_phones: u64,
     /// Guest orders with no usable identifier.
@@ -299,8 +367,12 @@ pub struct Components {
     pub component: Vec<u32>,
     /// Per component: its smallest identifier (see [`Interner::cmp`]).
     pub smallest: Vec<u32>,
-    /// Capped identifiers, most records first.
-    pub capped: Vec<CappedIdentifier>,
+    /// Capped identifiers, most source records first.
+    pub capped: Vec<FlaggedIdentifier>,
+    /// Identifiers `exclude_identifiers` dropped, in node order.
+    pub excluded: Vec<FlaggedIdentifier>,
+    /// Emails that stay identifiers but look like a shared placeholder, in node order.
+    pub suspects: Vec<FlaggedIdentifier>,
     pub report: StitchReport,
 }
 
@@ -325,7 +397,7 @@ mod tests {
                     }
                 }
             }
-            builder.finish(LinkRules::default())
+            builder.finish(&LinkRules::default())
         };
         let once = build(GraphBuilder::compacting_at(usize::MAX));
         for every in [1, 2, 3, 7] {

@@ -13,11 +13,15 @@
 //! held as an in-memory table; the input is streamed batch by batch. The graph's
 //! heap is reserved in the run's memory pool as it grows, so it counts against
 //! `engine.memory_limit` like DataFusion's own operators. Params (job
-//! `params:`): `max_records_per_identifier` (default 50), `link_by_phone` (default true).
+//! `params:`): `max_records_per_identifier` (default 50: source records, guest
+//! orders and events never count), `link_by_phone` (default true),
+//! `exclude_identifiers` (a regular expression; normalised emails and phones it
+//! matches link nothing; default none).
 
 pub mod graph;
 pub mod intern;
 pub mod keys;
+pub mod placeholder;
 pub mod previous;
 pub mod union_find;
 
@@ -91,7 +95,7 @@ pub async fn register_stitch_identities(
     // The links plan's buffers go now, not when the step returns.
     drop(stream);
     let heap_bytes = builder.heap_bytes();
-    let graph = builder.finish(rules);
+    let graph = builder.finish(&rules);
 
     let previous = match env.published.get(previous) {
         Some((store, dir)) => match previous::latest_before(store, dir, env.date).await? {
@@ -134,6 +138,15 @@ fn rules_from(env: &StepEnv<'_>) -> Result<LinkRules, IdentityError> {
                 });
             }
         };
+    }
+    if let Some(text) = env.vars.get("exclude_identifiers")
+        && !text.trim().is_empty()
+    {
+        let pattern = regex::Regex::new(text.trim()).map_err(|e| IdentityError::Param {
+            name: "exclude_identifiers".into(),
+            message: format!("`{text}` is not a regular expression: {e}"),
+        })?;
+        rules.exclude = Some(pattern);
     }
     Ok(rules)
 }
@@ -197,6 +210,8 @@ fn log_report(name: &str, graph: &Components, assignment: &Assignment, heap_byte
         links = r.links,
         customers = r.components,
         capped_identifiers = r.capped_count,
+        excluded_identifiers = r.excluded_count,
+        placeholder_warnings = graph.suspects.len(),
         ambiguous_phones = r.ambiguous_phones,
         unattributed_guest_orders = r.unattributed_orders,
         unattributed_events = r.unattributed_events,
@@ -208,14 +223,35 @@ fn log_report(name: &str, graph: &Components, assignment: &Assignment, heap_byte
         graph_heap_mib = heap_bytes / (1 << 20),
         "identities stitched"
     );
-    // The worst offenders by name; the count above covers the rest.
+    // The worst offenders by name; the counts above cover the rest.
     for capped in graph.capped.iter().take(20) {
         tracing::warn!(
             step = name,
             id_type = capped.id_type.name(),
             id_value = %capped.id_value,
-            records = capped.records,
+            source_records = capped.records,
+            guest_records = capped.guest_records,
             "identifier over max_records_per_identifier links nothing"
+        );
+    }
+    for excluded in graph.excluded.iter().take(20) {
+        tracing::info!(
+            step = name,
+            id_type = excluded.id_type.name(),
+            id_value = %excluded.id_value,
+            source_records = excluded.records,
+            guest_records = excluded.guest_records,
+            "identifier matches exclude_identifiers: links nothing"
+        );
+    }
+    for suspect in graph.suspects.iter().take(20) {
+        tracing::warn!(
+            step = name,
+            id_value = %suspect.id_value,
+            source_records = suspect.records,
+            guest_records = suspect.guest_records,
+            "email looks like a shared placeholder but is under max_records_per_identifier: \
+             it links; add it to the exclude_identifiers param if it names no one person"
         );
     }
 }

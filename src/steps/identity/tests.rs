@@ -18,7 +18,7 @@ fn build(rows: Rows, day: i32, rules: LinkRules) -> Components {
             builder.add(*record, Some(*identifier), Some(day)).unwrap();
         }
     }
-    builder.finish(rules)
+    builder.finish(&rules)
 }
 
 fn comp(graph: &Components, tag: Tag, value: &str) -> u32 {
@@ -87,30 +87,138 @@ fn links_are_transitive_and_a_guest_order_joins_by_email() {
     assert_eq!(key_of(&graph, &keys, C1.0, C1.1), "f777b5c02ca0bc480733");
 }
 
+fn cap(max: u32) -> LinkRules {
+    LinkRules {
+        max_records_per_identifier: max,
+        ..LinkRules::default()
+    }
+}
+
 #[test]
 fn an_identifier_over_the_cap_links_nothing_and_is_reported() {
     let shared = (Tag::Email, "noemail@store.com");
+    let p2 = (Tag::Source, "pos:P2");
     let rows: Rows = &[
         (C1, &[C1, shared]),
         (W1, &[W1, shared]),
         (P1, &[P1, shared]),
         ((Tag::Order, "T1"), &[shared]),
+        (p2, &[p2, shared]),
     ];
-    let rules = LinkRules {
-        max_records_per_identifier: 3,
-        link_by_phone: true,
-    };
-    let graph = build(rows, 20_000, rules);
-    // Four records carry it, one over the cap of three.
+    let graph = build(rows, 20_000, cap(3));
+    // Four source records carry it, one over the cap of three; the guest order
+    // is reported beside them but does not count.
     assert_eq!(graph.capped.len(), 1);
-    assert_eq!(graph.capped[0].records, 4);
+    assert_eq!(
+        (graph.capped[0].records, graph.capped[0].guest_records),
+        (4, 1)
+    );
     assert_eq!(comp(&graph, shared.0, shared.1), NONE);
-    assert_eq!(graph.report.components, 3);
+    assert_eq!(graph.report.components, 4);
     assert_eq!(graph.report.unattributed_orders, 1);
-    // At the cap it still links.
-    let graph = build(&rows[..3], 20_000, rules);
+    // Three source records and the guest order: at the cap it still links all four.
+    let graph = build(&rows[..4], 20_000, cap(3));
     assert!(graph.capped.is_empty());
     assert_eq!(graph.report.components, 1);
+    assert_eq!(graph.report.unattributed_orders, 0);
+}
+
+/// A record and the identifiers it carries, as owned text.
+type OwnedRow = ((Tag, String), Vec<(Tag, String)>);
+
+/// `n` rows of `record(k)`, each carrying `identifiers(k)`.
+fn many(
+    n: usize,
+    record: impl Fn(usize) -> (Tag, String),
+    ids: impl Fn(usize) -> Vec<(Tag, String)>,
+) -> Vec<OwnedRow> {
+    (0..n).map(|k| (record(k), ids(k))).collect()
+}
+
+fn build_owned(rows: &[OwnedRow], rules: LinkRules) -> Components {
+    let mut builder = GraphBuilder::default();
+    for ((tag, record), ids) in rows {
+        for (id_tag, id) in ids {
+            builder
+                .add((*tag, record), Some((*id_tag, id)), Some(20_000))
+                .unwrap();
+        }
+    }
+    builder.finish(&rules)
+}
+
+#[test]
+fn guest_orders_never_count_towards_the_cap() {
+    let email = || vec![(Tag::Email, "daan@x.com".to_string())];
+    // A guest with 60 orders under one email (cap 50): one customer, no order unattributed.
+    let guest = many(60, |k| (Tag::Order, format!("T{k}")), |_| email());
+    let graph = build_owned(&guest, LinkRules::default());
+    assert!(graph.capped.is_empty());
+    assert_eq!(graph.report.components, 1);
+    assert_eq!(graph.report.unattributed_orders, 0);
+
+    // A profile and 60 guest orders under the profile's email: still one customer.
+    let mut with_profile = guest.clone();
+    let c = (Tag::Source, "crm:C1".to_string());
+    with_profile.push((c.clone(), vec![c, (Tag::Email, "daan@x.com".to_string())]));
+    let graph = build_owned(&with_profile, LinkRules::default());
+    assert_eq!(graph.report.components, 1);
+    assert_eq!(
+        comp(&graph, Tag::Email, "daan@x.com"),
+        comp(&graph, C1.0, C1.1)
+    );
+    assert_eq!(graph.report.unattributed_orders, 0);
+
+    // A placeholder on 60 till records: links nothing, 60 customers of their own.
+    let till = many(
+        60,
+        |k| (Tag::Source, format!("pos:P{k}")),
+        |k| {
+            vec![
+                (Tag::Source, format!("pos:P{k}")),
+                (Tag::Email, "noemail@store.com".to_string()),
+            ]
+        },
+    );
+    let graph = build_owned(&till, LinkRules::default());
+    assert_eq!(graph.capped.len(), 1);
+    assert_eq!(
+        (graph.capped[0].records, graph.capped[0].guest_records),
+        (60, 0)
+    );
+    assert_eq!(graph.report.components, 60);
+}
+
+#[test]
+fn a_placeholder_under_the_cap_links_and_is_reported_until_excluded() {
+    // Guest orders of different people typed in with `none@shop.de`.
+    let rows = many(
+        30,
+        |k| (Tag::Order, format!("T{k}")),
+        |_| vec![(Tag::Email, "none@shop.de".to_string())],
+    );
+    let graph = build_owned(&rows, LinkRules::default());
+    assert_eq!(graph.report.components, 1);
+    assert_eq!(graph.suspects.len(), 1);
+    assert_eq!(
+        (
+            graph.suspects[0].id_value.as_str(),
+            graph.suspects[0].records,
+            graph.suspects[0].guest_records
+        ),
+        ("none@shop.de", 0, 30)
+    );
+    // The job excludes it: no customer, every order unattributed, nothing suspected.
+    let rules = LinkRules {
+        exclude: Some(regex::Regex::new("^(none|noemail)@").unwrap()),
+        ..LinkRules::default()
+    };
+    let graph = build_owned(&rows, rules);
+    assert_eq!(graph.report.components, 0);
+    assert_eq!(graph.report.excluded_count, 1);
+    assert_eq!(graph.excluded[0].guest_records, 30);
+    assert!(graph.suspects.is_empty());
+    assert_eq!(graph.report.unattributed_orders, 30);
 }
 
 #[test]
@@ -123,8 +231,8 @@ fn without_phone_linking_a_shared_household_phone_joins_nobody() {
     let linked = build(rows, 20_000, LinkRules::default());
     assert_eq!(linked.report.components, 2);
     let rules = LinkRules {
-        max_records_per_identifier: 50,
         link_by_phone: false,
+        ..LinkRules::default()
     };
     let graph = build(rows, 20_000, rules);
     assert_eq!(graph.report.components, 3);
@@ -147,7 +255,7 @@ fn merge_keeps_the_older_key_and_a_rerun_gives_the_same_keys() {
     builder.add(C1, Some(A), Some(20_000)).unwrap();
     builder.add(W1, Some(W1), Some(20_001)).unwrap();
     builder.add(W1, Some(PHONE), Some(20_001)).unwrap();
-    let day2 = builder.finish(LinkRules::default());
+    let day2 = builder.finish(&LinkRules::default());
     let keys2 = keys::assign(&day2, Some(&as_previous(&day1, &keys1, &day2))).unwrap();
     let k_c1 = key_of(&day2, &keys2, C1.0, C1.1);
     let k_w1 = key_of(&day2, &keys2, W1.0, W1.1);
@@ -162,7 +270,7 @@ fn merge_keeps_the_older_key_and_a_rerun_gives_the_same_keys() {
     builder.add(W1, Some(W1), Some(20_001)).unwrap();
     builder.add(W1, Some(PHONE), Some(20_001)).unwrap();
     builder.add(W1, Some(A), Some(20_002)).unwrap();
-    let day3 = builder.finish(LinkRules::default());
+    let day3 = builder.finish(&LinkRules::default());
     let previous = as_previous(&day2, &keys2, &day3);
     let keys3 = keys::assign(&day3, Some(&previous)).unwrap();
     assert_eq!(day3.report.components, 1);
@@ -201,14 +309,14 @@ fn the_oldest_key_survives_even_when_it_is_not_the_smallest() {
     let mut builder = GraphBuilder::default();
     builder.add(W1, Some(W1), Some(19_000)).unwrap();
     builder.add(C1, Some(C1), Some(20_000)).unwrap();
-    let day1 = builder.finish(LinkRules::default());
+    let day1 = builder.finish(&LinkRules::default());
     let keys1 = keys::assign(&day1, None).unwrap();
     let mut builder = GraphBuilder::default();
     builder.add(W1, Some(W1), Some(19_000)).unwrap();
     builder.add(W1, Some(A), Some(20_001)).unwrap();
     builder.add(C1, Some(C1), Some(20_000)).unwrap();
     builder.add(C1, Some(A), Some(20_001)).unwrap();
-    let day2 = builder.finish(LinkRules::default());
+    let day2 = builder.finish(&LinkRules::default());
     let keys2 = keys::assign(&day2, Some(&as_previous(&day1, &keys1, &day2))).unwrap();
     assert_eq!(keys2.keys, vec!["2632c973656e2729cd8f".to_string()]);
     assert_eq!(keys2.merges[0].merged_key, "f777b5c02ca0bc480733");
@@ -249,6 +357,21 @@ mod errors {
             rules_from(&env(&vars)),
             Err(IdentityError::Param { .. })
         ));
+        vars.insert("max_records_per_identifier".to_string(), "5".to_string());
+        vars.insert("exclude_identifiers".to_string(), "^(noemail@".to_string());
+        let error = rules_from(&env(&vars)).unwrap_err().to_string();
+        assert!(
+            error
+                .starts_with("param exclude_identifiers: `^(noemail@` is not a regular expression"),
+            "{error}"
+        );
+        vars.insert("exclude_identifiers".to_string(), "^noemail@".to_string());
+        let rules = rules_from(&env(&vars)).unwrap();
+        assert!(
+            rules
+                .exclude
+                .is_some_and(|re| re.is_match("noemail@store.com"))
+        );
     }
 
     #[test]
