@@ -8,6 +8,7 @@
 //! one pass. The result is the plain `model::Job` the rest of the crate runs.
 
 mod checks_spec;
+pub mod cron;
 mod dag;
 mod diagnostic;
 mod interpolate;

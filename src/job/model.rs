@@ -52,7 +52,7 @@ pub struct EngineSpec {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScheduleSpec {
     /// Cron expression as written: five fields (minute hour day-of-month month
-    /// day-of-week) or six with seconds first; `schedule::CronSchedule` parses it.
+    /// day-of-week) or six with seconds first; `job::cron::CronSchedule` parses it.
     pub cron: String,
     /// How far back missed runs are caught up after downtime (zero: none).
     pub catchup: Duration,

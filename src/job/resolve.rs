@@ -221,7 +221,7 @@ fn resolve_timezone(
 }
 
 fn resolve_schedule(raw: ScheduleRaw, report: &mut Reporter) -> ScheduleSpec {
-    if let Err(e) = crate::schedule::CronSchedule::parse(&raw.cron.value) {
+    if let Err(e) = super::cron::CronSchedule::parse(&raw.cron.value) {
         report.at(
             raw.cron.line,
             raw.cron.column,

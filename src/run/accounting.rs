@@ -25,25 +25,9 @@ use datafusion::prelude::SessionContext;
 
 use super::RunError;
 use crate::job::{ContractSchema, SourceSpec};
+use crate::runlog::RowAccounting;
 use crate::source::SourceReport;
 use crate::source::{FILE_COLUMN, LINE_COLUMN};
-
-/// The accounting of one extract, as recorded in the run log.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct RowAccounting {
-    pub extract: String,
-    pub read: u64,
-    pub accepted: u64,
-    pub rejected: u64,
-    /// Accepted rows that survive deduplication and the filters.
-    pub kept: u64,
-    /// Older or repeated copies that lost to another copy of the same key.
-    pub deduplicated: u64,
-    /// Reason -> rows: `after_date` (dated after the logical date), `cancelled`.
-    pub filtered: BTreeMap<String, u64>,
-    /// Kept guest order lines whose email is no identifier (in no customer's figures).
-    pub unattributed: u64,
-}
 
 /// Which copy of a key wins (DATA_CONTRACT.md, Duplicates).
 #[derive(Clone, Copy)]

@@ -36,10 +36,10 @@ use crate::clock::Clock;
 use crate::commit::{self, Committer, Lease, PartitionToCommit};
 use crate::engine::{self, EngineOptions};
 use crate::job::{ContractSchema, Job, SourceSpec};
+pub use crate::runlog::RowAccounting;
 use crate::runlog::{RunLog, RunRecord};
 use crate::source::SourceReport;
 use crate::storage::{StorageLocation, StorageRegistry};
-pub use accounting::RowAccounting;
 pub use error::RunError;
 
 /// What the caller chose for this run.

@@ -18,13 +18,13 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use super::cron::{CronError, CronSchedule};
 use super::history::RunHistory;
 use super::plan::{self, Tick};
 use super::policy::{self, AttemptPolicy, Attempted, Jitter, OnDue};
 use super::runner::{RunOutcome, Runner};
 use super::status::{JobStatus, LastRun, RunningStatus};
 use crate::clock::Clock;
+use crate::job::cron::{CronError, CronSchedule};
 use crate::job::{Job, ScheduleSpec};
 
 /// A job with a `schedule:` block, its cron parsed.

@@ -1,6 +1,6 @@
 //! The scheduler's memory: which (job, logical date) runs succeeded or failed and
 //! when. The run log in the warehouse (`{warehouse}/_c360/runs/`) is the source of
-//! truth (`runlog::WarehouseHistory` reads it); this module is the seam the
+//! truth (`schedule::WarehouseHistory` reads it); this module is the seam the
 //! scheduler reads it through, plus an in-memory implementation for tests.
 
 use std::sync::Mutex;

@@ -11,8 +11,6 @@
 //! - `backfill`: dates in order, skip done, stop at the first failure.
 
 pub mod backfill;
-pub mod commands;
-pub mod cron;
 pub mod daemon;
 pub mod dispatch;
 #[cfg(test)]
@@ -25,7 +23,8 @@ pub mod runner;
 pub mod status;
 #[cfg(test)]
 mod test_support;
+mod warehouse_history;
 
-pub use cron::{CronError, CronSchedule};
 pub use history::{MemoryRunHistory, RunHistory, RunRecord, RunStatus};
 pub use runner::{JobRunner, RunOutcome, Runner};
+pub use warehouse_history::WarehouseHistory;

@@ -14,7 +14,7 @@
 use chrono::{DateTime, Duration, LocalResult, NaiveDate, NaiveDateTime, TimeZone, Timelike, Utc};
 use chrono_tz::Tz;
 
-use super::cron::CronSchedule;
+use crate::job::cron::CronSchedule;
 
 /// One scheduled run: when it fires and the logical date it loads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

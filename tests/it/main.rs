@@ -12,6 +12,7 @@ mod identity;
 mod incremental;
 mod layout;
 mod materialize;
+mod modules;
 mod run;
 mod s3;
 mod s3_errors;

@@ -11,6 +11,8 @@ use clap::{Parser, Subcommand};
 use crate::clock::SystemClock;
 use crate::run::{RunOptions, RunSummary};
 
+mod schedule;
+
 /// Exit codes, documented in the README and `--help`.
 pub mod exit {
     /// The command did what it was asked.
@@ -210,13 +212,13 @@ pub async fn dispatch(cli: Cli) -> ExitCode {
             status_file,
             grace,
             heartbeat,
-        } => crate::schedule::commands::scheduler(jobs_dir, status_file, grace, heartbeat).await,
+        } => schedule::scheduler(jobs_dir, status_file, grace, heartbeat).await,
         Command::Backfill {
             job,
             from,
             to,
             force,
-        } => crate::schedule::commands::backfill_command(job, from, to, force).await,
+        } => schedule::backfill_command(job, from, to, force).await,
     }
 }
 

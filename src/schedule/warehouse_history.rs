@@ -1,13 +1,13 @@
-//! The run log as the scheduler's memory: `schedule::RunHistory` over the run
+//! The run log as the scheduler's memory: [`RunHistory`] over the run
 //! records in each job's warehouse (`{warehouse}/_c360/runs/`), so a restarted
 //! daemon or a resumed backfill sees every run, whoever started it.
 
 use async_trait::async_trait;
 use chrono::NaiveDate;
 
-use super::{RunLog, RunStatus};
+use super::history::{HistoryError, RunHistory, RunRecord, RunStatus as HistoryStatus};
 use crate::job::Job;
-use crate::schedule::history::{HistoryError, RunHistory, RunRecord, RunStatus as HistoryStatus};
+use crate::runlog::{RunLog, RunStatus};
 use crate::storage::StorageRegistry;
 
 /// Reads run history from the warehouse of the job asked about.

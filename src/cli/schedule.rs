@@ -1,7 +1,7 @@
 //! The `scheduler` and `backfill` subcommands: build the real runner and history,
 //! run, print, and turn the result into an exit code (0 ok, 1 failed, 2 invalid).
 //!
-//! The history is the run log in each job's warehouse (`runlog::WarehouseHistory`):
+//! The history is the run log in each job's warehouse (`schedule::WarehouseHistory`):
 //! a restarted daemon or a resumed backfill sees every earlier run.
 
 use std::path::PathBuf;
@@ -13,15 +13,15 @@ use chrono::NaiveDate;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 
-use super::backfill::{BackfillSummary, DateRange, backfill};
-use super::daemon::{DaemonOptions, run_daemon};
-use super::dispatch::Dispatcher;
-use super::policy::{AttemptPolicy, random_jitter};
-use super::runner::JobRunner;
-use crate::cli::exit;
+use super::exit;
 use crate::clock::{Clock, SystemClock};
 use crate::job::RetryPolicy;
-use crate::runlog::WarehouseHistory;
+use crate::schedule::WarehouseHistory;
+use crate::schedule::backfill::{BackfillSummary, DateRange, backfill};
+use crate::schedule::daemon::{DaemonError, DaemonOptions, run_daemon};
+use crate::schedule::dispatch::Dispatcher;
+use crate::schedule::policy::{AttemptPolicy, random_jitter};
+use crate::schedule::runner::JobRunner;
 
 fn real_runner(clock: Arc<dyn Clock>) -> (Arc<JobRunner>, Arc<WarehouseHistory>) {
     let runner = JobRunner {
@@ -50,7 +50,7 @@ pub async fn scheduler(
     };
     match run_daemon(options, dispatcher, clock).await {
         Ok(()) => ExitCode::from(exit::SUCCESS),
-        Err(e @ super::daemon::DaemonError::JobsDir(_)) => {
+        Err(e @ DaemonError::JobsDir(_)) => {
             eprintln!("error: {e}");
             ExitCode::from(exit::INVALID)
         }
