@@ -83,6 +83,7 @@ pub async fn register_stitch_identities(
             inputs.len()
         )));
     };
+    let started = std::time::Instant::now();
     let mut builder = GraphBuilder::default();
     let memory = crate::engine::reserve(ctx, &format!("stitch_identities({name})"));
     let mut stream = ctx.table(input.as_str()).await?.execute_stream().await?;
@@ -95,7 +96,9 @@ pub async fn register_stitch_identities(
     // The links plan's buffers go now, not when the step returns.
     drop(stream);
     let heap_bytes = builder.heap_bytes();
+    let read = started.elapsed();
     let graph = builder.finish(&rules);
+    let stitched = started.elapsed();
 
     let previous = match env.published.get(previous) {
         Some((store, dir)) => match previous::latest_before(store, dir, env.date).await? {
@@ -109,7 +112,13 @@ pub async fn register_stitch_identities(
         None => None,
     };
     let assignment = keys::assign(&graph, previous.as_ref())?;
-    log_report(name, &graph, &assignment, heap_bytes);
+    let phases = Phases {
+        read_secs: read.as_secs_f64(),
+        components_secs: (stitched - read).as_secs_f64(),
+        keys_secs: (started.elapsed() - stitched).as_secs_f64(),
+        heap_bytes,
+    };
+    log_report(name, &graph, &assignment, &phases);
 
     let map = map_table(&graph, &assignment, previous.as_ref())?;
     ctx.register_table(name, Arc::new(map))?;
@@ -200,7 +209,16 @@ pub fn add_links(builder: &mut GraphBuilder, batch: &RecordBatch) -> Result<(), 
     Ok(())
 }
 
-fn log_report(name: &str, graph: &Components, assignment: &Assignment, heap_bytes: usize) {
+/// Where the step's time went: reading and interning the links (the links query
+/// runs inside this), the components, the previous map and keys.
+struct Phases {
+    read_secs: f64,
+    components_secs: f64,
+    keys_secs: f64,
+    heap_bytes: usize,
+}
+
+fn log_report(name: &str, graph: &Components, assignment: &Assignment, phases: &Phases) {
     let r = &graph.report;
     let k = &assignment.report;
     tracing::info!(
@@ -220,7 +238,10 @@ fn log_report(name: &str, graph: &Components, assignment: &Assignment, heap_byte
         keys_merged = k.merged,
         keys_split = k.split,
         keys_dropped = k.dropped,
-        graph_heap_mib = heap_bytes / (1 << 20),
+        graph_heap_mib = phases.heap_bytes / (1 << 20),
+        read_secs = phases.read_secs,
+        components_secs = phases.components_secs,
+        keys_secs = phases.keys_secs,
         "identities stitched"
     );
     // The worst offenders by name; the counts above cover the rest.
