@@ -18,6 +18,10 @@
 -- again): the step keeps each distinct link once and the earliest seen_on per
 -- identifier, so no GROUP BY here has to hash and spill tens of millions of rows.
 --
+-- A row with a source id and no email adds nothing to that record's own link
+-- (source id to itself, same date), so it is not listed: most orders and events
+-- carry a source id and no email.
+--
 -- Speed: the versions of a profile mostly repeat the same email and phone text, so
 -- profile rows are first reduced to one row per (source id, email, phone, country)
 -- with the earliest date; the normalisers (normalize_phone is the costly one) then
@@ -69,7 +73,7 @@ links AS (
     FROM transaction_rows WHERE source_id IS NOT NULL
     UNION ALL
     SELECT 'source', source_id, 'email', normalize_email(email), seen_on
-    FROM transaction_rows WHERE source_id IS NOT NULL
+    FROM transaction_rows WHERE source_id IS NOT NULL AND email IS NOT NULL
     UNION ALL
     SELECT 'order', transaction_id, 'email', normalize_email(email), seen_on
     FROM transaction_rows WHERE source_id IS NULL
@@ -78,7 +82,7 @@ links AS (
     FROM event_rows WHERE source_id IS NOT NULL
     UNION ALL
     SELECT 'source', source_id, 'email', normalize_email(email), seen_on
-    FROM event_rows WHERE source_id IS NOT NULL
+    FROM event_rows WHERE source_id IS NOT NULL AND email IS NOT NULL
     UNION ALL
     SELECT 'event', event_id, 'email', normalize_email(email), seen_on
     FROM event_rows WHERE source_id IS NULL
