@@ -12,7 +12,8 @@
 
 use std::time::Instant;
 
-use c360::steps::identity::graph::{GraphBuilder, LinkRules, NONE};
+use c360::job::StitchSettings;
+use c360::steps::identity::graph::{GraphBuilder, NONE};
 use c360::steps::identity::intern::{Tag, TooManyNodes};
 use c360::steps::identity::keys::{self, Previous};
 
@@ -28,7 +29,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let heap = builder.heap_bytes();
     let loaded = started.elapsed();
 
-    let graph = builder.finish(&LinkRules::default());
+    let graph = builder.finish(&StitchSettings::default());
     let stitched = started.elapsed();
     let day1 = keys::assign(&graph, None)?;
     let keyed = started.elapsed();

@@ -7,6 +7,7 @@
 //! is collected as a `Diagnostic` (`file:line:col: message`) so a user fixes a job in
 //! one pass. The result is the plain `model::Job` the rest of the crate runs.
 
+mod builtins;
 mod checks_spec;
 pub mod cron;
 mod dag;
@@ -26,6 +27,9 @@ mod steps_resolve;
 mod storage_retry;
 mod units;
 
+pub use builtins::{
+    Builtin, BuiltinSettings, ClvSettings, ClvTimeUnit, SettingError, StitchSettings,
+};
 pub use diagnostic::{Diagnostic, Diagnostics};
 pub use interpolate::{InterpolateError, interpolate};
 pub use model::*;

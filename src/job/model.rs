@@ -184,8 +184,12 @@ pub struct SourceSpec {
 pub enum StepKind {
     /// A SQL file; `sql` is its text as read at load time (before interpolation).
     Sql { file: PathBuf, sql: String },
-    /// A builtin Rust step (`builtin: stitch_identities`), with its input table names.
-    Builtin { name: String, inputs: Vec<String> },
+    /// A builtin Rust step (`builtin: stitch_identities`), with its input table
+    /// names. Its settings come from the params ([`super::Builtin::settings`]).
+    Builtin {
+        builtin: super::Builtin,
+        inputs: Vec<String>,
+    },
 }
 
 /// One named step; its result is registered under `name`.

@@ -74,6 +74,7 @@ pub(crate) fn resolve(
         tables: &tables,
         outputs: &output_names,
         vars: &path_vars,
+        param_positions: &draft.param_positions,
         duplicated: &duplicated,
     };
     let steps = resolve_steps(draft.steps, &scope, report);

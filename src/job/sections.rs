@@ -23,6 +23,8 @@ pub(crate) struct Draft {
     pub timezone: Option<Located<String>>,
     pub schedule: Option<ScheduleRaw>,
     pub params: BTreeMap<String, String>,
+    /// Where each param's value is (line, column), for errors about its value.
+    pub param_positions: BTreeMap<String, (u32, u32)>,
     pub storage: Option<StorageRaw>,
     pub engine: EngineSpec,
     pub sources: Vec<(Located<String>, SourceRaw)>,
@@ -51,7 +53,7 @@ pub(crate) fn decode_sections(root: &Node, report: &mut Reporter) -> Draft {
             "name" => draft.name = decode_or_report(value, "name", report),
             "timezone" => draft.timezone = decode_or_report(value, "timezone", report),
             "schedule" => draft.schedule = decode_or_report(value, "schedule", report),
-            "params" => draft.params = decode_params(value, report),
+            "params" => (draft.params, draft.param_positions) = decode_params(value, report),
             "storage" => draft.storage = decode_or_report(value, "storage", report),
             "engine" => draft.engine = decode_engine(value, report),
             "memory_limit" => report.at(
@@ -133,14 +135,18 @@ pub(crate) fn key_name(
     }
 }
 
-fn decode_params(node: &Node, report: &mut Reporter) -> BTreeMap<String, String> {
+type Params = (BTreeMap<String, String>, BTreeMap<String, (u32, u32)>);
+
+fn decode_params(node: &Node, report: &mut Reporter) -> Params {
     let mut params = BTreeMap::new();
+    let mut positions = BTreeMap::new();
     for (key, value) in mapping(node, "params", report) {
         let Some(name) = key_name(key, "params", report) else {
             continue;
         };
         match value.as_scalar() {
             Some(text) => {
+                positions.insert(name.value.clone(), (value.line, value.column));
                 params.insert(name.value, text.to_string());
             }
             None => report.at(
@@ -154,7 +160,7 @@ fn decode_params(node: &Node, report: &mut Reporter) -> BTreeMap<String, String>
             ),
         }
     }
-    params
+    (params, positions)
 }
 
 fn decode_engine(node: &Node, report: &mut Reporter) -> EngineSpec {

@@ -91,7 +91,7 @@ pub(crate) struct StepRaw {
     #[serde(default)]
     pub sql: Option<Located<String>>,
     #[serde(default)]
-    pub builtin: Option<Located<BuiltinRaw>>,
+    pub builtin: Option<Located<super::Builtin>>,
     #[serde(default)]
     pub input: Option<Located<OneOrMany>>,
     /// Builtin steps: the output whose earlier snapshots the step reads back
@@ -158,33 +158,6 @@ impl OneOrMany {
         match self {
             Self::One(name) => vec![name],
             Self::Many(names) => names,
-        }
-    }
-}
-
-/// Builtin steps known to the engine.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub(crate) enum BuiltinRaw {
-    StitchIdentities,
-    FitClv,
-}
-
-impl BuiltinRaw {
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::StitchIdentities => "stitch_identities",
-            Self::FitClv => "fit_clv",
-        }
-    }
-
-    /// Tables the builtin registers besides the step's own: `stitch_identities`
-    /// also registers `<step>_merges` (the key merges of the run), `fit_clv`
-    /// `<step>_model` (the one-row fit summary).
-    pub fn companion_tables(self, step: &str) -> Vec<String> {
-        match self {
-            Self::StitchIdentities => vec![format!("{step}_merges")],
-            Self::FitClv => vec![format!("{step}_model")],
         }
     }
 }

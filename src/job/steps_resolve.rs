@@ -20,6 +20,8 @@ pub(crate) struct Scope<'a> {
     pub outputs: &'a BTreeSet<String>,
     /// Params, `raw`, `warehouse`, and a stand-in `date`.
     pub vars: &'a BTreeMap<String, String>,
+    /// Where each param's value is in the job file (line, column).
+    pub param_positions: &'a BTreeMap<String, (u32, u32)>,
     /// Names defined twice (already reported): edges to them are left out of the
     /// DAG so a duplicate does not also show up as a made-up cycle.
     pub duplicated: &'a BTreeSet<String>,
@@ -144,8 +146,23 @@ fn resolve_step(step: StepRaw, scope: &Scope, report: &mut Reporter) -> Option<S
                 report.at(input.line, input.column, message);
             }
             also_defines = builtin.value.companion_tables(&name.value);
+            if let Err(e) = builtin.value.settings(scope.vars) {
+                let (line, column) = scope
+                    .param_positions
+                    .get(e.param)
+                    .copied()
+                    .unwrap_or((builtin.line, builtin.column));
+                let message = format!(
+                    "params.{}: {} (a setting of builtin `{}`, step `{}`)",
+                    e.param,
+                    e.message,
+                    builtin.value.name(),
+                    name.value
+                );
+                report.at(line, column, message);
+            }
             let kind = StepKind::Builtin {
-                name: builtin.value.name().to_string(),
+                builtin: builtin.value,
                 inputs: inputs.clone(),
             };
             (kind, inputs)

@@ -436,6 +436,15 @@ fn bind(job: &Job, options: &RunOptions) -> Result<Bound, RunError> {
             }
         }
     }
+    // Builtin settings as overridden: a bad `--set` fails here, before any source
+    // is read (the job file's own values were checked when it was loaded).
+    for step in &job.steps {
+        if let crate::job::StepKind::Builtin { builtin, .. } = &step.kind
+            && let Err(e) = builtin.settings(&vars)
+        {
+            return Err(RunError::Bind(format!("step {}: {e}", step.name)));
+        }
+    }
     vars.insert("date".into(), date.to_string());
     let interpolate = |template: &str| {
         crate::job::interpolate(template, &vars).map_err(|e| RunError::Bind(e.to_string()))

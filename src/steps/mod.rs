@@ -21,7 +21,7 @@ use datafusion::prelude::SessionContext;
 use object_store::ObjectStore;
 use object_store::path::Path;
 
-use crate::job::{StepKind, StepSpec};
+use crate::job::{BuiltinSettings, StepKind, StepSpec};
 
 pub use materialize::{Materialized, materialize};
 pub use sql::register_sql_step;
@@ -41,8 +41,13 @@ pub enum StepError {
         file: String,
         message: String,
     },
-    #[error("step {step}: builtin `{builtin}` is not available in this version of c360")]
-    UnknownBuiltin { step: String, builtin: String },
+    /// A builtin's setting, as overridden by `--set` (the job file's own values
+    /// were checked at load).
+    #[error("step {step}: {source}")]
+    Setting {
+        step: String,
+        source: crate::job::SettingError,
+    },
     #[error("step {step}: stitch_identities: {source}")]
     Identity {
         step: String,
@@ -84,29 +89,33 @@ pub async fn register_step(
         StepKind::Sql { file, sql } => {
             register_sql_step(ctx, &step.name, file, sql, env.vars).await?;
         }
-        StepKind::Builtin { name, inputs } if name == "stitch_identities" => {
-            let previous = step.previous.as_deref().unwrap_or(&step.name);
-            identity::register_stitch_identities(ctx, &step.name, inputs, previous, env)
+        StepKind::Builtin { builtin, inputs } => match builtin.settings(env.vars) {
+            Err(source) => {
+                return Err(StepError::Setting {
+                    step: step.name.clone(),
+                    source,
+                });
+            }
+            Ok(BuiltinSettings::StitchIdentities(settings)) => {
+                let previous = step.previous.as_deref().unwrap_or(&step.name);
+                identity::register_stitch_identities(
+                    ctx, &step.name, inputs, previous, &settings, env,
+                )
                 .await
                 .map_err(|source| StepError::Identity {
                     step: step.name.clone(),
                     source,
                 })?;
-        }
-        StepKind::Builtin { name, inputs } if name == "fit_clv" => {
-            clv::register_fit_clv(ctx, &step.name, inputs, env.vars)
-                .await
-                .map_err(|source| StepError::Clv {
-                    step: step.name.clone(),
-                    source,
-                })?;
-        }
-        StepKind::Builtin { name, .. } => {
-            return Err(StepError::UnknownBuiltin {
-                step: step.name.clone(),
-                builtin: name.clone(),
-            });
-        }
+            }
+            Ok(BuiltinSettings::FitClv(settings)) => {
+                clv::register_fit_clv(ctx, &step.name, inputs, &settings)
+                    .await
+                    .map_err(|source| StepError::Clv {
+                        step: step.name.clone(),
+                        source,
+                    })?;
+            }
+        },
     }
     tracing::debug!(step = %step.name, "step registered");
     Ok(())

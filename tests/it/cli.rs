@@ -41,7 +41,7 @@ fn validate_reports_every_problem_with_its_place_and_exits_2() {
         stderr.contains("tests/fixtures/sql/broken.sql:5:7: SQL does not parse"),
         "{stderr}"
     );
-    assert!(stderr.contains("15 problem(s) found"), "{stderr}");
+    assert!(stderr.contains("17 problem(s) found"), "{stderr}");
 }
 
 #[test]
@@ -62,6 +62,30 @@ fn a_missing_job_file_or_a_bad_option_is_a_usage_error() {
     assert_eq!(out.status.code(), Some(2));
     assert!(
         text(&out.stderr).contains("`reporting_curency` is neither a storage root"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+/// A bad builtin setting given with `--set` fails before any source is read: the
+/// raw root does not even exist.
+#[test]
+fn a_bad_builtin_setting_on_the_command_line_is_a_usage_error_before_reading() {
+    let wh = tempfile::tempdir().unwrap();
+    let out = c360(&[
+        "run",
+        "jobs/customer_360.yaml",
+        "--set",
+        "clv_time_unit=fortnights",
+        "--set",
+        "raw=/nonexistent/raw",
+        "--set",
+        &format!("warehouse={}", wh.path().display()),
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr)
+            .contains("step clv: param clv_time_unit: `fortnights`: expected `days` or `weeks`"),
         "{}",
         text(&out.stderr)
     );

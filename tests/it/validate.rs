@@ -12,6 +12,8 @@ use std::time::Duration;
 const MANY_MISTAKES: &str = "\
 tests/fixtures/jobs/many_mistakes.yaml:2:11: timezone `Europe/Paris` disagrees with schedule.timezone `Europe/London`
 tests/fixtures/jobs/many_mistakes.yaml:3:19: schedule.cron: `0 30 25 * * *`: Component error: Number out of bounds.
+tests/fixtures/jobs/many_mistakes.yaml:4:51: params.clv_time_unit: `fortnights`: expected `days` or `weeks` (a setting of builtin `fit_clv`, step `orders_clean`)
+tests/fixtures/jobs/many_mistakes.yaml:4:78: params.link_by_phone: `maybe` is not true or false (a setting of builtin `stitch_identities`, step `stitched`)
 tests/fixtures/jobs/many_mistakes.yaml:6:25: engine.memory_limit: invalid size `4 gigs`: expected e.g. `512MiB`, `4GiB`, `2GB`
 tests/fixtures/jobs/many_mistakes.yaml:9:47: sources.profiles: unknown variant `xlsx`, expected one of `csv`, `ndjson`, `parquet`
 tests/fixtures/jobs/many_mistakes.yaml:10:47: sources.transactions: unknown field `fromat`, expected one of `path`, `format`, `schema`, `partitions`, `rejects`, `currencies`, `optional`
@@ -40,8 +42,8 @@ fn validate_paths_reports_every_file() {
         PathBuf::from("tests/fixtures/jobs/absent.yaml"),
     ];
     let diagnostics = job::validate_paths(&paths);
-    assert_eq!(diagnostics.len(), 16);
-    let last = diagnostics[15].to_string();
+    assert_eq!(diagnostics.len(), 18);
+    let last = diagnostics[17].to_string();
     assert!(
         last.starts_with("tests/fixtures/jobs/absent.yaml:1:1: cannot read job file:"),
         "{last}"
@@ -135,8 +137,8 @@ fn valid_job_loads_with_steps_in_dependency_order() {
         other => panic!("expected a SQL step, got {other:?}"),
     }
     match &job.steps[3].kind {
-        StepKind::Builtin { name, inputs } => {
-            assert_eq!(name, "fit_clv");
+        StepKind::Builtin { builtin, inputs } => {
+            assert_eq!(*builtin, c360::job::Builtin::FitClv);
             assert_eq!(inputs, &["orders", "customers_stitched"]);
         }
         other => panic!("expected a builtin step, got {other:?}"),

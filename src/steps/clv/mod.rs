@@ -19,10 +19,10 @@ pub mod value;
 
 pub use bgnbd::{BgNbdModel, BgNbdParams};
 pub use gamma_gamma::{GammaGammaModel, GammaGammaParams};
-pub use register::{FITTED, NOT_IDENTIFIED, model_row, params_from, register_fit_clv};
+pub use register::{FITTED, NOT_IDENTIFIED, model_row, register_fit_clv};
 pub use step::{fit_clv, fit_models};
 pub use summary::{ClvModelSummary, ModelFit};
-pub use value::{ClvParams, TimeUnit, Valuation};
+pub use value::{ClvParams, Valuation};
 
 use datafusion::error::DataFusionError;
 

@@ -2,9 +2,10 @@
 //! `<step>` (customer_key, p_alive, expected_purchases, expected_margin, clv) and
 //! `<step>_model` (one row: `status`, `reason`, then the fit summary's columns).
 //!
-//! Params (job `params:`): `clv_time_unit` (`days` | `weeks`, default `weeks`, the
-//! unit of the input's recency and t), `clv_horizon_months` (default 12),
-//! `annual_discount_rate` (default 0.10).
+//! Settings (job `params:`, decoded and checked at load: `job::ClvSettings`):
+//! `clv_time_unit` (`days` | `weeks`, default `weeks`, the unit of the input's
+//! recency and t), `clv_horizon_months` (default 12), `annual_discount_rate`
+//! (default 0.10).
 //!
 //! Degenerate data (`ClvError::NotIdentified`: no repeat buyers, one customer,
 //! everyone bought on one day, ...) does not fail the nightly load: the run goes
@@ -13,9 +14,8 @@
 //! wrong (optimiser failure, a non-finite prediction) does the same with
 //! `status = 'failed'`: a statistical model that did not converge one night must
 //! not hold back the rest of the warehouse. Bad input rows, a wrong input schema
-//! or bad params are the job's mistakes and fail the step.
+//! are the job's mistakes and fail the step.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray, new_null_array};
@@ -27,9 +27,9 @@ use datafusion::prelude::SessionContext;
 
 use super::summary::prediction_fields;
 use super::{
-    BgNbdParams, ClvError, ClvModelSummary, ClvParams, GammaGammaParams, ModelFit, TimeUnit,
-    fit_clv,
+    BgNbdParams, ClvError, ClvModelSummary, ClvParams, GammaGammaParams, ModelFit, fit_clv,
 };
+use crate::job::ClvSettings;
 
 /// `status` of a model row whose fit succeeded.
 pub const FITTED: &str = "fitted";
@@ -38,32 +38,12 @@ pub const NOT_IDENTIFIED: &str = "not_identified";
 /// `status` of a model row when the fit or a prediction failed numerically.
 pub const FAILED: &str = "failed";
 
-/// The step's parameters from the job's variables, with their defaults.
-pub fn params_from(vars: &BTreeMap<String, String>) -> Result<ClvParams, ClvError> {
-    let get = |name: &str, default: &str| -> String {
-        vars.get(name)
-            .map_or_else(|| default.to_string(), |v| v.trim().to_string())
-    };
-    let unit = TimeUnit::parse(&get("clv_time_unit", "weeks"))?;
-    let horizon = get("clv_horizon_months", "12");
-    let horizon_months: u32 = horizon.parse().map_err(|_| {
-        ClvError::Params(format!(
-            "clv_horizon_months `{horizon}` is not a whole number >= 0"
-        ))
-    })?;
-    let rate = get("annual_discount_rate", "0.10");
-    let annual_discount_rate: f64 = rate
-        .parse()
-        .map_err(|_| ClvError::Params(format!("annual_discount_rate `{rate}` is not a number")))?;
-    ClvParams::new(unit, horizon_months, annual_discount_rate)
-}
-
 /// Runs the step over `input` and registers `name` and `name_model` on `ctx`.
 pub async fn register_fit_clv(
     ctx: &SessionContext,
     name: &str,
     inputs: &[String],
-    vars: &BTreeMap<String, String>,
+    settings: &ClvSettings,
 ) -> Result<(), ClvError> {
     let [input] = inputs else {
         return Err(ClvError::Params(format!(
@@ -71,7 +51,7 @@ pub async fn register_fit_clv(
             inputs.len()
         )));
     };
-    let params = params_from(vars)?;
+    let params = ClvParams::new(settings);
     let query = |source: DataFusionError| ClvError::Query {
         table: input.clone(),
         source,

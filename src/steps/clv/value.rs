@@ -2,38 +2,17 @@
 //! month by month over the horizon, each month discounted (DOMAIN.md), the
 //! same construction as the `lifetimes` package's `customer_lifetime_value`.
 
+use super::Customer;
 use super::bgnbd::BgNbdParams;
 use super::gamma_gamma::GammaGammaParams;
-use super::{ClvError, Customer};
+use crate::job::{ClvSettings, ClvTimeUnit};
 
-/// The time unit the summary's recency and age are measured in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TimeUnit {
-    /// Days.
-    Days,
-    /// Weeks of 7 days.
-    Weeks,
-}
-
-impl TimeUnit {
-    /// Parses `days` or `weeks` (the job parameter's spelling).
-    pub fn parse(text: &str) -> Result<Self, ClvError> {
-        match text {
-            "days" => Ok(Self::Days),
-            "weeks" => Ok(Self::Weeks),
-            other => Err(ClvError::Params(format!(
-                "time unit `{other}`: expected `days` or `weeks`"
-            ))),
-        }
-    }
-
-    /// Length of a mean calendar month (365.25 / 12 days) in this unit.
-    pub fn per_month(self) -> f64 {
-        let days = 365.25 / 12.0;
-        match self {
-            Self::Days => days,
-            Self::Weeks => days / 7.0,
-        }
+/// Length of a mean calendar month (365.25 / 12 days) in `unit`.
+fn per_month(unit: ClvTimeUnit) -> f64 {
+    let days = 365.25 / 12.0;
+    match unit {
+        ClvTimeUnit::Days => days,
+        ClvTimeUnit::Weeks => days / 7.0,
     }
 }
 
@@ -50,22 +29,13 @@ pub struct ClvParams {
 }
 
 impl ClvParams {
-    /// Checked parameters.
-    pub fn new(
-        unit: TimeUnit,
-        horizon_months: u32,
-        annual_discount_rate: f64,
-    ) -> Result<Self, ClvError> {
-        if !(annual_discount_rate.is_finite() && annual_discount_rate > -1.0) {
-            return Err(ClvError::Params(format!(
-                "annual discount rate {annual_discount_rate} must be a number > -1"
-            )));
+    /// The parameters of the job's (checked) settings.
+    pub fn new(settings: &ClvSettings) -> Self {
+        Self {
+            periods_per_month: per_month(settings.time_unit),
+            horizon_months: settings.horizon_months,
+            annual_discount_rate: settings.annual_discount_rate,
         }
-        Ok(Self {
-            periods_per_month: unit.per_month(),
-            horizon_months,
-            annual_discount_rate,
-        })
     }
 
     /// The monthly rate equivalent to the annual one.
@@ -78,7 +48,7 @@ impl Default for ClvParams {
     /// Days, 12 months, 10 % a year (DOMAIN.md's defaults).
     fn default() -> Self {
         Self {
-            periods_per_month: TimeUnit::Days.per_month(),
+            periods_per_month: per_month(ClvTimeUnit::Days),
             horizon_months: 12,
             annual_discount_rate: 0.10,
         }

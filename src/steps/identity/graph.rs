@@ -23,6 +23,7 @@
 
 use super::intern::{Interner, Tag, TooManyNodes};
 use super::union_find::UnionFind;
+use crate::job::StitchSettings;
 
 /// "No component" / "not set" in the per-node vectors.
 pub const NONE: u32 = u32::MAX;
@@ -30,27 +31,6 @@ pub const NONE: u32 = u32::MAX;
 const AMBIGUOUS: u32 = u32::MAX - 1;
 /// An identifier over the cap. Node ids stay below these markers (`intern::MAX_NODES`).
 const CAPPED: u32 = u32::MAX - 2;
-
-/// The job's linking rules.
-#[derive(Debug, Clone)]
-pub struct LinkRules {
-    /// An email or phone carried by more source records than this links nothing.
-    pub max_records_per_identifier: u32,
-    /// Whether a shared phone joins records into one customer.
-    pub link_by_phone: bool,
-    /// Emails and phones (normalised) this pattern matches link nothing.
-    pub exclude: Option<regex::Regex>,
-}
-
-impl Default for LinkRules {
-    fn default() -> Self {
-        Self {
-            max_records_per_identifier: 50,
-            link_by_phone: true,
-            exclude: None,
-        }
-    }
-}
 
 /// Edges held before the first compaction (32 MiB); later compactions come each
 /// time the list doubles past its distinct edges.
@@ -155,7 +135,7 @@ impl GraphBuilder {
     }
 
     /// Computes the components; see the module docs.
-    pub fn finish(mut self, rules: &LinkRules) -> Components {
+    pub fn finish(mut self, rules: &StitchSettings) -> Components {
         self.compact();
         let Self {
             interner,
@@ -185,7 +165,11 @@ impl GraphBuilder {
             let value = interner.value(i);
             let (list, dropped) = if records > rules.max_records_per_identifier {
                 (&mut flagged.capped, true)
-            } else if rules.exclude.as_ref().is_some_and(|re| re.is_match(value)) {
+            } else if rules
+                .exclude_identifiers
+                .as_ref()
+                .is_some_and(|re| re.is_match(value))
+            {
                 (&mut flagged.excluded, true)
             } else if tag == Tag::Email && super::placeholder::looks_like_placeholder(value) {
                 (&mut flagged.suspects, false)
@@ -401,7 +385,7 @@ mod tests {
                     }
                 }
             }
-            builder.finish(&LinkRules::default())
+            builder.finish(&StitchSettings::default())
         };
         let once = build(GraphBuilder::compacting_at(usize::MAX));
         for every in [1, 2, 3, 7] {

@@ -12,8 +12,8 @@
 //! The map is one row per identifier, so it is compact by construction and is
 //! held as an in-memory table; the input is streamed batch by batch. The graph's
 //! heap is reserved in the run's memory pool as it grows, so it counts against
-//! `engine.memory_limit` like DataFusion's own operators. Params (job
-//! `params:`): `max_records_per_identifier` (default 50: source records, guest
+//! `engine.memory_limit` like DataFusion's own operators. Settings (job
+//! `params:`, decoded and checked at load: `job::StitchSettings`): `max_records_per_identifier` (default 50: source records, guest
 //! orders and events never count), `link_by_phone` (default true),
 //! `exclude_identifiers` (a regular expression; normalised emails and phones it
 //! matches link nothing; default none).
@@ -37,10 +37,11 @@ use datafusion::error::DataFusionError;
 use datafusion::prelude::SessionContext;
 use futures::TryStreamExt;
 
-use self::graph::{Components, GraphBuilder, LinkRules, NONE};
+use self::graph::{Components, GraphBuilder, NONE};
 use self::intern::{Tag, TooManyNodes};
 use self::keys::{Assignment, KeyCollision, Previous};
 use super::StepEnv;
+use crate::job::StitchSettings;
 
 /// Rows per batch of the result tables.
 const BATCH_ROWS: usize = 64 * 1024;
@@ -48,8 +49,6 @@ const BATCH_ROWS: usize = 64 * 1024;
 /// Errors of identity stitching.
 #[derive(Debug, thiserror::Error)]
 pub enum IdentityError {
-    #[error("param {name}: {message}")]
-    Param { name: String, message: String },
     #[error("input: {0}")]
     Input(String),
     #[error("input: {0}")]
@@ -74,9 +73,9 @@ pub async fn register_stitch_identities(
     name: &str,
     inputs: &[String],
     previous: &str,
+    rules: &StitchSettings,
     env: &StepEnv<'_>,
 ) -> Result<(), IdentityError> {
-    let rules = rules_from(env)?;
     let [input] = inputs else {
         return Err(IdentityError::Input(format!(
             "stitch_identities reads exactly one table of links, got {}",
@@ -97,7 +96,7 @@ pub async fn register_stitch_identities(
     drop(stream);
     let heap_bytes = builder.heap_bytes();
     let read = started.elapsed();
-    let graph = builder.finish(&rules);
+    let graph = builder.finish(rules);
     let stitched = started.elapsed();
 
     let previous = match env.published.get(previous) {
@@ -125,39 +124,6 @@ pub async fn register_stitch_identities(
     let merges = merges_table(&assignment, env.date)?;
     ctx.register_table(format!("{name}_merges").as_str(), Arc::new(merges))?;
     Ok(())
-}
-
-fn rules_from(env: &StepEnv<'_>) -> Result<LinkRules, IdentityError> {
-    let mut rules = LinkRules::default();
-    if let Some(text) = env.vars.get("max_records_per_identifier") {
-        rules.max_records_per_identifier =
-            text.trim().parse().map_err(|_| IdentityError::Param {
-                name: "max_records_per_identifier".into(),
-                message: format!("`{text}` is not a whole number >= 0"),
-            })?;
-    }
-    if let Some(text) = env.vars.get("link_by_phone") {
-        rules.link_by_phone = match text.trim() {
-            "true" => true,
-            "false" => false,
-            other => {
-                return Err(IdentityError::Param {
-                    name: "link_by_phone".into(),
-                    message: format!("`{other}` is not true or false"),
-                });
-            }
-        };
-    }
-    if let Some(text) = env.vars.get("exclude_identifiers")
-        && !text.trim().is_empty()
-    {
-        let pattern = regex::Regex::new(text.trim()).map_err(|e| IdentityError::Param {
-            name: "exclude_identifiers".into(),
-            message: format!("`{text}` is not a regular expression: {e}"),
-        })?;
-        rules.exclude = Some(pattern);
-    }
-    Ok(rules)
 }
 
 /// Feeds one batch of the links table to the graph.

@@ -1,14 +1,15 @@
 //! Hand-made identity graphs: linking rules, the cap, phones, and key stability.
 //! Expected keys were computed independently in Python (see the first test).
 
-use super::graph::{Components, GraphBuilder, LinkRules, NONE};
+use super::graph::{Components, GraphBuilder, NONE};
 use super::intern::Tag;
 use super::keys::{self, Assignment, Merge, Previous, derive_key};
+use crate::job::StitchSettings;
 
 /// `(record, identifiers)` rows, every row seen on day `day`.
 type Rows<'a> = &'a [((Tag, &'a str), &'a [(Tag, &'a str)])];
 
-fn build(rows: Rows, day: i32, rules: LinkRules) -> Components {
+fn build(rows: Rows, day: i32, rules: StitchSettings) -> Components {
     let mut builder = GraphBuilder::default();
     for (record, identifiers) in rows {
         if identifiers.is_empty() {
@@ -72,7 +73,7 @@ fn links_are_transitive_and_a_guest_order_joins_by_email() {
         ((Tag::Order, "T5"), &[]),
         ((Tag::Source, "crm:C2"), &[(Tag::Source, "crm:C2")]),
     ];
-    let graph = build(rows, 20_000, LinkRules::default());
+    let graph = build(rows, 20_000, StitchSettings::default());
     assert_eq!(graph.report.components, 2);
     let one = comp(&graph, C1.0, C1.1);
     for (tag, value) in [W1, P1, A, PHONE] {
@@ -87,10 +88,10 @@ fn links_are_transitive_and_a_guest_order_joins_by_email() {
     assert_eq!(key_of(&graph, &keys, C1.0, C1.1), "f777b5c02ca0bc480733");
 }
 
-fn cap(max: u32) -> LinkRules {
-    LinkRules {
+fn cap(max: u32) -> StitchSettings {
+    StitchSettings {
         max_records_per_identifier: max,
-        ..LinkRules::default()
+        ..StitchSettings::default()
     }
 }
 
@@ -135,7 +136,7 @@ fn many(
     (0..n).map(|k| (record(k), ids(k))).collect()
 }
 
-fn build_owned(rows: &[OwnedRow], rules: LinkRules) -> Components {
+fn build_owned(rows: &[OwnedRow], rules: StitchSettings) -> Components {
     let mut builder = GraphBuilder::default();
     for ((tag, record), ids) in rows {
         for (id_tag, id) in ids {
@@ -152,7 +153,7 @@ fn guest_orders_never_count_towards_the_cap() {
     let email = || vec![(Tag::Email, "daan@x.com".to_string())];
     // A guest with 60 orders under one email (cap 50): one customer, no order unattributed.
     let guest = many(60, |k| (Tag::Order, format!("T{k}")), |_| email());
-    let graph = build_owned(&guest, LinkRules::default());
+    let graph = build_owned(&guest, StitchSettings::default());
     assert!(graph.capped.is_empty());
     assert_eq!(graph.report.components, 1);
     assert_eq!(graph.report.unattributed_orders, 0);
@@ -161,7 +162,7 @@ fn guest_orders_never_count_towards_the_cap() {
     let mut with_profile = guest.clone();
     let c = (Tag::Source, "crm:C1".to_string());
     with_profile.push((c.clone(), vec![c, (Tag::Email, "daan@x.com".to_string())]));
-    let graph = build_owned(&with_profile, LinkRules::default());
+    let graph = build_owned(&with_profile, StitchSettings::default());
     assert_eq!(graph.report.components, 1);
     assert_eq!(
         comp(&graph, Tag::Email, "daan@x.com"),
@@ -180,7 +181,7 @@ fn guest_orders_never_count_towards_the_cap() {
             ]
         },
     );
-    let graph = build_owned(&till, LinkRules::default());
+    let graph = build_owned(&till, StitchSettings::default());
     assert_eq!(graph.capped.len(), 1);
     assert_eq!(
         (graph.capped[0].records, graph.capped[0].guest_records),
@@ -197,7 +198,7 @@ fn a_placeholder_under_the_cap_links_and_is_reported_until_excluded() {
         |k| (Tag::Order, format!("T{k}")),
         |_| vec![(Tag::Email, "none@shop.de".to_string())],
     );
-    let graph = build_owned(&rows, LinkRules::default());
+    let graph = build_owned(&rows, StitchSettings::default());
     assert_eq!(graph.report.components, 1);
     assert_eq!(graph.suspects.len(), 1);
     assert_eq!(
@@ -209,9 +210,9 @@ fn a_placeholder_under_the_cap_links_and_is_reported_until_excluded() {
         ("none@shop.de", 0, 30)
     );
     // The job excludes it: no customer, every order unattributed, nothing suspected.
-    let rules = LinkRules {
-        exclude: Some(regex::Regex::new("^(none|noemail)@").unwrap()),
-        ..LinkRules::default()
+    let rules = StitchSettings {
+        exclude_identifiers: Some(regex::Regex::new("^(none|noemail)@").unwrap()),
+        ..StitchSettings::default()
     };
     let graph = build_owned(&rows, rules);
     assert_eq!(graph.report.components, 0);
@@ -228,11 +229,11 @@ fn without_phone_linking_a_shared_household_phone_joins_nobody() {
         ((Tag::Source, "crm:C2"), &[(Tag::Source, "crm:C2"), PHONE]),
         (W1, &[W1, (Tag::Phone, "+14155550100")]),
     ];
-    let linked = build(rows, 20_000, LinkRules::default());
+    let linked = build(rows, 20_000, StitchSettings::default());
     assert_eq!(linked.report.components, 2);
-    let rules = LinkRules {
+    let rules = StitchSettings {
         link_by_phone: false,
-        ..LinkRules::default()
+        ..StitchSettings::default()
     };
     let graph = build(rows, 20_000, rules);
     assert_eq!(graph.report.components, 3);
@@ -248,14 +249,14 @@ fn without_phone_linking_a_shared_household_phone_joins_nobody() {
 #[test]
 fn merge_keeps_the_older_key_and_a_rerun_gives_the_same_keys() {
     // Day 1 (day 20000): C1 with email a. Day 2 (20001): W1 with phone, new.
-    let day1 = build(&[(C1, &[C1, A])], 20_000, LinkRules::default());
+    let day1 = build(&[(C1, &[C1, A])], 20_000, StitchSettings::default());
     let keys1 = keys::assign(&day1, None).unwrap();
     let mut builder = GraphBuilder::default();
     builder.add(C1, Some(C1), Some(20_000)).unwrap();
     builder.add(C1, Some(A), Some(20_000)).unwrap();
     builder.add(W1, Some(W1), Some(20_001)).unwrap();
     builder.add(W1, Some(PHONE), Some(20_001)).unwrap();
-    let day2 = builder.finish(&LinkRules::default());
+    let day2 = builder.finish(&StitchSettings::default());
     let keys2 = keys::assign(&day2, Some(&as_previous(&day1, &keys1, &day2))).unwrap();
     let k_c1 = key_of(&day2, &keys2, C1.0, C1.1);
     let k_w1 = key_of(&day2, &keys2, W1.0, W1.1);
@@ -270,7 +271,7 @@ fn merge_keeps_the_older_key_and_a_rerun_gives_the_same_keys() {
     builder.add(W1, Some(W1), Some(20_001)).unwrap();
     builder.add(W1, Some(PHONE), Some(20_001)).unwrap();
     builder.add(W1, Some(A), Some(20_002)).unwrap();
-    let day3 = builder.finish(&LinkRules::default());
+    let day3 = builder.finish(&StitchSettings::default());
     let previous = as_previous(&day2, &keys2, &day3);
     let keys3 = keys::assign(&day3, Some(&previous)).unwrap();
     assert_eq!(day3.report.components, 1);
@@ -294,7 +295,7 @@ fn merge_keeps_the_older_key_and_a_rerun_gives_the_same_keys() {
     let day4 = build(
         &[(C1, &[C1, A]), (W1, &[W1, PHONE])],
         20_000,
-        LinkRules::default(),
+        StitchSettings::default(),
     );
     let keys4 = keys::assign(&day4, Some(&as_previous(&day3, &keys3, &day4))).unwrap();
     assert_eq!(key_of(&day4, &keys4, C1.0, C1.1), k_c1);
@@ -309,70 +310,26 @@ fn the_oldest_key_survives_even_when_it_is_not_the_smallest() {
     let mut builder = GraphBuilder::default();
     builder.add(W1, Some(W1), Some(19_000)).unwrap();
     builder.add(C1, Some(C1), Some(20_000)).unwrap();
-    let day1 = builder.finish(&LinkRules::default());
+    let day1 = builder.finish(&StitchSettings::default());
     let keys1 = keys::assign(&day1, None).unwrap();
     let mut builder = GraphBuilder::default();
     builder.add(W1, Some(W1), Some(19_000)).unwrap();
     builder.add(W1, Some(A), Some(20_001)).unwrap();
     builder.add(C1, Some(C1), Some(20_000)).unwrap();
     builder.add(C1, Some(A), Some(20_001)).unwrap();
-    let day2 = builder.finish(&LinkRules::default());
+    let day2 = builder.finish(&StitchSettings::default());
     let keys2 = keys::assign(&day2, Some(&as_previous(&day1, &keys1, &day2))).unwrap();
     assert_eq!(keys2.keys, vec!["2632c973656e2729cd8f".to_string()]);
     assert_eq!(keys2.merges[0].merged_key, "f777b5c02ca0bc480733");
 }
 
 mod errors {
-    use std::collections::BTreeMap;
     use std::sync::Arc;
 
     use datafusion::arrow::array::{RecordBatch, StringArray};
     use datafusion::arrow::datatypes::{DataType, Field, Schema};
 
-    use super::super::{GraphBuilder, IdentityError, add_links, rules_from};
-    use crate::steps::StepEnv;
-
-    fn env(vars: &BTreeMap<String, String>) -> StepEnv<'_> {
-        StepEnv {
-            vars,
-            date: chrono::NaiveDate::from_ymd_opt(2026, 3, 1).unwrap(),
-            published: Default::default(),
-        }
-    }
-
-    #[test]
-    fn params_must_be_a_count_and_a_bool() {
-        let mut vars = BTreeMap::new();
-        let rules = rules_from(&env(&vars)).unwrap();
-        assert_eq!(
-            (rules.max_records_per_identifier, rules.link_by_phone),
-            (50, true)
-        );
-        vars.insert("link_by_phone".to_string(), "yes".to_string());
-        let error = rules_from(&env(&vars)).unwrap_err().to_string();
-        assert_eq!(error, "param link_by_phone: `yes` is not true or false");
-        vars.insert("link_by_phone".to_string(), "false".to_string());
-        vars.insert("max_records_per_identifier".to_string(), "-1".to_string());
-        assert!(matches!(
-            rules_from(&env(&vars)),
-            Err(IdentityError::Param { .. })
-        ));
-        vars.insert("max_records_per_identifier".to_string(), "5".to_string());
-        vars.insert("exclude_identifiers".to_string(), "^(noemail@".to_string());
-        let error = rules_from(&env(&vars)).unwrap_err().to_string();
-        assert!(
-            error
-                .starts_with("param exclude_identifiers: `^(noemail@` is not a regular expression"),
-            "{error}"
-        );
-        vars.insert("exclude_identifiers".to_string(), "^noemail@".to_string());
-        let rules = rules_from(&env(&vars)).unwrap();
-        assert!(
-            rules
-                .exclude
-                .is_some_and(|re| re.is_match("noemail@store.com"))
-        );
-    }
+    use super::super::{GraphBuilder, add_links};
 
     #[test]
     fn a_links_table_without_the_contract_columns_is_an_input_error() {
