@@ -130,6 +130,10 @@ pub fn session(options: &EngineOptions, runtime: Arc<RuntimeEnv>) -> SessionCont
         .execution
         .parquet
         .schema_force_view_types = false;
+    // And `CAST(x AS VARCHAR)` in a step's SQL gives Utf8 too (DataFusion 55 maps SQL
+    // string types to Utf8View by default): `customer_360.rfm_cell` was the one
+    // Utf8View column of the outputs.
+    config.options_mut().sql_parser.map_string_types_to_utf8view = false;
     // File statistics (row counts, sizes) let the planner build each hash join on
     // its smaller side. Staged tables are written without column min/max (see
     // `sink::FileLayout`), which DataFusion 55.2's filter selectivity estimate

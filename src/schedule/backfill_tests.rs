@@ -9,7 +9,7 @@ use super::*;
 use crate::clock::ManualClock;
 use crate::job::{Overlap, RetryPolicy};
 use crate::schedule::fakes::{ScriptedRunner, Step};
-use crate::schedule::history::{MemoryRunHistory, RunRecord, RunStatus};
+use crate::schedule::history::{MemoryRunHistory, PastRun, PastRunStatus};
 use crate::schedule::test_support::*;
 
 struct Setup {
@@ -58,12 +58,12 @@ impl Setup {
 #[tokio::test]
 async fn dates_run_in_order_and_succeeded_ones_are_skipped_unless_forced() {
     let s = setup();
-    s.history.record(RunRecord {
+    s.history.record(PastRun {
         job: "c360".into(),
         date: day("2026-03-02"),
         run_id: "earlier".into(),
         started_at: utc("2026-03-02T02:30:00Z"),
-        status: RunStatus::Succeeded,
+        status: PastRunStatus::Succeeded,
     });
     let summary = s.backfill("2026-03-01", "2026-03-04", false).await;
     assert_eq!(

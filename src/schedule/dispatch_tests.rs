@@ -12,20 +12,20 @@ use tokio::sync::Notify;
 use super::*;
 use crate::job::{Overlap, RetryPolicy};
 use crate::schedule::fakes::Step;
-use crate::schedule::history::{MemoryRunHistory, RunRecord, RunStatus};
+use crate::schedule::history::{MemoryRunHistory, PastRun, PastRunStatus};
 use crate::schedule::test_support::*;
 
 fn nightly(overlap: Overlap, catchup_days: u64) -> Job {
     job("c360", London, spec("30 2 * * *", catchup_days, overlap))
 }
 
-fn succeeded(date: &str, started: &str) -> RunRecord {
-    RunRecord {
+fn succeeded(date: &str, started: &str) -> PastRun {
+    PastRun {
         job: "c360".into(),
         date: day(date),
         run_id: format!("before-{date}"),
         started_at: utc(started),
-        status: RunStatus::Succeeded,
+        status: PastRunStatus::Succeeded,
     }
 }
 
@@ -56,7 +56,7 @@ async fn catch_up_after_a_three_day_outage_runs_missed_dates_oldest_first() {
     let successes = history
         .all()
         .iter()
-        .filter(|r| r.status == RunStatus::Succeeded)
+        .filter(|r| r.status == PastRunStatus::Succeeded)
         .count();
     assert_eq!(successes, 4, "exactly one successful run per logical date");
 }
@@ -169,8 +169,8 @@ async fn overlap_replace_cancels_the_running_load_and_starts_the_new_tick() {
     assert_eq!(
         statuses,
         vec![
-            (day("2026-03-01"), RunStatus::Cancelled),
-            (day("2026-03-02"), RunStatus::Succeeded)
+            (day("2026-03-01"), PastRunStatus::Cancelled),
+            (day("2026-03-02"), PastRunStatus::Succeeded)
         ]
     );
 }
@@ -243,7 +243,7 @@ async fn max_runtime_cancels_a_run_that_overruns_and_does_not_retry_it() {
     assert_eq!(started.elapsed(), limit);
     let last = rig.dispatcher.status()[0].last.clone().unwrap();
     assert_eq!((last.outcome, last.attempts), ("timed_out", 1));
-    assert_eq!(rig.history.all()[0].status, RunStatus::Cancelled);
+    assert_eq!(rig.history.all()[0].status, PastRunStatus::Cancelled);
 }
 
 #[tokio::test(start_paused = true)]
@@ -257,7 +257,7 @@ async fn shutdown_waits_for_the_grace_period_then_cancels() {
     rig.dispatcher.shutdown(Duration::from_secs(60)).await;
     assert_eq!(started.elapsed(), Duration::from_secs(60));
     assert!(!rig.dispatcher.is_busy());
-    assert_eq!(rig.history.all()[0].status, RunStatus::Cancelled);
+    assert_eq!(rig.history.all()[0].status, PastRunStatus::Cancelled);
     // A stopped dispatcher triggers nothing more.
     rig.wake_at("2026-03-02T02:30:00Z").await;
     assert_eq!(rig.runner.dates(), days(&["2026-03-01"]));

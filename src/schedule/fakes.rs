@@ -10,7 +10,7 @@ use chrono::NaiveDate;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use super::history::{MemoryRunHistory, RunRecord, RunStatus};
+use super::history::{MemoryRunHistory, PastRun, PastRunStatus};
 use super::runner::{RunOutcome, Runner};
 use crate::clock::Clock;
 use crate::job::Job;
@@ -101,11 +101,11 @@ impl Runner for ScriptedRunner {
             },
         };
         let status = match outcome {
-            RunOutcome::Succeeded { .. } => RunStatus::Succeeded,
-            RunOutcome::Failed { .. } => RunStatus::Failed,
-            _ => RunStatus::Cancelled,
+            RunOutcome::Succeeded { .. } => PastRunStatus::Succeeded,
+            RunOutcome::Failed { .. } => PastRunStatus::Failed,
+            _ => PastRunStatus::Cancelled,
         };
-        self.history.record(RunRecord {
+        self.history.record(PastRun {
             job: job.name.clone(),
             date,
             run_id: format!("run-{date}"),

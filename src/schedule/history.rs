@@ -13,7 +13,7 @@ use crate::job::Job;
 /// How a recorded run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum RunStatus {
+pub enum PastRunStatus {
     Succeeded,
     Failed,
     Cancelled,
@@ -21,12 +21,12 @@ pub enum RunStatus {
 
 /// One run of a job for a logical date, as the run log records it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RunRecord {
+pub struct PastRun {
     pub job: String,
     pub date: NaiveDate,
     pub run_id: String,
     pub started_at: DateTime<Utc>,
-    pub status: RunStatus,
+    pub status: PastRunStatus,
 }
 
 /// Reading the run history failed (e.g. the warehouse is unreachable).
@@ -43,7 +43,7 @@ pub trait RunHistory: Send + Sync {
         job: &Job,
         from: NaiveDate,
         to: NaiveDate,
-    ) -> Result<Vec<RunRecord>, HistoryError>;
+    ) -> Result<Vec<PastRun>, HistoryError>;
 
     /// Whether `date` has a successful run that started at or after `since`
     /// (`None`: ever). A scheduled tick is satisfied by a success started after it.
@@ -54,28 +54,28 @@ pub trait RunHistory: Send + Sync {
         since: Option<DateTime<Utc>>,
     ) -> Result<bool, HistoryError> {
         let runs = self.runs(job, date, date).await?;
-        Ok(runs
-            .iter()
-            .any(|r| r.status == RunStatus::Succeeded && since.is_none_or(|s| r.started_at >= s)))
+        Ok(runs.iter().any(|r| {
+            r.status == PastRunStatus::Succeeded && since.is_none_or(|s| r.started_at >= s)
+        }))
     }
 }
 
 /// A run history held in memory: the fake for tests.
 #[derive(Debug, Default)]
 pub struct MemoryRunHistory {
-    records: Mutex<Vec<RunRecord>>,
+    records: Mutex<Vec<PastRun>>,
 }
 
 impl MemoryRunHistory {
     /// Adds one record.
-    pub fn record(&self, record: RunRecord) {
+    pub fn record(&self, record: PastRun) {
         if let Ok(mut records) = self.records.lock() {
             records.push(record);
         }
     }
 
     /// Every record, in the order they were added.
-    pub fn all(&self) -> Vec<RunRecord> {
+    pub fn all(&self) -> Vec<PastRun> {
         self.records.lock().map(|r| r.clone()).unwrap_or_default()
     }
 
@@ -84,7 +84,7 @@ impl MemoryRunHistory {
         let mut dates: Vec<NaiveDate> = self
             .all()
             .into_iter()
-            .filter(|r| r.job == job && r.status == RunStatus::Succeeded)
+            .filter(|r| r.job == job && r.status == PastRunStatus::Succeeded)
             .map(|r| r.date)
             .collect();
         dates.sort();
@@ -100,7 +100,7 @@ impl RunHistory for MemoryRunHistory {
         job: &Job,
         from: NaiveDate,
         to: NaiveDate,
-    ) -> Result<Vec<RunRecord>, HistoryError> {
+    ) -> Result<Vec<PastRun>, HistoryError> {
         let records = self
             .records
             .lock()

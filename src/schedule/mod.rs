@@ -25,6 +25,6 @@ pub mod status;
 mod test_support;
 mod warehouse_history;
 
-pub use history::{MemoryRunHistory, RunHistory, RunRecord, RunStatus};
+pub use history::{MemoryRunHistory, PastRun, PastRunStatus, RunHistory};
 pub use runner::{JobRunner, RunOutcome, Runner};
 pub use warehouse_history::WarehouseHistory;

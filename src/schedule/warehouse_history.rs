@@ -5,7 +5,7 @@
 use async_trait::async_trait;
 use chrono::NaiveDate;
 
-use super::history::{HistoryError, RunHistory, RunRecord, RunStatus as HistoryStatus};
+use super::history::{HistoryError, PastRun, PastRunStatus, RunHistory};
 use crate::job::Job;
 use crate::runlog::{RunLog, RunStatus};
 use crate::storage::StorageRegistry;
@@ -34,7 +34,7 @@ impl RunHistory for WarehouseHistory {
         job: &Job,
         from: NaiveDate,
         to: NaiveDate,
-    ) -> Result<Vec<RunRecord>, HistoryError> {
+    ) -> Result<Vec<PastRun>, HistoryError> {
         let records = Self::log_of(job)?
             .recent(Some(&job.name), usize::MAX)
             .await
@@ -42,17 +42,17 @@ impl RunHistory for WarehouseHistory {
         Ok(records
             .into_iter()
             .filter(|r| r.logical_date >= from && r.logical_date <= to)
-            .map(|r| RunRecord {
+            .map(|r| PastRun {
                 job: r.job,
                 date: r.logical_date,
                 run_id: r.run_id,
                 started_at: r.started_at,
                 status: match r.status {
-                    RunStatus::Succeeded => HistoryStatus::Succeeded,
-                    RunStatus::Failed => HistoryStatus::Failed,
+                    RunStatus::Succeeded => PastRunStatus::Succeeded,
+                    RunStatus::Failed => PastRunStatus::Failed,
                     // A run still marked running is either in progress or was killed;
                     // neither satisfies a tick.
-                    RunStatus::Running | RunStatus::Abandoned => HistoryStatus::Cancelled,
+                    RunStatus::Running | RunStatus::Abandoned => PastRunStatus::Cancelled,
                 },
             })
             .collect())

@@ -198,6 +198,16 @@ async fn output_columns_are_typed_for_bi_tools() {
         ty("signup_ts"),
         DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
     );
+    // Every string column is plain Utf8 (older pyarrow and BI tools read no
+    // Utf8View), the ones built in SQL with CAST(... AS VARCHAR) included.
+    let views: Vec<&str> = schema
+        .fields()
+        .iter()
+        .filter(|f| matches!(f.data_type(), DataType::Utf8View | DataType::LargeUtf8))
+        .map(|f| f.name().as_str())
+        .collect();
+    assert!(views.is_empty(), "not plain Utf8: {views:?}");
+    assert_eq!(ty("rfm_cell"), DataType::Utf8);
     // The partition value lives in the path, not in the file.
     assert!(schema.field_with_name("snapshot_date").is_err());
     // Sorted by customer_key.
