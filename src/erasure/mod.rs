@@ -1,16 +1,17 @@
 //! Erasure (DATA_CONTRACT.md, "Erasure"): who is erased by a run, and the one
 //! filter that keeps their identifiers out of the published rejects.
 //!
-//! The job's SQL does the resolving (README "Erasure"): view [`REQUESTS_TABLE`]
-//! holds the identifiers of the requests that apply to the run, [`CUSTOMERS_TABLE`]
-//! the customer keys they resolve to, [`IDENTIFIERS_TABLE`] every identifier of
-//! those customers plus the requests' own. `identity_map` and everything joined to
+//! The job's SQL does the resolving (README "Erasure"), in the three steps its
+//! `erasure:` section names (`job::ErasureSpec`): `requests` holds the
+//! identifiers of the requests that apply to the run, `customers` the customer
+//! keys they resolve to, `identifiers` every identifier of those customers plus
+//! the requests' own. `identity_map` and everything joined to
 //! it leave the erased customers out by construction; rejects are raw text, so the
 //! run filters them here:
 //!
 //! ```text
-//! steps succeeded ─► collect(erased_identifiers) ─┐
-//! run failed      ─► requested(erasure_requests) ─┴► filter_staged(rejects) ─► commit
+//! steps succeeded ─► collect(identifiers step) ─┐
+//! run failed      ─► requested(requests step)  ─┴► filter_staged(rejects) ─► commit
 //! ```
 
 mod matcher;
@@ -24,22 +25,10 @@ use datafusion::arrow::datatypes::DataType;
 use datafusion::error::DataFusionError;
 use datafusion::prelude::SessionContext;
 
-use crate::job::{StepKind, StepSpec};
+use crate::job::{ErasureSpec, StepKind, StepSpec};
 
 pub use matcher::ErasedIdentifiers;
 pub use rejects::{FilteredRejects, filter_staged};
-
-/// The view of the identifiers named by the requests that apply to the run.
-pub const REQUESTS_TABLE: &str = "erasure_requests";
-/// The view of the customer keys the run erases.
-pub const CUSTOMERS_TABLE: &str = "erased_customers";
-/// The view of every identifier of an erased person (`id_type`, `id_value`).
-pub const IDENTIFIERS_TABLE: &str = "erased_identifiers";
-
-/// Erasure views the steps hold in memory once computed: a few rows per erased
-/// person, joined by nearly every later view, so computing them once keeps those
-/// plans small (and their planning off deep recursion).
-pub const MATERIALIZED: [&str; 3] = [REQUESTS_TABLE, CUSTOMERS_TABLE, IDENTIFIERS_TABLE];
 
 /// What erasure did in one run, for the run log and the summary.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -71,38 +60,37 @@ pub enum ErasureError {
     Read { path: String, message: String },
 }
 
-/// Whether the job resolves erasures (defines the [`IDENTIFIERS_TABLE`] step).
-pub fn configured(steps: &[StepSpec]) -> bool {
-    steps.iter().any(|s| s.name == IDENTIFIERS_TABLE)
-}
-
-/// Every erased identifier, from the [`IDENTIFIERS_TABLE`] view of a run whose
-/// steps are registered.
-pub async fn collect(ctx: &SessionContext) -> Result<ErasedIdentifiers, ErasureError> {
-    read_identifiers(ctx, IDENTIFIERS_TABLE).await
+/// Every erased identifier, from the `identifiers` step of a run whose steps are
+/// registered.
+pub async fn collect(
+    ctx: &SessionContext,
+    spec: &ErasureSpec,
+) -> Result<ErasedIdentifiers, ErasureError> {
+    read_identifiers(ctx, &spec.identifiers).await
 }
 
 /// The requests' own identifiers only, for a run that failed before its steps
-/// finished: registers the [`REQUESTS_TABLE`] step first when it is not yet
-/// registered (it reads sources only, which are registered by then).
+/// finished: registers the `requests` step first when it is not yet registered
+/// (it reads sources only, which are registered by then).
 pub async fn requested(
     ctx: &SessionContext,
+    spec: &ErasureSpec,
     steps: &[StepSpec],
     vars: &BTreeMap<String, String>,
 ) -> Result<ErasedIdentifiers, ErasureError> {
-    let Some(step) = steps.iter().find(|s| s.name == REQUESTS_TABLE) else {
+    let Some(step) = steps.iter().find(|s| s.name == spec.requests) else {
         return Ok(ErasedIdentifiers::default());
     };
-    let registered = ctx
-        .table_exist(REQUESTS_TABLE)
-        .map_err(|source| ErasureError::Query {
-            table: REQUESTS_TABLE.into(),
-            source,
-        })?;
+    let registered =
+        ctx.table_exist(spec.requests.as_str())
+            .map_err(|source| ErasureError::Query {
+                table: spec.requests.clone(),
+                source,
+            })?;
     if !registered && let StepKind::Sql { file, sql } = &step.kind {
         crate::steps::register_sql_step(ctx, &step.name, file, sql, vars).await?;
     }
-    read_identifiers(ctx, REQUESTS_TABLE).await
+    read_identifiers(ctx, &spec.requests).await
 }
 
 /// Rows of `table`, which the run has registered (0 when it has not).

@@ -34,6 +34,29 @@ pub struct Job {
     pub engine: EngineSpec,
     /// When the scheduler runs the job (`schedule:`); `None` = only on demand.
     pub schedule: Option<ScheduleSpec>,
+    /// Which steps resolve erasure requests (`erasure:`); required with a
+    /// `suppressions` source.
+    pub erasure: Option<ErasureSpec>,
+}
+
+/// `erasure:`: the steps whose results say who a run erases (README "Erasure").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErasureSpec {
+    /// `id_type`, `id_value` of the requests that apply to the run (reads sources
+    /// only, so a run that fails later can still keep those out of its rejects).
+    pub requests: String,
+    /// `customer_key` of every customer the run erases.
+    pub customers: String,
+    /// `id_type`, `id_value` of every identifier of an erased person.
+    pub identifiers: String,
+}
+
+impl ErasureSpec {
+    /// The three steps, held as tables (a few rows per erased person, joined by
+    /// nearly every later step).
+    pub fn steps(&self) -> [&str; 3] {
+        [&self.requests, &self.customers, &self.identifiers]
+    }
 }
 
 /// `engine:`: the memory budget and where spills go.

@@ -8,11 +8,11 @@ use super::interpolate::interpolate_mapped;
 use super::model::{
     CheckSpec, FileLayout, Job, OutputSpec, RejectBudget, ScheduleSpec, SourceSpec, StorageSpec,
 };
-use super::model::{ContractSchema, RetryPolicy};
+use super::model::{ContractSchema, ErasureSpec, RetryPolicy, StepSpec};
 use super::node_de::Located;
 use super::report::Reporter;
 use super::sections::Draft;
-use super::spec::{ScheduleRaw, SourceRaw};
+use super::spec::{ErasureRaw, ScheduleRaw, SourceRaw};
 use super::sql_refs::{parse, table_refs};
 use super::steps_resolve::{Scope, resolve_steps};
 use super::storage_retry::resolve_storage_retry;
@@ -78,6 +78,7 @@ pub(crate) fn resolve(
         duplicated: &duplicated,
     };
     let steps = resolve_steps(draft.steps, &scope, report);
+    let erasure = resolve_erasure(draft.erasure, &draft.sources, &steps, report);
     let checks = resolve_checks(draft.checks, &scope, report);
 
     let mut outputs = Vec::new();
@@ -148,6 +149,7 @@ pub(crate) fn resolve(
         outputs,
         engine: draft.engine,
         schedule,
+        erasure,
     })
 }
 
@@ -393,4 +395,43 @@ fn check_placeholders(
     for err in interpolate_mapped(&template.value, vars).errors {
         report.at(template.line, template.column, format!("{context}: {err}"));
     }
+}
+
+/// `erasure:` names three steps of the job; a job with a `suppressions` source must
+/// declare it, or the erased people's identifiers would stay in its rejects.
+fn resolve_erasure(
+    raw: Option<ErasureRaw>,
+    sources: &[(Located<String>, SourceRaw)],
+    steps: &[StepSpec],
+    report: &mut Reporter,
+) -> Option<ErasureSpec> {
+    let Some(raw) = raw else {
+        for (name, source) in sources {
+            if ContractSchema::from(source.schema) == ContractSchema::Suppressions {
+                let message = format!(
+                    "source `{}` holds erasure requests (schema: suppressions), so the job needs an \
+                     `erasure:` section naming the steps that resolve them: \
+                     `erasure: {{ requests: …, customers: …, identifiers: … }}` (README \"Erasure\")",
+                    name.value
+                );
+                report.at(name.line, name.column, message);
+            }
+        }
+        return None;
+    };
+    for (key, step) in [
+        ("requests", &raw.requests),
+        ("customers", &raw.customers),
+        ("identifiers", &raw.identifiers),
+    ] {
+        if !steps.iter().any(|s| s.name == step.value) {
+            let message = format!("erasure.{key}: `{}` is not a step of this job", step.value);
+            report.at(step.line, step.column, message);
+        }
+    }
+    Some(ErasureSpec {
+        requests: raw.requests.value,
+        customers: raw.customers.value,
+        identifiers: raw.identifiers.value,
+    })
 }

@@ -6,14 +6,14 @@ use super::model::EngineSpec;
 use super::node::{Node, NodeValue};
 use super::node_de::{Located, decode};
 use super::report::Reporter;
-use super::spec::{EngineRaw, OutputRaw, ScheduleRaw, SourceRaw, StepRaw, StorageRaw};
+use super::spec::{EngineRaw, ErasureRaw, OutputRaw, ScheduleRaw, SourceRaw, StepRaw, StorageRaw};
 use super::units::parse_bytes;
 use std::collections::BTreeMap;
 
 /// Top-level keys of a job file, in documentation order.
 const TOP_LEVEL_KEYS: &[&str] = &[
-    "name", "timezone", "schedule", "params", "storage", "engine", "sources", "steps", "checks",
-    "outputs",
+    "name", "timezone", "schedule", "params", "storage", "engine", "sources", "steps", "erasure",
+    "checks", "outputs",
 ];
 
 /// Everything decoded from a job file, with locations for the cross-checks.
@@ -29,6 +29,8 @@ pub(crate) struct Draft {
     pub engine: EngineSpec,
     pub sources: Vec<(Located<String>, SourceRaw)>,
     pub steps: Vec<StepRaw>,
+    /// `erasure:`, and where the key is (for "required" errors).
+    pub erasure: Option<ErasureRaw>,
     pub checks: TableChecks,
     pub outputs: Vec<(Located<String>, OutputRaw)>,
     /// Source and step names, including entries that failed to decode, so a broken
@@ -64,6 +66,7 @@ pub(crate) fn decode_sections(root: &Node, report: &mut Reporter) -> Draft {
             ),
             "sources" => decode_sources(value, &mut draft, report),
             "steps" => decode_steps(value, &mut draft, report),
+            "erasure" => draft.erasure = decode_or_report(value, "erasure", report),
             "checks" => draft.checks = decode_checks(value, report),
             "outputs" => draft.outputs = decode_named(value, "outputs", report),
             _ => report.at(

@@ -56,6 +56,15 @@ pub(crate) struct StorageRetryRaw {
     pub timeout: Option<Located<String>>,
 }
 
+/// `erasure:`: the steps that resolve erasure requests (README "Erasure").
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ErasureRaw {
+    pub requests: Located<String>,
+    pub customers: Located<String>,
+    pub identifiers: Located<String>,
+}
+
 /// One entry of `sources:`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -105,7 +105,7 @@ pub(super) async fn run_steps(
         let mut done = Done::default();
         for table in tables {
             let is_table = step.materialize == Materialize::Table
-                || crate::erasure::MATERIALIZED.contains(&table.as_str());
+                || (job.erasure.as_ref()).is_some_and(|e| e.steps().contains(&table.as_str()));
             let result = if let Some(output) = by_name.get(table.as_str()) {
                 let out = outputs::stage_output(ctx, bound, output, tmp).await?;
                 register_staged(ctx, bound, &out).await?;

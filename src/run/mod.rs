@@ -265,13 +265,13 @@ async fn load(r: &Run<'_>, lease: &Lease, p: &mut Progress) -> Result<(), RunErr
             rejects::publish(r, lease, p, &staged_sources, &identifiers).await?;
             let erasure = p.record.erasure.get_or_insert_with(Default::default);
             erasure.requested_identifiers = identifiers.len() as u64;
-            if transformed.is_ok() {
-                erasure.requested_identifiers =
-                    crate::erasure::count(&ctx, crate::erasure::REQUESTS_TABLE)
-                        .await?
-                        .unwrap_or(0);
-                erasure.erased_customers =
-                    crate::erasure::count(&ctx, crate::erasure::CUSTOMERS_TABLE).await?;
+            if transformed.is_ok()
+                && let Some(spec) = &r.job.erasure
+            {
+                erasure.requested_identifiers = crate::erasure::count(&ctx, &spec.requests)
+                    .await?
+                    .unwrap_or(0);
+                erasure.erased_customers = crate::erasure::count(&ctx, &spec.customers).await?;
             }
         }
         Err(e) if transformed.is_err() => {

@@ -45,13 +45,13 @@ pub(super) async fn identifiers(
     ctx: &SessionContext,
     steps_ok: bool,
 ) -> Result<ErasedIdentifiers, RunError> {
-    if !erasure::configured(&r.job.steps) {
+    let Some(spec) = &r.job.erasure else {
         return Ok(ErasedIdentifiers::default());
-    }
+    };
     Ok(if steps_ok {
-        erasure::collect(ctx).await?
+        erasure::collect(ctx, spec).await?
     } else {
-        erasure::requested(ctx, &r.job.steps, &r.bound.vars).await?
+        erasure::requested(ctx, spec, &r.job.steps, &r.bound.vars).await?
     })
 }
 

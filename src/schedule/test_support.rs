@@ -46,6 +46,7 @@ pub fn job(name: &str, tz: chrono_tz::Tz, schedule: ScheduleSpec) -> Job {
         outputs: vec![],
         engine: Default::default(),
         schedule: Some(schedule),
+        erasure: None,
     }
 }
 

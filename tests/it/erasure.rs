@@ -213,6 +213,72 @@ async fn a_request_erases_the_person_from_every_output_from_its_utc_date_on() {
     assert!(values.iter().any(|(_, v)| v == "brown"));
 }
 
+/// The shipped job and its SQL copied under `root` with the erasure steps renamed
+/// (`erasure_requests` -> `asked`, `erased_customers` -> `gone_people`,
+/// `erased_identifiers` -> `gone_ids`) in the job, its `erasure:` section and every
+/// SQL file: erasure follows the section, not fixed names.
+fn renamed_job(root: &Path) -> c360::job::Job {
+    let rename = |text: &str| {
+        text.replace("erasure_requests", "asked")
+            .replace("erased_customers", "gone_people")
+            .replace("erased_identifiers", "gone_ids")
+    };
+    std::fs::create_dir_all(root.join("jobs")).unwrap();
+    std::fs::create_dir_all(root.join("sql")).unwrap();
+    for entry in std::fs::read_dir(repo_root().join("sql")).unwrap() {
+        let path = entry.unwrap().path();
+        let name = rename(&path.file_name().unwrap().to_string_lossy());
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(root.join("sql").join(name), rename(&text)).unwrap();
+    }
+    let text = std::fs::read_to_string(repo_root().join("jobs/customer_360.yaml")).unwrap();
+    let renamed = rename(&text);
+    assert!(
+        renamed.contains("identifiers: gone_ids"),
+        "the section was renamed"
+    );
+    let path = root.join("jobs/renamed.yaml");
+    std::fs::write(&path, renamed).unwrap();
+    let mut job = c360::job::load_with_base(&path, root).unwrap();
+    for source in &mut job.sources {
+        source.rejects.max_fraction = 1.0;
+    }
+    job
+}
+
+#[tokio::test]
+async fn renamed_erasure_steps_still_keep_the_person_out_of_the_rejects() {
+    let root = tempfile::tempdir().unwrap();
+    let job = renamed_job(root.path());
+    let other = tempfile::tempdir().unwrap();
+    run_on(other.path(), "2026-02-04", true).await.unwrap();
+    let keys = keys_by_identifier(other.path(), "2026-02-04");
+
+    let wh = tempfile::tempdir().unwrap();
+    let options = RunOptions {
+        date: Some(NaiveDate::from_ymd_opt(2026, 2, 5).unwrap()),
+        overrides: vec![
+            ("raw".into(), raw().display().to_string()),
+            ("warehouse".into(), wh.path().display().to_string()),
+            (
+                "reference".into(),
+                repo_root()
+                    .join("sample_data/reference")
+                    .display()
+                    .to_string(),
+            ),
+        ],
+        memory_limit: None,
+        clock: Arc::new(SystemClock),
+        full_refresh: false,
+    };
+    let after = run(&job, &options).await.unwrap();
+    assert_eq!(rows(&after, "customer_360"), 1);
+    assert_eq!(after.erasure.erased_customers, Some(2));
+    let values = strings_under(wh.path(), "");
+    assert_no_trace(&values, &erased_traces(&[&keys["crm:E1"], &keys["web:C1"]]));
+}
+
 #[tokio::test]
 async fn a_fresh_warehouse_run_after_the_request_holds_no_trace_anywhere() {
     let wh = tempfile::tempdir().unwrap();

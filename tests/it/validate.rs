@@ -124,7 +124,21 @@ fn valid_job_loads_with_steps_in_dependency_order() {
             ("customers_stitched", vec!["identity_edges"]),
             ("clv", vec!["orders", "customers_stitched"]),
             ("customer_360", vec!["customers_stitched", "orders", "clv"]),
+            ("erasure_requests", vec!["suppressions"]),
+            (
+                "erased_customers",
+                vec!["customers_stitched", "erasure_requests"]
+            ),
+            (
+                "erased_identifiers",
+                vec!["customers_stitched", "erased_customers"]
+            ),
         ]
+    );
+    let erasure = job.erasure.as_ref().expect("the erasure section");
+    assert_eq!(
+        erasure.steps(),
+        ["erasure_requests", "erased_customers", "erased_identifiers"]
     );
     match &job.steps[4].kind {
         StepKind::Sql { file, sql } => {
@@ -188,4 +202,50 @@ fn valid_job_loads_with_steps_in_dependency_order() {
     );
     assert_eq!(job.outputs[0].partition_by, ["snapshot_date"]);
     assert_eq!(job.outputs[0].sort_by, ["customer_key"]);
+}
+
+/// Erasure is declared: a job with a `suppressions` source must say which steps
+/// resolve it, and each name must be a step (locations counted by hand).
+#[test]
+fn erasure_must_be_declared_with_a_suppressions_source_and_name_steps() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let sources = "\
+name: erasure_job
+storage: { raw: raw, warehouse: wh }
+sources:
+  suppressions: { path: \"{raw}/suppressions\", format: csv, schema: suppressions }
+";
+    let undeclared = write("undeclared.yaml", sources);
+    let err = job::load(&undeclared).unwrap_err().to_string();
+    assert_eq!(
+        err,
+        format!(
+            "{}:4:3: source `suppressions` holds erasure requests (schema: suppressions), so the \
+             job needs an `erasure:` section naming the steps that resolve them: `erasure: {{ \
+             requests: …, customers: …, identifiers: … }}` (README \"Erasure\")",
+            undeclared.display()
+        )
+    );
+
+    let misnamed = write(
+        "misnamed.yaml",
+        &format!(
+            "{sources}erasure: {{ requests: suppressions, customers: gone, identifiers: also_gone }}\n"
+        ),
+    );
+    let err = job::load(&misnamed).unwrap_err().to_string();
+    let path = misnamed.display();
+    assert_eq!(
+        err,
+        format!(
+            "{path}:5:22: erasure.requests: `suppressions` is not a step of this job\n\
+             {path}:5:47: erasure.customers: `gone` is not a step of this job\n\
+             {path}:5:66: erasure.identifiers: `also_gone` is not a step of this job"
+        )
+    );
 }
