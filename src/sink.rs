@@ -11,6 +11,8 @@
 
 use std::sync::Arc;
 
+use chrono::NaiveDate;
+
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::error::DataFusionError;
@@ -285,6 +287,72 @@ pub async fn committed_files(
             .map(|name| partition.clone().join(name.as_str()))
             .collect()
     }))
+}
+
+/// The partition column of daily snapshots: the run's logical date.
+pub const SNAPSHOT_COLUMN: &str = "snapshot_date";
+
+/// The Hive folder name of the snapshot of `date` (`snapshot_date=2026-03-01`).
+pub fn snapshot_partition(date: NaiveDate) -> String {
+    format!("{SNAPSHOT_COLUMN}={date}")
+}
+
+/// A committed snapshot partition of an output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommittedSnapshot {
+    pub date: NaiveDate,
+    /// The partition folder.
+    pub partition: Path,
+    pub marker: SuccessMarker,
+}
+
+impl CommittedSnapshot {
+    /// The files the marker lists, as paths.
+    pub fn files(&self) -> Vec<Path> {
+        self.marker
+            .files
+            .iter()
+            .map(|name| self.partition.clone().join(name.as_str()))
+            .collect()
+    }
+}
+
+/// The newest committed snapshot under `output` strictly before `date`: the latest
+/// `snapshot_date=` partition with a `_SUCCESS` marker. Strictly before, so a rerun
+/// or backfill of a date never reads its own earlier result.
+pub async fn latest_committed_before(
+    store: &Arc<dyn ObjectStore>,
+    output: &Path,
+    date: NaiveDate,
+) -> Result<Option<CommittedSnapshot>, SinkError> {
+    let listing = store
+        .list_with_delimiter(Some(output))
+        .await
+        .map_err(|source| SinkError::Store {
+            path: output.to_string(),
+            source,
+        })?;
+    let prefix = format!("{SNAPSHOT_COLUMN}=");
+    let mut dates: Vec<(NaiveDate, Path)> = listing
+        .common_prefixes
+        .into_iter()
+        .filter_map(|dir| {
+            let name = dir.filename()?.strip_prefix(prefix.as_str())?;
+            let day = NaiveDate::parse_from_str(name, "%Y-%m-%d").ok()?;
+            (day < date).then_some((day, dir))
+        })
+        .collect();
+    dates.sort_by_key(|(day, _)| std::cmp::Reverse(*day));
+    for (day, dir) in dates {
+        if let Some(marker) = read_marker(store, &dir).await? {
+            return Ok(Some(CommittedSnapshot {
+                date: day,
+                partition: dir,
+                marker,
+            }));
+        }
+    }
+    Ok(None)
 }
 
 /// Deletes everything under `prefix` (a run's staging folder); missing is fine.

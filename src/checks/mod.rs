@@ -260,34 +260,13 @@ pub async fn previous_snapshot(
             rows: m.rows,
         }));
     }
-    let listing = store
-        .list_with_delimiter(Some(root))
+    let latest = sink::latest_committed_before(store, root, date)
         .await
-        .map_err(|source| {
-            previous_err(SinkError::Store {
-                path: root.to_string(),
-                source,
-            })
-        })?;
-    let mut dates: Vec<(NaiveDate, Path)> = listing
-        .common_prefixes
-        .into_iter()
-        .filter_map(|dir| {
-            let name = dir.filename()?.strip_prefix("snapshot_date=")?.to_string();
-            let day = NaiveDate::parse_from_str(&name, "%Y-%m-%d").ok()?;
-            (day < date).then_some((day, dir))
-        })
-        .collect();
-    dates.sort_by_key(|d| std::cmp::Reverse(d.0));
-    for (day, dir) in dates {
-        if let Some(marker) = sink::read_marker(store, &dir).await.map_err(previous_err)? {
-            return Ok(Some(PreviousSnapshot {
-                partition: format!("snapshot_date={day}"),
-                rows: marker.rows,
-            }));
-        }
-    }
-    Ok(None)
+        .map_err(previous_err)?;
+    Ok(latest.map(|snapshot| PreviousSnapshot {
+        partition: sink::snapshot_partition(snapshot.date),
+        rows: snapshot.marker.rows,
+    }))
 }
 
 async fn collect(ctx: &SessionContext, sql: &str) -> Result<Vec<RecordBatch>, DataFusionError> {

@@ -72,7 +72,7 @@ pub(super) async fn stage_output(
     let mut partition = Vec::new();
     for key in &output.partition_by {
         match key.as_str() {
-            "snapshot_date" => partition.push(format!("snapshot_date={}", bound.date)),
+            sink::SNAPSHOT_COLUMN => partition.push(sink::snapshot_partition(bound.date)),
             other => {
                 return Err(RunError::OutputSpec {
                     output: output.name.clone(),

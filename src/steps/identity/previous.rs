@@ -19,62 +19,30 @@ use object_store::{ObjectStore, ObjectStoreExt};
 use super::IdentityError;
 use super::intern::Interner;
 use super::keys::Previous;
-use crate::sink;
-
-/// Where the previous map was found.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PreviousSnapshot {
-    pub date: NaiveDate,
-    pub files: Vec<Path>,
-}
+use crate::sink::{self, CommittedSnapshot};
 
 /// The latest committed `snapshot_date=` partition under `output` before `date`.
 pub async fn latest_before(
     store: &Arc<dyn ObjectStore>,
     output: &Path,
     date: NaiveDate,
-) -> Result<Option<PreviousSnapshot>, IdentityError> {
-    let listed =
-        store
-            .list_with_delimiter(Some(output))
-            .await
-            .map_err(|e| IdentityError::Previous {
-                path: output.to_string(),
-                message: e.to_string(),
-            })?;
-    let mut dates: Vec<(NaiveDate, Path)> = listed
-        .common_prefixes
-        .into_iter()
-        .filter_map(|dir| {
-            let name = dir.filename()?.strip_prefix("snapshot_date=")?;
-            let day = NaiveDate::parse_from_str(name, "%Y-%m-%d").ok()?;
-            (day < date).then_some((day, dir))
+) -> Result<Option<CommittedSnapshot>, IdentityError> {
+    sink::latest_committed_before(store, output, date)
+        .await
+        .map_err(|e| IdentityError::Previous {
+            path: output.to_string(),
+            message: e.to_string(),
         })
-        .collect();
-    dates.sort_by_key(|(day, _)| std::cmp::Reverse(*day));
-    for (day, dir) in dates {
-        let committed =
-            sink::committed_files(store, &dir)
-                .await
-                .map_err(|e| IdentityError::Previous {
-                    path: dir.to_string(),
-                    message: e.to_string(),
-                })?;
-        if let Some(files) = committed {
-            return Ok(Some(PreviousSnapshot { date: day, files }));
-        }
-    }
-    Ok(None)
 }
 
 /// Streams the snapshot's rows into a [`Previous`] resolved against `interner`.
 pub async fn read(
     store: &Arc<dyn ObjectStore>,
-    snapshot: &PreviousSnapshot,
+    snapshot: &CommittedSnapshot,
     interner: &Interner,
 ) -> Result<Previous, IdentityError> {
     let mut previous = Previous::new(interner.len());
-    for file in &snapshot.files {
+    for file in &snapshot.files() {
         let error = |message: String| IdentityError::Previous {
             path: file.to_string(),
             message,
