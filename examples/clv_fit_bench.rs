@@ -2,7 +2,7 @@
 //! Gamma-Gamma processes with known parameters, and prints the fitted ones
 //! next to the true ones.
 //!
-//! Run (optimised; see README "CLV models" for the numbers):
+//! Run (optimised; see docs/rules.md "CLV models" for the numbers):
 //! `cargo run --release --example clv_fit_bench -- 1000000 3`
 //! (customers, repetitions; prints each timing and the median).
 

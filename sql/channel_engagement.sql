@@ -1,6 +1,6 @@
 -- Engagement per customer and channel (DOMAIN.md "Engagement and permission"): one
 -- row per customer_key x channel with any contact event as of the logical date
--- (customer_events.sql attributes and cuts the events; README "Engagement,
+-- (customer_events.sql attributes and cuts the events; docs/rules.md "Engagement,
 -- permission and relationship stage" states every rule below).
 --
 -- * counts are events of that type (BIGINT, 0 when none);

@@ -57,7 +57,7 @@ SELECT
     CAST(w.potential_value AS DECIMAL(18, 2)) AS potential_value,
     CAST(w.unrealized_potential AS DECIMAL(18, 2)) AS unrealized_potential,
     w.value_segment,
-    -- Engagement, permission, relationship stage (README "Engagement, permission and
+    -- Engagement, permission, relationship stage (docs/rules.md "Engagement, permission and
     -- relationship stage"): counts 0 and flags false for customers without events.
     e.preferred_channel,
     e.last_contact_ts,

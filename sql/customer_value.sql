@@ -1,5 +1,5 @@
 -- Actual value, potential value and value segment per customer with a CLV
--- (DOMAIN.md "Differentiate customers by value"; rules in README "Customer value").
+-- (DOMAIN.md "Differentiate customers by value"; rules in docs/rules.md "Customer value").
 --
 -- * Discounting: the CLV discounts each month's purchases at the monthly rate
 --   rm = (1 + annual_discount_rate)^(1/12) - 1. Flows projected here (costs,

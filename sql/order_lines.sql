@@ -8,7 +8,7 @@
 -- * Money: line amount = quantity * unit_price - discount (for the whole line),
 --   times the currency's rate_to_reporting. `amount` keeps full precision
 --   (scale 10); round only after summing.
--- * Margin (README "Customer value"): amount minus quantity * unit_cost, at the
+-- * Margin (docs/rules.md "Customer value"): amount minus quantity * unit_cost, at the
 --   same rate. A line without unit_cost has an unknown cost, counted as 0.
 -- * Erasure: a line carrying an erased person's identifier (its source id, or any
 --   email of theirs, guest lines included) is left out (erased_identifiers.sql).

@@ -1,6 +1,6 @@
 -- Relationship stage per customer (DOMAIN.md "Relationship stage"): the loyalty
 -- ladder rung and the lifecycle stage of every customer_key, as of the logical date.
--- "Within N days" means days since <= N everywhere in the job (README "Engagement,
+-- "Within N days" means days since <= N everywhere in the job (docs/rules.md "Engagement,
 -- permission and relationship stage").
 --
 -- Ladder, rungs tested top-down, the first that holds wins:

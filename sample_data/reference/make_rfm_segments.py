@@ -1,6 +1,6 @@
 """Writes rfm_segments.csv: the named RFM segment of every (R, F, M) score cell.
 
-The rules (README "Customer value: RFM"), first match wins, with FM = (F + M) // 2:
+The rules (docs/rules.md "Customer value: RFM"), first match wins, with FM = (F + M) // 2:
 Champions R>=4 F>=2 FM>=4; Loyal R>=3 F>=2 FM>=3; Can't Lose Them R=1 FM>=4;
 At Risk R<=2 FM>=3; New R=5 F=1; Promising R=4 F=1; Potential Loyalist R>=4;
 Need Attention R=3 FM>=2; About to Sleep R=3; Hibernating R=2; Lost R=1.

@@ -1,7 +1,7 @@
 //! Whether a reject row's raw text carries an erased identifier.
 //!
 //! Reject rows are text that failed to parse, so the match is on text, not on
-//! columns, and errs towards removing a row (README "Erasure"):
+//! columns, and errs towards removing a row (docs/rules.md "Erasure"):
 //! - **email**: every `local@domain` run of email characters around an `@`,
 //!   lower-cased, equal to an erased email (so case and stray spaces do not
 //!   matter, and `xann@x.com` does not match `ann@x.com`);

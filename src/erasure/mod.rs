@@ -1,7 +1,7 @@
 //! Erasure (DATA_CONTRACT.md, "Erasure"): who is erased by a run, and the one
 //! filter that keeps their identifiers out of the published rejects.
 //!
-//! The job's SQL does the resolving (README "Erasure"), in the three steps its
+//! The job's SQL does the resolving (docs/rules.md "Erasure"), in the three steps its
 //! `erasure:` section names (`job::ErasureSpec`): `requests` holds the
 //! identifiers of the requests that apply to the run, `customers` the customer
 //! keys they resolve to, `identifiers` every identifier of those customers plus

@@ -27,7 +27,7 @@ pub enum BuiltinSettings {
     FitClv(ClvSettings),
 }
 
-/// `stitch_identities` (README, "Unified customer view").
+/// `stitch_identities` (docs/rules.md, "Unified customer view").
 #[derive(Debug, Clone)]
 pub struct StitchSettings {
     /// An email or phone on more distinct source records than this links nothing.
@@ -56,7 +56,7 @@ pub enum ClvTimeUnit {
     Weeks,
 }
 
-/// `fit_clv` (README, "CLV models").
+/// `fit_clv` (docs/rules.md, "CLV models").
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ClvSettings {
     pub time_unit: ClvTimeUnit,

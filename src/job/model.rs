@@ -39,7 +39,7 @@ pub struct Job {
     pub erasure: Option<ErasureSpec>,
 }
 
-/// `erasure:`: the steps whose results say who a run erases (README "Erasure").
+/// `erasure:`: the steps whose results say who a run erases (docs/rules.md "Erasure").
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ErasureSpec {
     /// `id_type`, `id_value` of the requests that apply to the run (reads sources

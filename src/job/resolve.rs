@@ -411,7 +411,7 @@ fn resolve_erasure(
                 let message = format!(
                     "source `{}` holds erasure requests (schema: suppressions), so the job needs an \
                      `erasure:` section naming the steps that resolve them: \
-                     `erasure: {{ requests: …, customers: …, identifiers: … }}` (README \"Erasure\")",
+                     `erasure: {{ requests: …, customers: …, identifiers: … }}` (docs/rules.md \"Erasure\")",
                     name.value
                 );
                 report.at(name.line, name.column, message);

@@ -56,7 +56,7 @@ pub(crate) struct StorageRetryRaw {
     pub timeout: Option<Located<String>>,
 }
 
-/// `erasure:`: the steps that resolve erasure requests (README "Erasure").
+/// `erasure:`: the steps that resolve erasure requests (docs/rules.md "Erasure").
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ErasureRaw {

@@ -1,5 +1,5 @@
 //! Publishing the run's rejects, minus the rows that carry an erased person's
-//! identifiers (README "Erasure").
+//! identifiers (docs/rules.md "Erasure").
 //!
 //! Rejects are published whether or not the run succeeds: they are what the
 //! engineer needs to fix upstream. Which identifiers are kept out depends on how

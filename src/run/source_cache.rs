@@ -417,7 +417,7 @@ impl SourceCache<'_> {
 
 /// Deletes the cache entries of `days` under `dir` whose rows or rejects carry
 /// an erased identifier, so the warehouse keeps no trace of erased people
-/// (README "Erasure"); the raw days stay, and a later run parses them again
+/// (docs/rules.md "Erasure"); the raw days stay, and a later run parses them again
 /// into its own entry, which this deletes again at its end. The match is the
 /// rejects' text match ([`ErasedIdentifiers::carried_by`]) over a row's
 /// identifier columns, which errs towards deleting: a deleted entry only costs

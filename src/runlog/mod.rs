@@ -158,7 +158,7 @@ pub struct RunRecord {
     /// Runs whose debris this run cleaned up.
     pub recovered_runs: Vec<String>,
     pub error: Option<ErrorRecord>,
-    /// What erasure removed (README "Erasure"); absent in records of older versions.
+    /// What erasure removed (docs/rules.md "Erasure"); absent in records of older versions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub erasure: Option<crate::erasure::ErasureRecord>,
 }

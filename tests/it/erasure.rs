@@ -206,7 +206,7 @@ async fn a_request_erases_the_person_from_every_output_from_its_utc_date_on() {
     assert_eq!(&keys_after["bob@example.com"], bob);
 
     // Nothing of this run's partitions carries Eve or Cara (the 2026-02-04
-    // snapshot is not rewritten: README "Erasure").
+    // snapshot is not rewritten: docs/rules.md "Erasure").
     let values = strings_under(wh.path(), "2026-02-05");
     assert_no_trace(&values, &erased_traces(&[eve, cara]));
     assert!(values.iter().any(|(_, v)| v == "bob@example.com"));

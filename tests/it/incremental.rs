@@ -163,7 +163,7 @@ async fn daily_runs_through_the_cache_equal_a_full_refresh() {
     assert!(files_under(&wh.join("_c360/staging/communications/dt=2026-01-04")).is_empty());
     let erasure = second.erasure.clone().unwrap_or_default();
     assert!(erasure.erased_customers.unwrap_or(0) > 0, "{erasure:?}");
-    // The erased people's days are not kept (README "Erasure"): their entries
+    // The erased people's days are not kept (docs/rules.md "Erasure"): their entries
     // went at the end of the run, and the requests themselves are never cached.
     let forgotten: BTreeSet<NaiveDate> = present
         .iter()

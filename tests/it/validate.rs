@@ -227,7 +227,7 @@ sources:
         format!(
             "{}:4:3: source `suppressions` holds erasure requests (schema: suppressions), so the \
              job needs an `erasure:` section naming the steps that resolve them: `erasure: {{ \
-             requests: …, customers: …, identifiers: … }}` (README \"Erasure\")",
+             requests: …, customers: …, identifiers: … }}` (docs/rules.md \"Erasure\")",
             undeclared.display()
         )
     );

@@ -4,7 +4,7 @@
 //! one that only guest orders carry is not capped, because a guest's own orders
 //! merge nobody (DATA_CONTRACT.md, "Identifiers"). Such an email still links, and
 //! the run reports it as a warning with its counts, so that a user who knows it is a
-//! placeholder adds it to `exclude_identifiers` (README, "Unified customer view").
+//! placeholder adds it to `exclude_identifiers` (docs/rules.md, "Unified customer view").
 //! Nothing is dropped on a guess.
 
 /// Local parts (lower case, with `.`, `-`, `_` and `+` removed) that name no person.
