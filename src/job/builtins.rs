@@ -105,22 +105,6 @@ impl Builtin {
         }
     }
 
-    /// The params this builtin reads (with their defaults when absent).
-    pub fn params(self) -> &'static [&'static str] {
-        match self {
-            Self::StitchIdentities => &[
-                "max_records_per_identifier",
-                "link_by_phone",
-                "exclude_identifiers",
-            ],
-            Self::FitClv => &[
-                "clv_time_unit",
-                "clv_horizon_months",
-                "annual_discount_rate",
-            ],
-        }
-    }
-
     /// Decodes and checks this builtin's settings from the job's params.
     pub fn settings(
         self,

@@ -6,12 +6,10 @@
 //! ([`write_stream`]) and then committed into `<output>/<key>=<value>/…`.
 //!
 //! Making staged files visible is the commit protocol's job (`crate::commit`);
-//! this module owns the `_SUCCESS` marker format and [`committed_files`], the one
-//! way c360 reads published data back.
+//! `committed.rs` owns the `_SUCCESS` marker format and [`committed_files`], the
+//! one way c360 reads published data back.
 
 use std::sync::Arc;
-
-use chrono::NaiveDate;
 
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
@@ -28,6 +26,13 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 
 use crate::job::{Compression, FileLayout};
+
+mod committed;
+
+pub use committed::{
+    CommittedSnapshot, SNAPSHOT_COLUMN, SUCCESS_MARKER, SuccessMarker, committed_files,
+    latest_committed_before, read_marker, snapshot_partition,
+};
 
 /// Distinct values a bloom filter is first sized for; the writer folds it down
 /// to what the row group really held, so this only bounds the false-positive rate.
@@ -235,126 +240,6 @@ pub struct PublishedPartition {
     pub rows: u64,
 }
 
-/// The marker written last in every published partition.
-pub const SUCCESS_MARKER: &str = "_SUCCESS";
-
-/// The content of `_SUCCESS`: which run published the partition and exactly which
-/// files belong to it. Readers inside c360 read only the files listed here.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct SuccessMarker {
-    pub run_id: String,
-    /// File names (not paths) inside the partition folder.
-    pub files: Vec<String>,
-    pub rows: u64,
-}
-
-/// The `_SUCCESS` marker of `partition`: `None` when there is none (never
-/// written, or a first publish still in progress or interrupted).
-pub async fn read_marker(
-    store: &Arc<dyn ObjectStore>,
-    partition: &Path,
-) -> Result<Option<SuccessMarker>, SinkError> {
-    let marker = partition.clone().join(SUCCESS_MARKER);
-    let bytes = match store.get(&marker).await {
-        Ok(result) => result.bytes().await,
-        Err(object_store::Error::NotFound { .. }) => return Ok(None),
-        Err(e) => Err(e),
-    }
-    .map_err(|source| SinkError::Store {
-        path: marker.to_string(),
-        source,
-    })?;
-    serde_json::from_slice(&bytes)
-        .map(Some)
-        .map_err(|e| SinkError::Marker {
-            path: marker.to_string(),
-            message: e.to_string(),
-        })
-}
-
-/// The files of a committed partition: `None` when `partition` has no `_SUCCESS`
-/// (never written, or a first publish in progress or interrupted). While a later
-/// run replaces the partition, this keeps returning one complete snapshot: the
-/// old files until the new marker is in place, the new files after.
-pub async fn committed_files(
-    store: &Arc<dyn ObjectStore>,
-    partition: &Path,
-) -> Result<Option<Vec<Path>>, SinkError> {
-    Ok(read_marker(store, partition).await?.map(|marker| {
-        marker
-            .files
-            .iter()
-            .map(|name| partition.clone().join(name.as_str()))
-            .collect()
-    }))
-}
-
-/// The partition column of daily snapshots: the run's logical date.
-pub const SNAPSHOT_COLUMN: &str = "snapshot_date";
-
-/// The Hive folder name of the snapshot of `date` (`snapshot_date=2026-03-01`).
-pub fn snapshot_partition(date: NaiveDate) -> String {
-    format!("{SNAPSHOT_COLUMN}={date}")
-}
-
-/// A committed snapshot partition of an output.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CommittedSnapshot {
-    pub date: NaiveDate,
-    /// The partition folder.
-    pub partition: Path,
-    pub marker: SuccessMarker,
-}
-
-impl CommittedSnapshot {
-    /// The files the marker lists, as paths.
-    pub fn files(&self) -> Vec<Path> {
-        self.marker
-            .files
-            .iter()
-            .map(|name| self.partition.clone().join(name.as_str()))
-            .collect()
-    }
-}
-
-/// The newest committed snapshot under `output` strictly before `date`: the latest
-/// `snapshot_date=` partition with a `_SUCCESS` marker. Strictly before, so a rerun
-/// or backfill of a date never reads its own earlier result.
-pub async fn latest_committed_before(
-    store: &Arc<dyn ObjectStore>,
-    output: &Path,
-    date: NaiveDate,
-) -> Result<Option<CommittedSnapshot>, SinkError> {
-    let listing = store
-        .list_with_delimiter(Some(output))
-        .await
-        .map_err(|source| SinkError::Store {
-            path: output.to_string(),
-            source,
-        })?;
-    let prefix = format!("{SNAPSHOT_COLUMN}=");
-    let mut dates: Vec<(NaiveDate, Path)> = listing
-        .common_prefixes
-        .into_iter()
-        .filter_map(|dir| {
-            let name = dir.filename()?.strip_prefix(prefix.as_str())?;
-            let day = NaiveDate::parse_from_str(name, "%Y-%m-%d").ok()?;
-            (day < date).then_some((day, dir))
-        })
-        .collect();
-    dates.sort_by_key(|(day, _)| std::cmp::Reverse(*day));
-    for (day, dir) in dates {
-        if let Some(marker) = read_marker(store, &dir).await? {
-            return Ok(Some(CommittedSnapshot {
-                date: day,
-                partition: dir,
-                marker,
-            }));
-        }
-    }
-    Ok(None)
-}
-
 /// Deletes everything under `prefix` (a run's staging folder); missing is fine.
 pub async fn remove_prefix(store: &Arc<dyn ObjectStore>, prefix: &Path) -> Result<(), SinkError> {
     let paths: Vec<_> = store
@@ -388,7 +273,6 @@ mod tests {
     use datafusion::arrow::array::Int64Array;
     use datafusion::arrow::datatypes::{DataType, Field, Schema};
     use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
-    use object_store::PutPayload;
     use object_store::memory::InMemory;
 
     fn numbers(values: Vec<i64>) -> RecordBatch {
@@ -464,43 +348,6 @@ mod tests {
                 "part-00002.parquet"
             ]
         );
-    }
-
-    #[tokio::test]
-    async fn committed_files_are_the_ones_the_marker_lists() {
-        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
-        let partition = Path::from("wh/out/snapshot_date=2026-01-01");
-        // A stray file next to the committed one is not part of the snapshot.
-        for name in ["part-00000-r1.parquet", "part-00000-r2.parquet"] {
-            store
-                .put(&partition.clone().join(name), PutPayload::from_static(b"x"))
-                .await
-                .unwrap();
-        }
-        assert_eq!(committed_files(&store, &partition).await.unwrap(), None);
-        let marker = br#"{"run_id":"r1","files":["part-00000-r1.parquet"],"rows":3}"#;
-        store
-            .put(
-                &partition.clone().join(SUCCESS_MARKER),
-                PutPayload::from_static(marker),
-            )
-            .await
-            .unwrap();
-        assert_eq!(
-            committed_files(&store, &partition).await.unwrap(),
-            Some(vec![partition.clone().join("part-00000-r1.parquet")])
-        );
-        store
-            .put(
-                &partition.clone().join(SUCCESS_MARKER),
-                PutPayload::from_static(b"not json"),
-            )
-            .await
-            .unwrap();
-        assert!(matches!(
-            committed_files(&store, &partition).await,
-            Err(SinkError::Marker { .. })
-        ));
     }
 
     #[tokio::test]

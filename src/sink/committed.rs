@@ -1,0 +1,178 @@
+//! Reading back what the commit published: the `_SUCCESS` marker of a partition,
+//! the files it lists, and the newest committed daily snapshot before a date.
+//! Readers inside c360 read only marker-listed files, so they never see a
+//! half-published partition.
+
+use std::sync::Arc;
+
+use chrono::NaiveDate;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt};
+
+use super::SinkError;
+
+/// The marker written last in every published partition.
+pub const SUCCESS_MARKER: &str = "_SUCCESS";
+
+/// The content of `_SUCCESS`: which run published the partition and exactly which
+/// files belong to it. Readers inside c360 read only the files listed here.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SuccessMarker {
+    pub run_id: String,
+    /// File names (not paths) inside the partition folder.
+    pub files: Vec<String>,
+    pub rows: u64,
+}
+
+impl SuccessMarker {
+    /// The files it lists, as paths inside `partition`.
+    pub fn paths(&self, partition: &Path) -> Vec<Path> {
+        self.files
+            .iter()
+            .map(|name| partition.clone().join(name.as_str()))
+            .collect()
+    }
+}
+
+/// The `_SUCCESS` marker of `partition`: `None` when there is none (never
+/// written, or a first publish still in progress or interrupted).
+pub async fn read_marker(
+    store: &Arc<dyn ObjectStore>,
+    partition: &Path,
+) -> Result<Option<SuccessMarker>, SinkError> {
+    let marker = partition.clone().join(SUCCESS_MARKER);
+    let bytes = match store.get(&marker).await {
+        Ok(result) => result.bytes().await,
+        Err(object_store::Error::NotFound { .. }) => return Ok(None),
+        Err(e) => Err(e),
+    }
+    .map_err(|source| SinkError::Store {
+        path: marker.to_string(),
+        source,
+    })?;
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        .map_err(|e| SinkError::Marker {
+            path: marker.to_string(),
+            message: e.to_string(),
+        })
+}
+
+/// The files of a committed partition: `None` when `partition` has no `_SUCCESS`
+/// (never written, or a first publish in progress or interrupted). While a later
+/// run replaces the partition, this keeps returning one complete snapshot: the
+/// old files until the new marker is in place, the new files after.
+pub async fn committed_files(
+    store: &Arc<dyn ObjectStore>,
+    partition: &Path,
+) -> Result<Option<Vec<Path>>, SinkError> {
+    Ok(read_marker(store, partition)
+        .await?
+        .map(|marker| marker.paths(partition)))
+}
+
+/// The partition column of daily snapshots: the run's logical date.
+pub const SNAPSHOT_COLUMN: &str = "snapshot_date";
+
+/// The Hive folder name of the snapshot of `date` (`snapshot_date=2026-03-01`).
+pub fn snapshot_partition(date: NaiveDate) -> String {
+    format!("{SNAPSHOT_COLUMN}={date}")
+}
+
+/// A committed snapshot partition of an output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommittedSnapshot {
+    pub date: NaiveDate,
+    /// The partition folder.
+    pub partition: Path,
+    pub marker: SuccessMarker,
+}
+
+impl CommittedSnapshot {
+    /// The files the marker lists, as paths.
+    pub fn files(&self) -> Vec<Path> {
+        self.marker.paths(&self.partition)
+    }
+}
+
+/// The newest committed snapshot under `output` strictly before `date`: the latest
+/// `snapshot_date=` partition with a `_SUCCESS` marker. Strictly before, so a rerun
+/// or backfill of a date never reads its own earlier result.
+pub async fn latest_committed_before(
+    store: &Arc<dyn ObjectStore>,
+    output: &Path,
+    date: NaiveDate,
+) -> Result<Option<CommittedSnapshot>, SinkError> {
+    let listing = store
+        .list_with_delimiter(Some(output))
+        .await
+        .map_err(|source| SinkError::Store {
+            path: output.to_string(),
+            source,
+        })?;
+    let prefix = format!("{SNAPSHOT_COLUMN}=");
+    let mut dates: Vec<(NaiveDate, Path)> = listing
+        .common_prefixes
+        .into_iter()
+        .filter_map(|dir| {
+            let name = dir.filename()?.strip_prefix(prefix.as_str())?;
+            let day = NaiveDate::parse_from_str(name, "%Y-%m-%d").ok()?;
+            (day < date).then_some((day, dir))
+        })
+        .collect();
+    dates.sort_by_key(|(day, _)| std::cmp::Reverse(*day));
+    for (day, dir) in dates {
+        if let Some(marker) = read_marker(store, &dir).await? {
+            return Ok(Some(CommittedSnapshot {
+                date: day,
+                partition: dir,
+                marker,
+            }));
+        }
+    }
+    Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use object_store::PutPayload;
+    use object_store::memory::InMemory;
+
+    #[tokio::test]
+    async fn committed_files_are_the_ones_the_marker_lists() {
+        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let partition = Path::from("wh/out/snapshot_date=2026-01-01");
+        // A stray file next to the committed one is not part of the snapshot.
+        for name in ["part-00000-r1.parquet", "part-00000-r2.parquet"] {
+            store
+                .put(&partition.clone().join(name), PutPayload::from_static(b"x"))
+                .await
+                .unwrap();
+        }
+        assert_eq!(committed_files(&store, &partition).await.unwrap(), None);
+        let marker = br#"{"run_id":"r1","files":["part-00000-r1.parquet"],"rows":3}"#;
+        store
+            .put(
+                &partition.clone().join(SUCCESS_MARKER),
+                PutPayload::from_static(marker),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            committed_files(&store, &partition).await.unwrap(),
+            Some(vec![partition.clone().join("part-00000-r1.parquet")])
+        );
+        store
+            .put(
+                &partition.clone().join(SUCCESS_MARKER),
+                PutPayload::from_static(b"not json"),
+            )
+            .await
+            .unwrap();
+        assert!(matches!(
+            committed_files(&store, &partition).await,
+            Err(SinkError::Marker { .. })
+        ));
+    }
+}
