@@ -15,12 +15,14 @@
 -- the earliest as the identifier's first_seen.
 --
 -- Rows repeat (every order line and event of a record links its identifiers
--- again): the step keeps each distinct link once and the earliest seen_on per
--- identifier, so no GROUP BY here has to hash and spill tens of millions of rows.
+-- again): transactions and events are first reduced to one row per (source id or
+-- guest record, raw email) with the earliest date, a compact aggregation (about one
+-- group per customer and address) that cuts tens of millions of rows to a few
+-- million before the normalisers and the step's interning see them. The step
+-- still keeps each distinct link once and the earliest seen_on per identifier.
 --
--- A row with a source id and no email adds nothing to that record's own link
--- (source id to itself, same date), so it is not listed: most orders and events
--- carry a source id and no email.
+-- A source id's link to itself carries only its earliest date; the step creates the
+-- node without an edge.
 --
 -- Speed: the versions of a profile mostly repeat the same email and phone text, so
 -- profile rows are first reduced to one row per (source id, email, phone, country)
@@ -41,11 +43,20 @@ WITH profile_rows AS (
 transaction_rows AS (
     SELECT
         CASE WHEN source_customer_id IS NOT NULL THEN source_system || ':' || source_customer_id END AS source_id,
-        transaction_id,
+        guest_order AS transaction_id,
         email,
-        CAST(order_ts AS DATE) AS seen_on
-    FROM transactions
-    WHERE CAST(order_ts AS DATE) <= DATE '{date}'
+        seen_on
+    FROM (
+        SELECT
+            source_system,
+            source_customer_id,
+            CASE WHEN source_customer_id IS NULL THEN transaction_id END AS guest_order,
+            email,
+            MIN(CAST(order_ts AS DATE)) AS seen_on
+        FROM transactions
+        WHERE CAST(order_ts AS DATE) <= DATE '{date}'
+        GROUP BY 1, 2, 3, 4
+    ) t
 ),
 event_rows AS (
     SELECT
@@ -53,11 +64,20 @@ event_rows AS (
             WHEN source_system IS NOT NULL AND source_customer_id IS NOT NULL
             THEN source_system || ':' || source_customer_id
         END AS source_id,
-        event_id,
+        guest_event AS event_id,
         email,
-        CAST(event_ts AS DATE) AS seen_on
-    FROM communications
-    WHERE CAST(event_ts AS DATE) <= DATE '{date}'
+        seen_on
+    FROM (
+        SELECT
+            source_system,
+            source_customer_id,
+            CASE WHEN source_system IS NULL OR source_customer_id IS NULL THEN event_id END AS guest_event,
+            email,
+            MIN(CAST(event_ts AS DATE)) AS seen_on
+        FROM communications
+        WHERE CAST(event_ts AS DATE) <= DATE '{date}'
+        GROUP BY 1, 2, 3, 4
+    ) e
 ),
 links AS (
     SELECT 'source' AS record_type, source_id AS record_id, 'source' AS id_type, source_id AS id_value, seen_on

@@ -232,7 +232,7 @@ async fn load(r: &Run<'_>, lease: &Lease, p: &mut Progress) -> Result<(), RunErr
             None => None,
         };
         let cache = source_cache::CacheUse {
-            run_id,
+            run_id: run_id.into(),
             full_refresh: r.options.full_refresh,
             sweep: !p.record.recovered_runs.is_empty(),
         };

@@ -46,7 +46,7 @@ pub(super) async fn stage_source(
     spec: &SourceSpec,
     currencies: Option<HashSet<String>>,
     tmp: &Path,
-    cache: CacheUse<'_>,
+    cache: CacheUse,
 ) -> Result<StagedSource, RunError> {
     let path = crate::job::interpolate(&spec.path, &bound.vars)
         .map_err(|e| RunError::Bind(format!("source {}: {e}", spec.name)))?;
@@ -82,7 +82,7 @@ pub(super) async fn stage_source(
     });
     let (report, mut typed, days_parsed, days_reused) = if let Some(dir) = &cache_dir {
         let cache = SourceCache {
-            store,
+            store: store.clone(),
             dir: dir.clone(),
             using: cache,
         };

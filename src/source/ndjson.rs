@@ -9,11 +9,13 @@
 use std::borrow::Cow;
 use std::io::{BufRead, BufReader, Read};
 
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::Value as Json;
 
 use super::error::SourceError;
 use super::reject::Reason;
 use super::rows::{FileRows, FileStats, Output};
+use super::schema::FieldSpec;
 
 /// Reads one decompressed NDJSON file through `rows`, handing full batches to `emit`.
 pub(crate) fn read_ndjson(
@@ -52,27 +54,31 @@ pub(crate) fn read_ndjson(
             continue;
         }
         let raw = || Some(String::from_utf8_lossy(text).into_owned());
-        let object = match serde_json::from_slice::<Json>(text) {
-            Ok(Json::Object(map)) => map,
-            _ => {
-                rows.reject(line, Reason::BrokenJson, raw().as_deref());
-                continue;
-            }
+        // The text of each contract field, borrowed from the line where JSON
+        // needs no unescaping; the names of unknown fields.
+        let mut values: Vec<Option<Cow<'_, str>>> = vec![None; contract.fields.len()];
+        let mut unknown: Vec<Cow<'_, str>> = Vec::new();
+        let row = RowSeed {
+            fields: contract.fields,
+            values: &mut values,
+            unknown: &mut unknown,
         };
-        let unknown: Vec<&String> = object
-            .keys()
-            .filter(|k| !contract.fields.iter().any(|f| f.name == k.as_str()))
-            .collect();
-        rows.stats.unknown_fields += unknown.len() as u64;
-        for name in unknown {
-            rows.stats.extra_columns.insert(name.clone());
+        let mut json = serde_json::Deserializer::from_slice(text);
+        if row
+            .deserialize(&mut json)
+            .and_then(|()| json.end())
+            .is_err()
+        {
+            rows.reject(line, Reason::BrokenJson, raw().as_deref());
+            continue;
         }
-        let owned: Vec<Option<Cow<'_, str>>> = contract
-            .fields
-            .iter()
-            .map(|f| object.get(f.name).and_then(json_text))
-            .collect();
-        let values: Vec<Option<&str>> = owned.iter().map(|v| v.as_deref()).collect();
+        rows.stats.unknown_fields += unknown.len() as u64;
+        for name in &unknown {
+            if !rows.stats.extra_columns.contains(name.as_ref()) {
+                rows.stats.extra_columns.insert(name.to_string());
+            }
+        }
+        let values: Vec<Option<&str>> = values.iter().map(|v| v.as_deref()).collect();
         rows.push(&values, line, raw);
         while let Some(batch) = rows.take_ready() {
             emit(batch)?;
@@ -83,6 +89,122 @@ pub(crate) fn read_ndjson(
         emit(batch)?;
     }
     Ok(stats)
+}
+
+/// Decodes one line's object straight into the contract fields' text, without
+/// building a `serde_json::Value` map per line: strings without escapes stay
+/// borrowed from the line. Anything but an object is an error (`broken_json`).
+/// A repeated key keeps its last value, as a JSON map would.
+struct RowSeed<'a, 'de> {
+    fields: &'static [FieldSpec],
+    values: &'a mut Vec<Option<Cow<'de, str>>>,
+    unknown: &'a mut Vec<Cow<'de, str>>,
+}
+
+impl<'de> DeserializeSeed<'de> for RowSeed<'_, 'de> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for RowSeed<'_, 'de> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(Text(key)) = map.next_key::<Text<'de>>()? {
+            match self.fields.iter().position(|f| f.name == key.as_ref()) {
+                Some(i) => self.values[i] = map.next_value::<FieldText<'de>>()?.0,
+                None => {
+                    map.next_value::<IgnoredAny>()?;
+                    if !self.unknown.contains(&key) {
+                        self.unknown.push(key);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A JSON string, borrowed when it has no escapes.
+struct Text<'de>(Cow<'de, str>);
+
+impl<'de> de::Deserialize<'de> for Text<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Text<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Text(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Text(Cow::Owned(v.to_string())))
+            }
+        }
+        deserializer.deserialize_str(V)
+    }
+}
+
+/// A field's value as contract text ([`json_text`]): strings as they are
+/// (borrowed when possible), anything else through `serde_json::Value`.
+struct FieldText<'de>(Option<Cow<'de, str>>);
+
+impl<'de> de::Deserialize<'de> for FieldText<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = FieldText<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON value")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(FieldText(Some(Cow::Borrowed(v))))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(FieldText(Some(Cow::Owned(v.to_string()))))
+            }
+            fn visit_unit<E>(self) -> Result<Self::Value, E> {
+                Ok(FieldText(None))
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
+                Ok(other(Json::from(v)))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+                Ok(other(Json::from(v)))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
+                Ok(other(Json::from(v)))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
+                Ok(other(Json::from(v)))
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+                let value =
+                    de::Deserialize::deserialize(de::value::SeqAccessDeserializer::new(seq))?;
+                Ok(other(value))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                let value =
+                    de::Deserialize::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                Ok(other(value))
+            }
+        }
+        deserializer.deserialize_any(V)
+    }
+}
+
+/// A non-string value's contract text.
+fn other(value: Json) -> FieldText<'static> {
+    FieldText(json_text(&value).map(|text| Cow::Owned(text.into_owned())))
 }
 
 /// The contract text of a JSON value; `null` is missing.
@@ -99,6 +221,50 @@ fn json_text(value: &Json) -> Option<Cow<'_, str>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The decoded text per communications field and the unknown names, or
+    /// `None` for a `broken_json` line.
+    fn decode(line: &str) -> Option<(Vec<Option<String>>, Vec<String>)> {
+        let fields =
+            super::super::contract_fields(crate::job::ContractSchema::Communications).fields;
+        let mut values = vec![None; fields.len()];
+        let mut unknown = Vec::new();
+        let seed = RowSeed {
+            fields,
+            values: &mut values,
+            unknown: &mut unknown,
+        };
+        let mut json = serde_json::Deserializer::from_slice(line.as_bytes());
+        seed.deserialize(&mut json).and_then(|()| json.end()).ok()?;
+        let text = values
+            .into_iter()
+            .map(|v| v.map(|t| t.into_owned()))
+            .collect();
+        Some((text, unknown.into_iter().map(|u| u.into_owned()).collect()))
+    }
+
+    #[test]
+    fn lines_decode_into_the_contract_fields() {
+        // event_id (0), email (3), cost (9): escapes undone, numbers by their JSON
+        // text, a repeated key keeps its last value, null is missing.
+        let (text, unknown) = decode(
+            r#"{"event_id":"E\u00e91","email":null,"cost":12.50,"x":[1,{"y":2}],"event_id":"E2","x":3,"cost":7}"#,
+        )
+        .unwrap();
+        assert_eq!(text[0].as_deref(), Some("E2"));
+        assert_eq!(text[3], None);
+        assert_eq!(text[9].as_deref(), Some("7"));
+        assert_eq!(unknown, vec!["x".to_string()]);
+        let (text, _) =
+            decode(r#"{"event_id":"E\u00e91","cost":12.50,"channel":{"a":[true]}}"#).unwrap();
+        assert_eq!(text[0].as_deref(), Some("E\u{e9}1"));
+        assert_eq!(text[9].as_deref(), Some("12.5"));
+        assert_eq!(text[4].as_deref(), Some(r#"{"a":[true]}"#));
+        // Not an object, or trailing text: broken JSON.
+        assert!(decode(r#"["E3"]"#).is_none());
+        assert!(decode(r#"{"event_id":"E4"} x"#).is_none());
+        assert!(decode(r#"{"event_id":"E5""#).is_none());
+    }
 
     #[test]
     fn json_values_become_contract_text() {

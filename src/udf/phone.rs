@@ -22,7 +22,6 @@
 //! per distinct consecutive value.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::Arc;
 
@@ -85,13 +84,14 @@ impl RegionCache {
 /// Most distinct phone texts one worker thread remembers before it starts over.
 pub const MEMO_ENTRIES: usize = 1 << 19;
 
-/// Raw phone text -> its E.164 form, or `None` when it is not a valid number.
-type E164ByText = HashMap<Box<str>, Option<Box<str>>>;
+/// Raw phone text -> its E.164 form, or `None` when it is not a valid number
+/// (hashbrown's foldhash: std's SipHash was visible in the profile).
+type E164ByText = hashbrown::HashMap<Box<str>, Option<Box<str>>>;
 
 /// Per-thread results of [`normalize_phone`] by default region, then raw text.
 #[derive(Default)]
 struct PhoneMemo {
-    by_region: HashMap<Option<country::Id>, E164ByText>,
+    by_region: hashbrown::HashMap<Option<country::Id>, E164ByText>,
     entries: usize,
 }
 

@@ -102,16 +102,22 @@ impl BgNbdParams {
 pub type BgNbdModel = super::ModelFit<BgNbdParams>;
 
 /// Customers grouped for the likelihood: identical (x, t_x, T) rows share one
-/// evaluation, and terms that depend only on x are computed once per distinct x.
+/// evaluation, terms that depend only on x are computed once per distinct x,
+/// and ln(α + d) once per distinct duration d (t_x or T: whole days or weeks,
+/// so a few hundred values), leaving one `exp` and one `ln_1p` per row.
 pub(crate) struct BgNbdData {
     frequencies: Vec<f64>,
+    /// Distinct values of t_x and T.
+    durations: Vec<f64>,
     rows: Vec<Row>,
     customers: usize,
 }
 
 struct Row {
     x_index: usize,
-    recency: f64,
+    /// Indexes into `durations`.
+    recency_index: usize,
+    t_index: usize,
     t: f64,
     weight: f64,
 }
@@ -126,6 +132,14 @@ impl BgNbdData {
         let mut frequencies = Vec::new();
         let mut row_index: HashMap<(u64, u64, u64), usize> = HashMap::new();
         let mut rows: Vec<Row> = Vec::new();
+        let mut duration_index: HashMap<u64, usize> = HashMap::new();
+        let mut durations = Vec::new();
+        let mut duration = |d: f64| {
+            *duration_index.entry(d.to_bits()).or_insert_with(|| {
+                durations.push(d);
+                durations.len() - 1
+            })
+        };
         for c in customers {
             let x_index = *frequency_index
                 .entry(c.frequency.to_bits())
@@ -141,7 +155,8 @@ impl BgNbdData {
             if index == next {
                 rows.push(Row {
                     x_index,
-                    recency,
+                    recency_index: duration(recency),
+                    t_index: duration(c.t),
                     t: c.t,
                     weight: 0.0,
                 });
@@ -150,6 +165,7 @@ impl BgNbdData {
         }
         Self {
             frequencies,
+            durations,
             rows,
             customers: customers.len(),
         }
@@ -173,14 +189,15 @@ impl BgNbdData {
                 (common, death)
             })
             .collect();
+        let ln_alpha_plus: Vec<f64> = self.durations.iter().map(|d| (alpha + d).ln()).collect();
         let sum_rows = |rows: &[Row]| -> f64 {
             rows.iter()
                 .map(|row| {
                     let x = self.frequencies[row.x_index];
                     let (common, death) = per_x[row.x_index];
-                    let alive = -(r + x) * (alpha + row.t).ln();
+                    let alive = -(r + x) * ln_alpha_plus[row.t_index];
                     let ll = if x > 0.0 {
-                        let dead = death - (r + x) * (alpha + row.recency).ln();
+                        let dead = death - (r + x) * ln_alpha_plus[row.recency_index];
                         log_add_exp(alive, dead)
                     } else {
                         alive
@@ -189,22 +206,7 @@ impl BgNbdData {
                 })
                 .sum()
         };
-        if self.rows.len() < PARALLEL_ROWS {
-            return sum_rows(&self.rows);
-        }
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let chunk = self.rows.len().div_ceil(threads);
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = self
-                .rows
-                .chunks(chunk)
-                .map(|rows| scope.spawn(move || sum_rows(rows)))
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().unwrap_or(f64::NAN))
-                .sum()
-        })
+        sum_in_parallel(&self.rows, sum_rows)
     }
 
     /// Fits the model by maximum likelihood.
@@ -259,6 +261,29 @@ impl BgNbdData {
             converged,
         })
     }
+}
+
+/// `sum` over `rows`, split across the machine's threads when there are more
+/// than [`PARALLEL_ROWS`]: the likelihoods are sums of independent per-row terms.
+/// Chunks are fixed by the thread count, so the total is the same from run to
+/// run on one machine.
+pub(crate) fn sum_in_parallel<T: Sync>(rows: &[T], sum: impl Fn(&[T]) -> f64 + Sync) -> f64 {
+    if rows.len() < PARALLEL_ROWS {
+        return sum(rows);
+    }
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chunk = rows.len().div_ceil(threads);
+    let sum = &sum;
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = rows
+            .chunks(chunk)
+            .map(|part| scope.spawn(move || sum(part)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or(f64::NAN))
+            .sum()
+    })
 }
 
 /// ln(e^u + e^v) without overflow.

@@ -84,13 +84,15 @@ impl GammaGammaData {
             .iter()
             .map(|&x| ln_gamma(p * x + q) - ln_gamma(p * x) + p * x * x.ln() + shared)
             .collect();
-        self.rows
-            .iter()
-            .map(|&(i, m, ln_m)| {
-                let px = p * self.frequencies[i];
-                per_x[i] + (px - 1.0) * ln_m - (px + q) * (gamma + self.frequencies[i] * m).ln()
-            })
-            .sum()
+        let sum_rows = |rows: &[(usize, f64, f64)]| -> f64 {
+            rows.iter()
+                .map(|&(i, m, ln_m)| {
+                    let px = p * self.frequencies[i];
+                    per_x[i] + (px - 1.0) * ln_m - (px + q) * (gamma + self.frequencies[i] * m).ln()
+                })
+                .sum()
+        };
+        super::bgnbd::sum_in_parallel(&self.rows, sum_rows)
     }
 
     /// Fits the model by maximum likelihood.

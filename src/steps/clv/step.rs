@@ -38,6 +38,7 @@ pub async fn fit_clv(
     input: &str,
     params: &ClvParams,
 ) -> Result<(MemTable, ClvModelSummary), ClvError> {
+    let started = std::time::Instant::now();
     let query = |source: DataFusionError| ClvError::Query {
         table: input.to_string(),
         source,
@@ -66,13 +67,21 @@ pub async fn fit_clv(
     memory
         .try_resize(batch.get_array_memory_size() + customers.len() * per_customer)
         .map_err(ClvError::Memory)?;
+    let read_secs = started.elapsed().as_secs_f64();
     let summary = fit_models(&customers, params)?;
+    let fit_secs = started.elapsed().as_secs_f64() - read_secs;
     let valuations =
         value_all(&summary, &customers, params).map_err(|(row, message)| ClvError::Numerical {
             customer: key_text(&keys, row),
             message,
         })?;
 
+    tracing::info!(
+        read_secs,
+        fit_secs,
+        value_secs = started.elapsed().as_secs_f64() - read_secs - fit_secs,
+        "clv phases"
+    );
     let key_field = schema
         .field_with_name("customer_key")
         .map_err(|e| query(e.into()))?
@@ -100,9 +109,13 @@ pub async fn fit_clv(
 
 /// Fits both models on validated customers.
 pub fn fit_models(customers: &[Customer], params: &ClvParams) -> Result<ClvModelSummary, ClvError> {
+    let started = std::time::Instant::now();
     let bgnbd = BgNbdData::new(customers).fit()?;
+    let bgnbd_secs = started.elapsed().as_secs_f64();
     let gamma_gamma = GammaGammaData::new(customers).fit()?;
     tracing::info!(
+        bgnbd_secs,
+        gg_secs = started.elapsed().as_secs_f64() - bgnbd_secs,
         customers = bgnbd.customers,
         bgnbd_log_likelihood = bgnbd.log_likelihood,
         bgnbd_converged = bgnbd.converged,
