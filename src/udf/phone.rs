@@ -43,6 +43,25 @@ pub fn normalize_phone(raw: &str, region: Option<&str>) -> Option<String> {
     Some(number.format().mode(Mode::E164).to_string())
 }
 
+/// Builds libphonenumber's metadata database (a lazy static of the crate, about
+/// 0.2 s of one core) on a background thread, so that the first step to
+/// normalise a phone does not wait for it: a run calls this before reading its
+/// sources, which take longer than that. Later calls do nothing.
+pub fn warm_up() {
+    static STARTED: std::sync::Once = std::sync::Once::new();
+    STARTED.call_once(|| {
+        let spawned = std::thread::Builder::new()
+            .name("c360-phone-init".into())
+            .spawn(|| {
+                normalize_phone("+44 20 7946 0958", Some("GB"));
+                normalize_phone("+1 415-555-0134", Some("US"));
+            });
+        if let Err(e) = spawned {
+            tracing::debug!(error = %e, "phone metadata warm-up not started");
+        }
+    });
+}
+
 /// An ISO alpha-2 code known to libphonenumber, in any case, trimmed; else `None`.
 pub fn parse_region(text: &str) -> Option<country::Id> {
     let code = text.trim();
