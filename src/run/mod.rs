@@ -210,7 +210,7 @@ async fn load(r: &Run<'_>, lease: &Lease, p: &mut Progress) -> Result<(), RunErr
     crate::udf::phone::warm_up();
     // The staging folder exists from the start, so a run killed while it only
     // wrote typed staging cache entries is found by the next run's recovery,
-    // which then sweeps the cache of its files (source_cache.rs).
+    // which then sweeps the cache of its files (source_cache).
     let marker = tmp.clone().join("_running");
     bound
         .warehouse

@@ -21,28 +21,32 @@
 //! a half-written day; the orphans go when the day is next written. Runs hold
 //! the warehouse lease, so one run at a time touches the cache.
 //!
-//! The cache holds the same rows as the raw zone it mirrors, erased people's
-//! included: erasure applies where rows are read (the steps, the rejects
-//! filter), exactly as for a run that parses the raw files.
+//! While a run reads it, the cache holds the same rows as the raw zone it
+//! mirrors, erased people's included: erasure applies where rows are read (the
+//! steps, the rejects filter), exactly as for a run that parses the raw files.
+//! At the run's end the entries carrying an erased person's rows are deleted
+//! (`erased`). Files: `parquet_sink` (what a day is written with), `erased`.
 
 use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
 
 use chrono::NaiveDate;
-use datafusion::arrow::array::RecordBatch;
-use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use futures::StreamExt;
-use futures::future::BoxFuture;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use serde::{Deserialize, Serialize};
 
 use super::RunError;
-use crate::erasure::ErasedIdentifiers;
-use crate::job::{Compression, FileLayout, SourceSpec};
-use crate::sink::{ParquetFileWriter, SinkError, WrittenFile};
-use crate::source::{self, BatchSink, Listing, RawFile, SourceError, SourceInput, SourceReport};
+use crate::job::SourceSpec;
+use crate::sink::{SinkError, WrittenFile};
+use crate::source::{self, Listing, RawFile, SourceError, SourceInput, SourceReport};
+
+mod erased;
+mod parquet_sink;
+
+pub(super) use erased::forget_erased;
+pub(super) use parquet_sink::ParquetSink;
 
 /// Bumped when the entry layout or the manifest changes meaning.
 const CACHE_FORMAT: u32 = 1;
@@ -56,79 +60,6 @@ pub(super) const EXTRACT_COLUMN: &str = "extract";
 /// Days parsed at once. Each parses its files [`source::PARALLEL_FILES`] at a
 /// time, so a source of one file per day still keeps two parsers busy.
 const PARALLEL_DAYS: usize = source::PARALLEL_FILES;
-
-/// Writes batches to one Parquet file, optionally leaving out one column.
-///
-/// Snappy, like the staged step tables: the files stay private to the
-/// warehouse, and at 200k customers zstd made the sources stage about 15%
-/// slower (a compression context per page: `ZSTD_createCCtx` and the kernel
-/// zeroing its pages were 8% of that stage's profile).
-pub(super) struct ParquetSink {
-    pub writer: ParquetFileWriter,
-    keep: Option<Vec<usize>>,
-}
-
-impl ParquetSink {
-    pub fn create(
-        store: &Arc<dyn ObjectStore>,
-        path: Path,
-        schema: SchemaRef,
-        drop_column: Option<&str>,
-    ) -> Result<Self, RunError> {
-        let keep: Option<Vec<usize>> = drop_column.map(|name| {
-            (0..schema.fields().len())
-                .filter(|&i| schema.field(i).name() != name)
-                .collect()
-        });
-        let file_schema = match &keep {
-            Some(indices) => Arc::new(schema.project(indices).map_err(|e| {
-                RunError::Bind(format!("internal: cannot project reject schema: {e}"))
-            })?),
-            None => schema,
-        };
-        Ok(Self {
-            writer: ParquetFileWriter::create(
-                store.clone(),
-                path,
-                file_schema,
-                Compression::Snappy,
-                &FileLayout::staging(),
-            )?,
-            keep,
-        })
-    }
-
-    /// A sink for a source's typed rows.
-    pub fn typed(
-        store: &Arc<dyn ObjectStore>,
-        path: Path,
-        spec: &SourceSpec,
-    ) -> Result<Self, RunError> {
-        Self::create(store, path, source::typed_schema(spec.schema), None)
-    }
-
-    /// A sink for a source's rejects (without the `extract` column).
-    pub fn rejects(store: &Arc<dyn ObjectStore>, path: Path) -> Result<Self, RunError> {
-        Self::create(store, path, source::rejects_schema(), Some(EXTRACT_COLUMN))
-    }
-}
-
-impl BatchSink for ParquetSink {
-    fn write(&mut self, batch: RecordBatch) -> BoxFuture<'_, Result<(), SourceError>> {
-        Box::pin(async move {
-            let batch = match &self.keep {
-                Some(indices) => batch
-                    .project(indices)
-                    .map_err(|e| SourceError::Sink(Box::new(e)))?,
-                None => batch,
-            };
-            self.writer
-                .write(&batch)
-                .await
-                .map_err(|e| SourceError::Sink(Box::new(e)))
-        })
-    }
-}
 
 /// A [`SourceInput`] a spawned day task can own.
 #[derive(Clone)]
@@ -473,114 +404,6 @@ impl SourceCache {
     async fn delete(&self, path: &Path) -> Result<(), RunError> {
         delete(&self.store, path).await
     }
-}
-
-/// Deletes the cache entries of `days` under `dir` whose rows or rejects carry
-/// an erased identifier, so the warehouse keeps no trace of erased people
-/// (docs/rules.md "Erasure"); the raw days stay, and a later run parses them again
-/// into its own entry, which this deletes again at its end. The match is the
-/// rejects' text match ([`ErasedIdentifiers::carried_by`]) over a row's
-/// identifier columns, which errs towards deleting: a deleted entry only costs
-/// a parse, never a different result. An entry found clean records the set's
-/// fingerprint and is not read again until the set changes. Returns the days
-/// deleted.
-pub(super) async fn forget_erased(
-    store: &Arc<dyn ObjectStore>,
-    dir: &Path,
-    days: &[NaiveDate],
-    identifiers: &ErasedIdentifiers,
-) -> Result<Vec<NaiveDate>, RunError> {
-    let mut deleted = Vec::new();
-    if identifiers.is_empty() {
-        return Ok(deleted);
-    }
-    let fingerprint = identifiers.fingerprint();
-    for &dt in days {
-        let entry = dir.clone().join(format!("dt={dt}"));
-        let manifest_path = entry.clone().join(MANIFEST);
-        let Some(mut manifest) = read_manifest(store, &manifest_path).await? else {
-            continue;
-        };
-        if manifest.clean_for == Some(fingerprint) {
-            continue;
-        }
-        let mut carries = false;
-        for (file, columns) in [
-            (&manifest.typed, &IDENTIFIER_COLUMNS[..]),
-            (&manifest.rejects, &["raw"][..]),
-        ] {
-            if file.rows > 0 {
-                let path = entry.clone().join(file.name.as_str());
-                carries |= carries_erased(store, &path, columns, identifiers).await?;
-            }
-        }
-        if carries {
-            tracing::info!(entry = %entry, "cache entry holds erased people's rows: deleted");
-            delete(store, &manifest_path).await?;
-            for file in [&manifest.typed, &manifest.rejects] {
-                delete(store, &entry.clone().join(file.name.as_str())).await?;
-            }
-            deleted.push(dt);
-        } else {
-            manifest.clean_for = Some(fingerprint);
-            put_manifest(store, &manifest_path, &manifest).await?;
-        }
-    }
-    Ok(deleted)
-}
-
-/// The typed columns that can hold an identifier (DATA_CONTRACT.md).
-const IDENTIFIER_COLUMNS: [&str; 4] = ["source_system", "source_customer_id", "email", "phone"];
-
-/// Whether a row of Parquet file `path`, its `columns` (those present) joined
-/// as one line, carries an erased identifier.
-async fn carries_erased(
-    store: &Arc<dyn ObjectStore>,
-    path: &Path,
-    columns: &[&str],
-    identifiers: &ErasedIdentifiers,
-) -> Result<bool, RunError> {
-    use datafusion::arrow::array::{Array, AsArray};
-    use datafusion::arrow::compute::cast;
-    use datafusion::arrow::datatypes::DataType;
-    use datafusion::parquet::arrow::ProjectionMask;
-
-    let builder = parquet_file(store, path).await?;
-    let parquet_err = |source| SinkError::Parquet {
-        path: path.to_string(),
-        source,
-    };
-    let present: Vec<&str> = columns
-        .iter()
-        .copied()
-        .filter(|c| builder.schema().column_with_name(c).is_some())
-        .collect();
-    let mask = ProjectionMask::columns(builder.parquet_schema(), present.iter().copied());
-    let reader = builder.with_projection(mask).build().map_err(parquet_err)?;
-    let mut line = String::new();
-    for batch in reader {
-        let batch = batch.map_err(|e| parquet_err(e.into()))?;
-        let texts = batch
-            .columns()
-            .iter()
-            .map(|c| cast(c, &DataType::Utf8))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| parquet_err(e.into()))?;
-        for row in 0..batch.num_rows() {
-            line.clear();
-            for text in &texts {
-                let text = text.as_string::<i32>();
-                if text.is_valid(row) {
-                    line.push_str(text.value(row));
-                }
-                line.push(',');
-            }
-            if identifiers.carried_by(&line) {
-                return Ok(true);
-            }
-        }
-    }
-    Ok(false)
 }
 
 /// A reader of the Parquet file at `path`, fetched whole: a cache file holds one
