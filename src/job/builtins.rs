@@ -111,15 +111,19 @@ impl Builtin {
         params: &BTreeMap<String, String>,
     ) -> Result<BuiltinSettings, SettingError> {
         let get = |name: &str| params.get(name).map(|v| v.trim());
+        let whole = |param: &'static str, default: u32| match get(param) {
+            None => Ok(default),
+            Some(text) => text.parse().map_err(|_| SettingError {
+                param,
+                message: format!("`{text}` is not a whole number >= 0"),
+            }),
+        };
         Ok(match self {
             Self::StitchIdentities => BuiltinSettings::StitchIdentities(StitchSettings {
-                max_records_per_identifier: match get("max_records_per_identifier") {
-                    None => StitchSettings::default().max_records_per_identifier,
-                    Some(text) => text.parse().map_err(|_| SettingError {
-                        param: "max_records_per_identifier",
-                        message: format!("`{text}` is not a whole number >= 0"),
-                    })?,
-                },
+                max_records_per_identifier: whole(
+                    "max_records_per_identifier",
+                    StitchSettings::default().max_records_per_identifier,
+                )?,
                 link_by_phone: match get("link_by_phone") {
                     None | Some("true") => true,
                     Some("false") => false,
@@ -149,13 +153,8 @@ impl Builtin {
                         });
                     }
                 };
-                let horizon_months = match get("clv_horizon_months") {
-                    None => ClvSettings::default().horizon_months,
-                    Some(text) => text.parse().map_err(|_| SettingError {
-                        param: "clv_horizon_months",
-                        message: format!("`{text}` is not a whole number >= 0"),
-                    })?,
-                };
+                let horizon_months =
+                    whole("clv_horizon_months", ClvSettings::default().horizon_months)?;
                 let annual_discount_rate = match get("annual_discount_rate") {
                     None => ClvSettings::default().annual_discount_rate,
                     Some(text) => match text.parse::<f64>() {

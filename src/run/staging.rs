@@ -60,7 +60,7 @@ pub(super) async fn stage_source(
     let rejects_dir = tmp.clone().join("rejects").join(spec.name.as_str());
     let mut rejected = ParquetSink::rejects(store, rejects_dir.clone().join(sink::part_name(0)))?;
     let input = source::SourceInput {
-        spec,
+        spec: Arc::new(spec.clone()),
         store: location.store.clone(),
         root: reject_root(&bound.raw, &location),
         location: location.prefix.clone(),

@@ -57,9 +57,11 @@ impl BatchSink for CollectSink {
     }
 }
 
-/// What to read for one source in one run.
-pub struct SourceInput<'a> {
-    pub spec: &'a SourceSpec,
+/// What to read for one source in one run. Owned (cheap to clone), so that a
+/// read can be split into tasks of its own, such as one per cached day.
+#[derive(Clone)]
+pub struct SourceInput {
+    pub spec: Arc<SourceSpec>,
     /// The raw store.
     pub store: Arc<dyn ObjectStore>,
     /// The raw root: reject `file` and `_file` are relative to it.
@@ -159,7 +161,7 @@ impl SourceReport {
 /// An optional source with no files gives an empty report; any other source with
 /// no files is `SourceError::NoFiles`.
 pub async fn read_source(
-    input: SourceInput<'_>,
+    input: SourceInput,
     accepted: &mut impl BatchSink,
     rejects: &mut impl BatchSink,
 ) -> Result<SourceReport, SourceError> {
@@ -169,7 +171,7 @@ pub async fn read_source(
 
 /// The files a run reads for `input` ([`list_files`]); none is
 /// `SourceError::NoFiles` unless the source is optional.
-pub async fn list_source(input: &SourceInput<'_>) -> Result<Listing, SourceError> {
+pub async fn list_source(input: &SourceInput) -> Result<Listing, SourceError> {
     // Only `dt` partitioning exists in the raw layout; the job validator rejects others.
     let partitioned = !input.spec.partitions.is_empty();
     let listing = list_files(
@@ -202,7 +204,7 @@ pub const PARALLEL_FILES: usize = 2;
 /// interleave in the sinks (row order carries no meaning: every row has its
 /// `_file` and `_line`), while the report lists files in reading order.
 pub async fn read_listing(
-    input: &SourceInput<'_>,
+    input: &SourceInput,
     listing: Listing,
     accepted: &mut impl BatchSink,
     rejects: &mut impl BatchSink,
@@ -293,7 +295,7 @@ fn file_rows(file: &RawFile, ctx: FileContext) -> Result<FileRows, SourceError> 
 /// Starts parsing one CSV or NDJSON file on a blocking thread; its batches go
 /// to `tx`, its counts come back from the task.
 async fn start_text_file(
-    input: &SourceInput<'_>,
+    input: &SourceInput,
     file: &RawFile,
     rows: FileRows,
     tx: mpsc::Sender<Output>,

@@ -27,7 +27,7 @@
 //! At the run's end the entries carrying an erased person's rows are deleted
 //! (`erased`). Files: `parquet_sink` (what a day is written with), `erased`.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use chrono::NaiveDate;
@@ -38,7 +38,6 @@ use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use serde::{Deserialize, Serialize};
 
 use super::RunError;
-use crate::job::SourceSpec;
 use crate::sink::{SinkError, WrittenFile};
 use crate::source::{self, Listing, RawFile, SourceError, SourceInput, SourceReport};
 
@@ -60,46 +59,6 @@ pub(super) const EXTRACT_COLUMN: &str = "extract";
 /// Days parsed at once. Each parses its files [`source::PARALLEL_FILES`] at a
 /// time, so a source of one file per day still keeps two parsers busy.
 const PARALLEL_DAYS: usize = source::PARALLEL_FILES;
-
-/// A [`SourceInput`] a spawned day task can own.
-#[derive(Clone)]
-struct OwnedInput {
-    spec: Arc<SourceSpec>,
-    store: Arc<dyn ObjectStore>,
-    root: Path,
-    location: Path,
-    date: NaiveDate,
-    currencies: Option<HashSet<String>>,
-    batch_rows: usize,
-}
-
-impl From<&SourceInput<'_>> for OwnedInput {
-    fn from(input: &SourceInput<'_>) -> Self {
-        Self {
-            spec: Arc::new(input.spec.clone()),
-            store: input.store.clone(),
-            root: input.root.clone(),
-            location: input.location.clone(),
-            date: input.date,
-            currencies: input.currencies.clone(),
-            batch_rows: input.batch_rows,
-        }
-    }
-}
-
-impl OwnedInput {
-    fn input(&self) -> SourceInput<'_> {
-        SourceInput {
-            spec: &self.spec,
-            store: self.store.clone(),
-            root: self.root.clone(),
-            location: self.location.clone(),
-            date: self.date,
-            currencies: self.currencies.clone(),
-            batch_rows: self.batch_rows,
-        }
-    }
-}
 
 /// What a day was parsed from: equal keys mean the cached entry is the parse.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -181,10 +140,10 @@ impl SourceCache {
     /// each day from its entry when the key matches, else parsed into a new one.
     pub async fn read(
         &self,
-        input: &SourceInput<'_>,
+        input: &SourceInput,
         listing: Listing,
     ) -> Result<CachedRead, RunError> {
-        let spec = input.spec;
+        let spec = &input.spec;
         let mut days: Vec<(NaiveDate, Vec<RawFile>)> = Vec::new();
         for file in listing.files {
             let Some(dt) = file.dt else { continue };
@@ -210,7 +169,6 @@ impl SourceCache {
         };
         // Each day is a task of its own, so that two days' Parquet encoding runs
         // on both runtime workers while their parsers use blocking threads.
-        let owned = OwnedInput::from(input);
         let entries: Vec<(NaiveDate, Manifest, bool)> =
             futures::stream::iter(days.into_iter().map(|(dt, files)| {
                 let key = EntryKey {
@@ -224,9 +182,8 @@ impl SourceCache {
                         .collect(),
                     ..base.clone()
                 };
-                let (cache, owned) = (self.clone(), owned.clone());
+                let (cache, input) = (self.clone(), input.clone());
                 tokio::spawn(async move {
-                    let input = owned.input();
                     let (manifest, parsed) = cache.day(&input, dt, files, key).await?;
                     Ok::<_, RunError>((dt, manifest, parsed))
                 })
@@ -289,7 +246,7 @@ impl SourceCache {
     /// parse of `files`. `true` when parsed now.
     async fn day(
         &self,
-        input: &SourceInput<'_>,
+        input: &SourceInput,
         dt: NaiveDate,
         files: Vec<RawFile>,
         key: EntryKey,
@@ -311,7 +268,7 @@ impl SourceCache {
         let mut accepted = ParquetSink::typed(
             &self.store,
             dir.clone().join(typed_name.as_str()),
-            input.spec,
+            &input.spec,
         )?;
         let mut rejected =
             ParquetSink::rejects(&self.store, dir.clone().join(rejects_name.as_str()))?;

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use statrs::function::beta::ln_beta;
 use statrs::function::gamma::ln_gamma;
 
-use super::fit::{MleOutcome, maximize};
+use super::fit::{MleOutcome, maximize, sum_in_parallel};
 use super::hyp2f1::{Hyp2f1Error, hyp2f1_with_complement};
 use super::{ClvError, Customer};
 
@@ -121,9 +121,6 @@ struct Row {
     t: f64,
     weight: f64,
 }
-
-/// Above this many distinct rows the likelihood is summed on several threads.
-const PARALLEL_ROWS: usize = 50_000;
 
 impl BgNbdData {
     /// Groups `customers` (already validated).
@@ -261,29 +258,6 @@ impl BgNbdData {
             converged,
         })
     }
-}
-
-/// `sum` over `rows`, split across the machine's threads when there are more
-/// than [`PARALLEL_ROWS`]: the likelihoods are sums of independent per-row terms.
-/// Chunks are fixed by the thread count, so the total is the same from run to
-/// run on one machine.
-pub(crate) fn sum_in_parallel<T: Sync>(rows: &[T], sum: impl Fn(&[T]) -> f64 + Sync) -> f64 {
-    if rows.len() < PARALLEL_ROWS {
-        return sum(rows);
-    }
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let chunk = rows.len().div_ceil(threads);
-    let sum = &sum;
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = rows
-            .chunks(chunk)
-            .map(|part| scope.spawn(move || sum(part)))
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or(f64::NAN))
-            .sum()
-    })
 }
 
 /// ln(e^u + e^v) without overflow.

@@ -266,7 +266,11 @@ fn the_likelihood_is_the_same_summed_on_one_thread_or_several() {
         })
         .sum();
     let data = BgNbdData::new(&customers);
-    assert!(data.rows.len() > PARALLEL_ROWS, "{}", data.rows.len());
+    assert!(
+        data.rows.len() > super::super::fit::PARALLEL_ROWS,
+        "{}",
+        data.rows.len()
+    );
     let summed = data.log_likelihood(&params);
     assert!(
         ((summed - by_hand) / by_hand).abs() < 1e-10,

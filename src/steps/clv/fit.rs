@@ -7,6 +7,9 @@
 //! optimum on the long, curved ridges these likelihoods have (r and alpha move
 //! together); a fresh simplex at the best point is the standard remedy and
 //! makes the "converged" flag mean something.
+//!
+//! [`sum_in_parallel`] evaluates a likelihood (a sum of independent per-row terms)
+//! on the machine's threads.
 
 use argmin::core::{CostFunction, Error as ArgminError, Executor, State, TerminationReason};
 use argmin::solver::neldermead::NelderMead;
@@ -24,6 +27,8 @@ const IMPROVEMENT_TOLERANCE: f64 = 1e-11;
 /// A parameter beyond e^±LOG_LIMIT means the likelihood rises towards the
 /// edge of the parameter space: the data do not identify the model.
 const LOG_LIMIT: f64 = 23.0;
+/// Above this many rows a likelihood is summed on several threads.
+pub(crate) const PARALLEL_ROWS: usize = 50_000;
 
 /// Where the maximisation ended.
 #[derive(Debug, Clone, PartialEq)]
@@ -132,6 +137,29 @@ pub(crate) fn maximize(
         log_likelihood: -best_cost * weight,
         iterations,
         converged,
+    })
+}
+
+/// `sum` over `rows`, split across the machine's threads when there are more
+/// than [`PARALLEL_ROWS`]: the likelihoods are sums of independent per-row terms.
+/// Chunks are fixed by the thread count, so the total is the same from run to
+/// run on one machine.
+pub(crate) fn sum_in_parallel<T: Sync>(rows: &[T], sum: impl Fn(&[T]) -> f64 + Sync) -> f64 {
+    if rows.len() < PARALLEL_ROWS {
+        return sum(rows);
+    }
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chunk = rows.len().div_ceil(threads);
+    let sum = &sum;
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = rows
+            .chunks(chunk)
+            .map(|part| scope.spawn(move || sum(part)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or(f64::NAN))
+            .sum()
     })
 }
 

@@ -92,7 +92,7 @@ impl GammaGammaData {
                 })
                 .sum()
         };
-        super::bgnbd::sum_in_parallel(&self.rows, sum_rows)
+        super::fit::sum_in_parallel(&self.rows, sum_rows)
     }
 
     /// Fits the model by maximum likelihood.

@@ -72,7 +72,7 @@ pub async fn read_with(
     batch_rows: usize,
 ) -> Read {
     let input = SourceInput {
-        spec,
+        spec: Arc::new(spec.clone()),
         store,
         root: Path::from("raw"),
         location: Path::from(location),

@@ -40,7 +40,7 @@ async fn a_sink_error_stops_the_read() {
         true,
     );
     let input = SourceInput {
-        spec: &spec,
+        spec: Arc::new(spec),
         store: fixtures(),
         root: Path::from("raw"),
         location: Path::from("raw/transactions"),
@@ -154,7 +154,7 @@ async fn a_tiny_parquet_file_follows_the_same_rules() {
 /// The run module may spawn source reads on the runtime: the future must be `Send`.
 #[allow(dead_code)]
 fn read_source_future_is_send(
-    input: SourceInput<'static>,
+    input: SourceInput,
     a: &'static mut CollectSink,
     b: &'static mut CollectSink,
 ) {
