@@ -25,7 +25,10 @@ const THREAD_STACK_BYTES: usize = 32 * 1024 * 1024;
 const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
 /// How long mimalloc keeps freed pages before returning them (see `main`).
-const PURGE_DELAY_MS: std::ffi::c_long = 10;
+const PURGE_DELAY_MS: std::ffi::c_long = 100;
+
+/// mimalloc's `mi_option_allow_thp` (v3's `mi_option_t`, like the purge delay).
+const MI_OPTION_ALLOW_THP: libmimalloc_sys::mi_option_t = 43;
 
 /// How long an idle blocking thread (local file reads, raw-file parsers) lives.
 /// Memory such a thread allocated and another thread freed (a Parquet column
@@ -35,15 +38,28 @@ const BLOCKING_THREAD_KEEP_ALIVE: std::time::Duration = std::time::Duration::fro
 
 fn main() -> ExitCode {
     // mimalloc (v3) returns freed pages to the OS a second after the free by
-    // default, so a load kept hundreds of MiB resident beyond DataFusion's pool.
-    // Measured on a 100k-customer load (BENCHMARKS.md): 1,000 ms peaks at 1.24-1.50
-    // GiB RSS, 10 ms at 0.99-1.05 GiB at the same speed, 0 ms at 0.86-0.99 GiB but
-    // about 20% slower (the kernel zeroing pages taken back again).
-    // `MIMALLOC_PURGE_DELAY` in the environment still decides, for whoever wants
-    // mimalloc's own trade (fewer page faults, more resident memory).
-    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
-        // SAFETY: a plain store into mimalloc's option table, before any other thread exists.
-        unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, PURGE_DELAY_MS) };
+    // default, so a load kept hundreds of MiB resident beyond DataFusion's pool;
+    // and it asks for transparent huge pages, so each page it takes back costs the
+    // kernel zeroing 2 MiB (`clear_page_erms` was 11% of a 200k load's profile,
+    // 15% of its customer_events step). Measured on a 100k load (BENCHMARKS.md):
+    // 1,000 ms peaks at 1.24-1.50 GiB RSS, 10 ms at 0.99-1.05 GiB, 0 ms about 20%
+    // slower. On a 200k load, huge pages off and 100 ms: 43.5 / 43.4 s wall and
+    // 13.7 / 12.6 s system time against 46.2 / 49.1 s and 17.0 / 18.1 s with
+    // mimalloc's huge pages and 10 ms, at the same peak RSS (1.37-1.52 GiB).
+    // `MIMALLOC_PURGE_DELAY` / `MIMALLOC_ALLOW_THP` in the environment still decide.
+    let options = [
+        (
+            "MIMALLOC_PURGE_DELAY",
+            MI_OPTION_PURGE_DELAY,
+            PURGE_DELAY_MS,
+        ),
+        ("MIMALLOC_ALLOW_THP", MI_OPTION_ALLOW_THP, 0),
+    ];
+    for (variable, option, value) in options {
+        if std::env::var_os(variable).is_none() {
+            // SAFETY: a plain store into mimalloc's option table, before any other thread exists.
+            unsafe { libmimalloc_sys::mi_option_set(option, value) };
+        }
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -77,12 +93,18 @@ async fn run() -> ExitCode {
 #[cfg(test)]
 mod tests {
     #[test]
-    fn purge_delay_is_the_option_it_names() {
-        // 1,000 ms is mimalloc v3's default purge delay, unless the environment set one.
-        if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
-            // SAFETY: reads mimalloc's option table.
-            let delay = unsafe { libmimalloc_sys::mi_option_get(super::MI_OPTION_PURGE_DELAY) };
-            assert_eq!(delay, 1000, "option 15 is not purge_delay");
+    fn option_indices_are_the_options_they_name() {
+        // mimalloc v3's defaults: purge_delay 1,000 ms, allow_thp 1 (on Linux),
+        // unless the environment set them.
+        for (variable, option, default) in [
+            ("MIMALLOC_PURGE_DELAY", super::MI_OPTION_PURGE_DELAY, 1000),
+            ("MIMALLOC_ALLOW_THP", super::MI_OPTION_ALLOW_THP, 1),
+        ] {
+            if std::env::var_os(variable).is_none() {
+                // SAFETY: reads mimalloc's option table.
+                let value = unsafe { libmimalloc_sys::mi_option_get(option) };
+                assert_eq!(value, default, "option {option} is not {variable}");
+            }
         }
     }
 }

@@ -207,7 +207,6 @@ async fn load(r: &Run<'_>, lease: &Lease, p: &mut Progress) -> Result<(), RunErr
     let tmp = r.committer.staging_dir(run_id);
     let ctx = engine::session(&r.engine, engine::runtime(&r.engine)?);
     bound.registry.register_with(ctx.runtime_env().as_ref());
-    crate::udf::phone::warm_up();
     // The staging folder exists from the start, so a run killed while it only
     // wrote typed staging cache entries is found by the next run's recovery,
     // which then sweeps the cache of its files (source_cache).

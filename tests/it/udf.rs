@@ -196,6 +196,35 @@ fn phone_junk_and_invalid_ranges_are_null() {
     }
 }
 
+/// Inputs on which the `phonenumber` crate (c360's phone library until
+/// 2026-12-06) and Google's libphonenumber disagree. Expected values from Google's
+/// Python port, `phonenumbers` 9.0.43: `parse(text, region)`, `is_valid_number`,
+/// `format_number(.., E164)`.
+#[test]
+fn phone_follows_googles_libphonenumber_where_ports_disagree() {
+    let cases = [
+        // An international call prefix (00 from Japan) then a number too short for +61.
+        ("00619890743", "JP", None),
+        // Full-width digits and plus sign are digits to libphonenumber.
+        ("＋４４２０７９４６０９５８", "SE", Some("+442079460958")),
+        // An RFC 3966 extension is dropped, as E.164 has none.
+        ("+49595589788;ext=5", "US", Some("+49595589788")),
+        // A NANP area code cannot start with 0.
+        ("+1 (046) 383-47396", "SE", None),
+        // Too long for an Italian number.
+        ("062140427985", "IT", None),
+        // India's national prefix 0 after the country code is dropped.
+        ("+91 09399531511", "IT", Some("+919399531511")),
+    ];
+    for (text, region, expected) in cases {
+        assert_eq!(
+            normalize_phone(text, Some(region)).as_deref(),
+            expected,
+            "{text:?} in {region}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn phone_drops_extensions_and_handles_columns_with_mixed_regions() {
     let got = column(
