@@ -9,16 +9,16 @@
 --                      that gave the opt-in);
 --   sms_marketable likewise with sms_opt_in, the phone and `sms` events.
 -- Never NULL: an unknown opt-in, address or opt-in time makes the flag false.
--- Events dated after the logical date are not in customer_events.
+-- Events dated after the logical date are not in customer_events (channel_activity.sql
+-- counts bounces and keeps the latest opt-out per customer and channel).
 WITH channel_stops AS (
     SELECT
         customer_key,
         channel,
-        BOOL_OR(event_type = 'bounced') AS bounced,
-        MAX(event_ts) FILTER (WHERE event_type IN ('unsubscribed', 'complained')) AS last_opt_out_ts
-    FROM customer_events
+        bounced > 0 AS bounced,
+        last_opt_out_ts
+    FROM channel_activity
     WHERE channel IN ('email', 'sms')
-    GROUP BY customer_key, channel
 )
 SELECT
     g.customer_key,
