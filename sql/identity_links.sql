@@ -9,7 +9,7 @@
 -- record_type/record_id name the record: `source` + `crm:C000123` for anything with a
 -- source id (the record *is* that identifier), `order` + transaction_id for a guest
 -- order, `event` + event_id for an event without source id. id_type/id_value is a
--- valid identifier (normalised email, E.164 phone, source id) or NULL: a record
+-- valid identifier (normalised email, E.164 phone) or NULL: a record
 -- with no identifier is kept so the step can count it as unattributed.
 -- seen_on is the UTC date of the row (updated_at, order_ts, event_ts); the step keeps
 -- the earliest as the identifier's first_seen.
@@ -21,8 +21,11 @@
 -- million before the normalisers and the step's interning see them. The step
 -- still keeps each distinct link once and the earliest seen_on per identifier.
 --
--- A source id's link to itself carries only its earliest date; the step creates the
--- node without an edge.
+-- Each reduced row yields one link per identifier it carries and no more: every
+-- reference to a CTE re-runs its aggregation (DataFusion inlines CTEs), and a row
+-- already creates its record's node with its date, so a source id's link to
+-- itself is implied (an email or phone that is no identifier leaves a row with a
+-- NULL id, which the step counts only as the record).
 --
 -- Speed: the versions of a profile mostly repeat the same email and phone text, so
 -- profile rows are first reduced to one row per (source id, email, phone, country)
@@ -80,32 +83,27 @@ event_rows AS (
     ) e
 ),
 links AS (
-    SELECT 'source' AS record_type, source_id AS record_id, 'source' AS id_type, source_id AS id_value, seen_on
-    FROM profile_rows
-    UNION ALL
-    SELECT 'source', source_id, 'email', normalize_email(email), seen_on
+    SELECT 'source' AS record_type, source_id AS record_id, 'email' AS id_type, normalize_email(email) AS id_value, seen_on
     FROM profile_rows
     UNION ALL
     SELECT 'source', source_id, 'phone', normalize_phone(phone, country_code), seen_on
     FROM profile_rows
     UNION ALL
-    SELECT 'source', source_id, 'source', source_id AS id_value, seen_on
-    FROM transaction_rows WHERE source_id IS NOT NULL
+    SELECT
+        CASE WHEN source_id IS NOT NULL THEN 'source' ELSE 'order' END,
+        COALESCE(source_id, transaction_id),
+        'email',
+        normalize_email(email),
+        seen_on
+    FROM transaction_rows
     UNION ALL
-    SELECT 'source', source_id, 'email', normalize_email(email), seen_on
-    FROM transaction_rows WHERE source_id IS NOT NULL AND email IS NOT NULL
-    UNION ALL
-    SELECT 'order', transaction_id, 'email', normalize_email(email), seen_on
-    FROM transaction_rows WHERE source_id IS NULL
-    UNION ALL
-    SELECT 'source', source_id, 'source', source_id AS id_value, seen_on
-    FROM event_rows WHERE source_id IS NOT NULL
-    UNION ALL
-    SELECT 'source', source_id, 'email', normalize_email(email), seen_on
-    FROM event_rows WHERE source_id IS NOT NULL AND email IS NOT NULL
-    UNION ALL
-    SELECT 'event', event_id, 'email', normalize_email(email), seen_on
-    FROM event_rows WHERE source_id IS NULL
+    SELECT
+        CASE WHEN source_id IS NOT NULL THEN 'source' ELSE 'event' END,
+        COALESCE(source_id, event_id),
+        'email',
+        normalize_email(email),
+        seen_on
+    FROM event_rows
 )
 SELECT
     record_type,
