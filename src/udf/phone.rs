@@ -36,9 +36,16 @@ use super::{StrArg, into_columnar, rows_to_compute};
 /// The E.164 form of `raw` when it is a valid number, `region` being the default
 /// region for national numbers; else `None`.
 pub fn normalize_phone(raw: &str, region: Option<&str>) -> Option<String> {
-    let mut text = String::new();
-    e164(raw, region.and_then(parse_region), &mut text)?;
-    Some(text)
+    let text = raw.trim();
+    if text.is_empty() {
+        return None;
+    }
+    let number = PHONE_NUMBER_UTIL
+        .parse(text, region.and_then(parse_region))
+        .ok()?;
+    number
+        .is_valid()
+        .then(|| number.format_as(PhoneNumberFormat::E164).into_owned())
 }
 
 /// An ISO alpha-2 code (two ASCII letters, any case, trimmed); else `None`. A
@@ -49,41 +56,6 @@ pub fn parse_region(text: &str) -> Option<Region> {
         return None;
     }
     Region::from_code(code).ok()
-}
-
-/// The E.164 form of `raw` under the default `region`, written into `out`.
-fn e164<'a>(raw: &str, region: Option<Region>, out: &'a mut String) -> Option<&'a str> {
-    let text = raw.trim();
-    if text.is_empty() {
-        return None;
-    }
-    let number = PHONE_NUMBER_UTIL.parse(text, region).ok()?;
-    if !number.is_valid() {
-        return None;
-    }
-    out.clear();
-    out.push_str(&number.format_as(PhoneNumberFormat::E164));
-    Some(out)
-}
-
-/// Remembers the last region text seen and its parse, since a region column is
-/// mostly long runs of the same code.
-#[derive(Default)]
-struct RegionCache {
-    text: String,
-    id: Option<Region>,
-}
-
-impl RegionCache {
-    fn get(&mut self, text: Option<&str>) -> Option<Region> {
-        let text = text?;
-        if text != self.text {
-            self.text.clear();
-            self.text.push_str(text);
-            self.id = parse_region(text);
-        }
-        self.id
-    }
 }
 
 /// The `normalize_phone` SQL function; see the module docs for the rule.
@@ -134,11 +106,11 @@ impl ScalarUDFImpl for NormalizePhone {
         let rows = rows_to_compute(&inputs, args.number_rows);
         // E.164 is at most 16 bytes (`+` and 15 digits).
         let mut builder = StringBuilder::with_capacity(rows, rows * 16);
-        let mut regions = RegionCache::default();
-        let mut text = String::with_capacity(16);
         for row in 0..rows {
-            let region = regions.get(region.get(row));
-            builder.append_option(phone.get(row).and_then(|raw| e164(raw, region, &mut text)));
+            let e164 = phone
+                .get(row)
+                .and_then(|raw| normalize_phone(raw, region.get(row)));
+            builder.append_option(e164);
         }
         into_columnar(&inputs, Arc::new(builder.finish()))
     }
