@@ -2,7 +2,8 @@
 --
 -- DATA_CONTRACT.md:
 -- * Duplicates: key (transaction_id, line_no, status); the copy in the latest
---   file wins (files sort by dt, then name: the order of `_file`).
+--   file wins (files sort by dt, then name: the order of `_file`), whatever its
+--   date; transactions_deduped holds the winners (src/job/dedup.rs).
 -- * cancelled rows count nowhere; order dates are UTC dates; lines dated after
 --   the logical date are not counted yet.
 -- * Money: line amount = quantity * unit_price - discount (for the whole line),
@@ -35,18 +36,9 @@ SELECT
         - COALESCE(l.discount, CAST(0 AS DECIMAL(12, 2))))
         * fx.rate_to_reporting AS margin,
     CASE WHEN l.status = 'returned' THEN -1 ELSE 1 END AS sign
-FROM (
-    SELECT
-        t.*,
-        ROW_NUMBER() OVER (
-            PARTITION BY transaction_id, line_no, status
-            ORDER BY _file DESC, _line DESC
-        ) AS copy_rank
-    FROM transactions t
-) l
+FROM transactions_deduped l
 JOIN fx_rates_current fx ON fx.currency = l.currency
-WHERE l.copy_rank = 1
-  AND l.status IN ('completed', 'returned')
+WHERE l.status IN ('completed', 'returned')
   AND CAST(l.order_ts AS DATE) <= DATE '{date}'
   AND NOT EXISTS (
       SELECT 1 FROM erased_identifiers x

@@ -27,14 +27,10 @@ scored AS (
     FROM purchasers
 ),
 segments AS (
-    -- A user's table may list a combination twice: the later line wins.
+    -- A user's table may list a combination twice: the later line wins
+    -- (rfm_segments_deduped holds the winners, src/job/dedup.rs).
     SELECT r, f, m, segment
-    FROM (
-        SELECT r, f, m, segment,
-            ROW_NUMBER() OVER (PARTITION BY r, f, m ORDER BY _file DESC, _line DESC) AS copy_rank
-        FROM rfm_segments
-    ) ranked
-    WHERE copy_rank = 1
+    FROM rfm_segments_deduped
 )
 SELECT
     s.customer_key,

@@ -27,9 +27,6 @@ const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 /// How long mimalloc keeps freed pages before returning them (see `main`).
 const PURGE_DELAY_MS: std::ffi::c_long = 100;
 
-/// mimalloc's `mi_option_allow_thp` (v3's `mi_option_t`, like the purge delay).
-const MI_OPTION_ALLOW_THP: libmimalloc_sys::mi_option_t = 43;
-
 /// How long an idle blocking thread (local file reads, raw-file parsers) lives.
 /// Memory such a thread allocated and another thread freed (a Parquet column
 /// chunk read here, decoded there) returns to mimalloc only when its owner runs
@@ -43,23 +40,21 @@ fn main() -> ExitCode {
     // kernel zeroing 2 MiB (`clear_page_erms` was 11% of a 200k load's profile,
     // 15% of its customer_events step). Measured on a 100k load (BENCHMARKS.md):
     // 1,000 ms peaks at 1.24-1.50 GiB RSS, 10 ms at 0.99-1.05 GiB, 0 ms about 20%
-    // slower. On a 200k load, huge pages off and 100 ms: 43.5 / 43.4 s wall and
-    // 13.7 / 12.6 s system time against 46.2 / 49.1 s and 17.0 / 18.1 s with
-    // mimalloc's huge pages and 10 ms, at the same peak RSS (1.37-1.52 GiB).
-    // `MIMALLOC_PURGE_DELAY` / `MIMALLOC_ALLOW_THP` in the environment still decide.
-    let options = [
-        (
-            "MIMALLOC_PURGE_DELAY",
-            MI_OPTION_PURGE_DELAY,
-            PURGE_DELAY_MS,
-        ),
-        ("MIMALLOC_ALLOW_THP", MI_OPTION_ALLOW_THP, 0),
-    ];
-    for (variable, option, value) in options {
-        if std::env::var_os(variable).is_none() {
-            // SAFETY: a plain store into mimalloc's option table, before any other thread exists.
-            unsafe { libmimalloc_sys::mi_option_set(option, value) };
-        }
+    // slower; 100 ms on a 200k load: the same peak RSS as 10 ms, less system time.
+    // `MIMALLOC_PURGE_DELAY` in the environment still decides.
+    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
+        // SAFETY: a plain store into mimalloc's option table, before any other thread exists.
+        unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, PURGE_DELAY_MS) };
+    }
+    // Huge pages off for the whole process, as mimalloc does at start-up when
+    // `MIMALLOC_ALLOW_THP=0` (setting its option here would be too late: its first
+    // arena is reserved, and advised huge, by the allocations before `main`).
+    // The kernel checks the flag at each fault, so it covers that arena too.
+    // On a 200k load the kernel's zeroing fell from 8% of all samples to 1.6%.
+    #[cfg(target_os = "linux")]
+    if std::env::var_os("MIMALLOC_ALLOW_THP").is_none() {
+        // SAFETY: prctl with integer arguments only; a failure leaves huge pages on.
+        let _ = unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) };
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -93,18 +88,12 @@ async fn run() -> ExitCode {
 #[cfg(test)]
 mod tests {
     #[test]
-    fn option_indices_are_the_options_they_name() {
-        // mimalloc v3's defaults: purge_delay 1,000 ms, allow_thp 1 (on Linux),
-        // unless the environment set them.
-        for (variable, option, default) in [
-            ("MIMALLOC_PURGE_DELAY", super::MI_OPTION_PURGE_DELAY, 1000),
-            ("MIMALLOC_ALLOW_THP", super::MI_OPTION_ALLOW_THP, 1),
-        ] {
-            if std::env::var_os(variable).is_none() {
-                // SAFETY: reads mimalloc's option table.
-                let value = unsafe { libmimalloc_sys::mi_option_get(option) };
-                assert_eq!(value, default, "option {option} is not {variable}");
-            }
+    fn the_purge_delay_index_is_the_purge_delay() {
+        // mimalloc v3's default purge_delay is 1,000 ms, unless the environment set it.
+        if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
+            // SAFETY: reads mimalloc's option table.
+            let value = unsafe { libmimalloc_sys::mi_option_get(super::MI_OPTION_PURGE_DELAY) };
+            assert_eq!(value, 1000, "option 15 is not MIMALLOC_PURGE_DELAY");
         }
     }
 }

@@ -453,3 +453,19 @@ fn output_file_layout_is_parsed_with_defaults_and_sizes_are_checked() {
         ]
     );
 }
+
+#[test]
+fn a_keyed_source_defines_its_deduplicated_rows() {
+    let f = Fixture::new();
+    f.sql("a.sql", "SELECT transaction_id FROM orders_deduped");
+    let job = f
+        .load(&format!("{BASE}steps:\n  - {{ name: a, sql: a.sql }}\n"))
+        .unwrap();
+    assert_eq!(job.steps[0].depends_on, vec!["orders_deduped"]);
+    // The name is taken: a step cannot define it again.
+    let yaml = format!("{BASE}steps:\n  - {{ name: orders_deduped, sql: a.sql }}\n");
+    assert_eq!(
+        f.errors(&yaml),
+        vec!["7:13: duplicate name `orders_deduped` (first defined at line 5, column 3)"]
+    );
+}

@@ -11,6 +11,7 @@ mod builtins;
 mod checks_spec;
 pub mod cron;
 mod dag;
+mod dedup;
 mod diagnostic;
 mod interpolate;
 #[cfg(test)]
@@ -30,6 +31,7 @@ mod units;
 pub use builtins::{
     Builtin, BuiltinSettings, ClvSettings, ClvTimeUnit, SettingError, StitchSettings,
 };
+pub use dedup::{DedupRule, Winner, deduped_table};
 pub use diagnostic::{Diagnostic, Diagnostics};
 pub use interpolate::{InterpolateError, interpolate};
 pub use model::*;

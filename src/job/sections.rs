@@ -202,6 +202,14 @@ fn decode_sources(node: &Node, draft: &mut Draft, report: &mut Reporter) {
         draft.defined.push(name.clone());
         let context = format!("sources.{}", name.value);
         if let Some(source) = decode_or_report::<SourceRaw>(value, &context, report) {
+            // A keyed source also defines its deduplicated rows (`job::dedup`).
+            let schema: super::ContractSchema = source.schema.into();
+            if !schema.dedup_rule().key.is_empty() {
+                draft.defined.push(Located {
+                    value: super::deduped_table(&name.value),
+                    ..name.clone()
+                });
+            }
             draft.sources.push((name, source));
         }
     }

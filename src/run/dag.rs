@@ -32,11 +32,12 @@ pub(super) struct StepsDone {
 }
 
 /// Sizes of what is staged so far, for [`JoinStrategy::Auto`].
-struct Sizes {
-    /// Staged Parquet bytes by table name (sources, tables, staged outputs).
-    bytes: BTreeMap<String, u64>,
-    /// For each view: the staged tables its plan reads.
-    view_reads: BTreeMap<String, BTreeSet<String>>,
+pub(super) struct Sizes {
+    /// Staged Parquet bytes by table name (sources, their duplicates, tables,
+    /// staged outputs).
+    pub bytes: BTreeMap<String, u64>,
+    /// For each view (`<source>_deduped`, view steps): the staged tables its plan reads.
+    pub view_reads: BTreeMap<String, BTreeSet<String>>,
 }
 
 impl Sizes {
@@ -67,23 +68,19 @@ impl Sizes {
 }
 
 /// Runs every step of the job, then stages the outputs that are not steps.
-/// `source_bytes` are the staged sizes of the sources' typed rows.
+/// `sizes` holds what the sources staged.
 pub(super) async fn run_steps(
     ctx: &SessionContext,
     bound: &Bound,
     job: &Job,
     env: &StepEnv<'_>,
-    source_bytes: BTreeMap<String, u64>,
+    mut sizes: Sizes,
     pool_bytes: u64,
     tmp: &Path,
 ) -> Result<StepsDone, RunError> {
     let (steps, output_specs) = (&job.steps, &job.outputs);
     let by_name: BTreeMap<&str, &OutputSpec> =
         output_specs.iter().map(|o| (o.name.as_str(), o)).collect();
-    let mut sizes = Sizes {
-        bytes: source_bytes,
-        view_reads: BTreeMap::new(),
-    };
     let mut staged: BTreeMap<String, StagedOutput> = BTreeMap::new();
     let mut records = Vec::new();
     for step in steps.iter() {

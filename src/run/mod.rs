@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! bind ─► lease + recovery ─► sources ─► typed staging (+ rejects)
-//!      ─► row accounting ─► reject budgets ─► steps (each once; outputs staged)
+//!      ─► deduplication + row accounting ─► reject budgets ─► steps (each once; outputs staged)
 //!      ─► checks on the staged outputs ─► commit rejects minus erased people's rows
 //!      ─► commit outputs (atomic) ─► run log
 //! ```
@@ -14,8 +14,8 @@
 //! by the erasure requests alone (`rejects.rs`). The commit protocol is in
 //! `crate::commit`.
 
-mod accounting;
 mod dag;
+mod dedup;
 mod error;
 mod outputs;
 mod record;
@@ -316,8 +316,11 @@ async fn transform(
 ) -> Result<Vec<outputs::StagedOutput>, RunError> {
     let (job, bound) = (r.job, &r.bound);
     let store = &bound.warehouse.store;
-    // Every row is accounted for, then budgets are checked.
+    // Every source is deduplicated and every row accounted for, then budgets
+    // are checked.
     let t = record::StageStart::now();
+    let mut source_bytes = BTreeMap::new();
+    let mut source_views = BTreeMap::new();
     for (spec, staged) in staged_sources {
         let mut typed_rows = 0;
         for file in &staged.typed {
@@ -327,16 +330,29 @@ async fn transform(
         for file in &staged.rejects.files {
             rejected_rows += commit::footer_rows(store, &file.path).await?;
         }
-        let counts = accounting::account(
+        let at = dedup::DuplicatesAt {
+            store,
+            store_url: bound.warehouse.store_url.as_str(),
+            dir: tmp.clone().join("duplicates").join(spec.name.as_str()),
+        };
+        let deduped = dedup::dedup_source(
             ctx,
             spec,
             &staged.report,
-            typed_rows,
-            rejected_rows,
+            (typed_rows, rejected_rows),
             bound.date,
+            &at,
         )
         .await?;
-        p.record.accounting.push(counts);
+        source_bytes.insert(
+            spec.name.clone(),
+            staged.typed.iter().map(|f| f.bytes).sum(),
+        );
+        if let Some(file) = &deduped.duplicates {
+            source_bytes.insert(dedup::duplicates_table(&spec.name), file.bytes);
+        }
+        source_views.extend(dedup::deduped_reads(spec, &deduped));
+        p.record.accounting.push(deduped.accounting);
     }
     for (spec, staged) in staged_sources {
         staging::check_reject_budget(spec, &staged.report, rejects::location(bound, &spec.name))?;
@@ -351,21 +367,16 @@ async fn transform(
     };
     // Every output is written to staging before any is published; the checks
     // read exactly what the commit would publish.
-    let source_bytes = staged_sources
-        .iter()
-        .map(|(spec, staged)| {
-            (
-                spec.name.clone(),
-                staged.typed.iter().map(|f| f.bytes).sum(),
-            )
-        })
-        .collect();
+    let staged_tables = dag::Sizes {
+        bytes: source_bytes,
+        view_reads: source_views,
+    };
     let done = dag::run_steps(
         ctx,
         bound,
         job,
         &env,
-        source_bytes,
+        staged_tables,
         r.engine.pool_bytes(),
         tmp,
     )

@@ -1,0 +1,730 @@
+//! Deduplication and row accounting per extract (DATA_CONTRACT.md, Duplicates;
+//! "as of the logical date" in the README), by each schema's rule
+//! ([`crate::job::DedupRule`]).
+//!
+//! One hash aggregation per source groups the copies of each key (it spills; a
+//! sort and a ROW_NUMBER window over every row, what the step SQL did before,
+//! sorted tens of millions of wide rows to drop a few thousand copies). Each
+//! group yields its copy count and its winner, and the stream of groups gives:
+//!
+//! * the **row accounting**: every row read is accepted or rejected, and every
+//!   accepted row is kept, deduplicated or filtered;
+//! * the **duplicates**: each key with more than one copy and its winning copy's
+//!   `_file` and `_line`, staged as `_c360_<source>_duplicates`, from which
+//!   `<source>_deduped` is registered: the source's rows minus the losing
+//!   copies, found by a join whose build side is the (small) duplicates.
+//!
+//! ```text
+//! read     = accepted + rejected                 (reader counters)
+//! accepted = rows in the typed staging footer    (what the writer stored)
+//! rejected = rows in the rejects footer
+//! accepted = kept + deduplicated + filtered      (the groups, counted here)
+//! ```
+//! The counts come from different places (the reader, the Parquet footers, the
+//! groups), so a lost batch, a double write or a row no bucket claims (a NULL
+//! date) shows up as a mismatch, which fails the run.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use chrono::NaiveDate;
+use datafusion::arrow::array::{
+    ArrayRef, AsArray, Int64Array, RecordBatch, StringArray, UInt32Array,
+};
+use datafusion::arrow::compute::take;
+use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef};
+use datafusion::catalog::MemTable;
+use datafusion::error::DataFusionError;
+use datafusion::prelude::SessionContext;
+use futures::StreamExt;
+use object_store::ObjectStore;
+use object_store::path::Path;
+
+use super::RunError;
+use crate::checks::ident;
+use crate::job::{Compression, DedupRule, FileLayout, SourceSpec, Winner, deduped_table};
+use crate::runlog::RowAccounting;
+use crate::sink::{self, ParquetFileWriter, WrittenFile};
+use crate::source::SourceReport;
+use crate::source::{FILE_COLUMN, LINE_COLUMN};
+
+/// Columns of the file-order table the group query joins.
+const FILE_ORD: &str = "_file_ord";
+/// Copies of a group, and its winner: `place * 8 + flags` of the winning copy.
+const COPIES: &str = "_copies";
+const WINNER: &str = "_winner";
+
+/// The staged duplicates of source `source` (internal: not a name a job can define).
+pub(super) fn duplicates_table(source: &str) -> String {
+    format!("_c360_{source}_duplicates")
+}
+
+/// A source deduplicated and accounted for.
+pub(super) struct Deduped {
+    pub accounting: RowAccounting,
+    /// The staged duplicates, when the source has a key and some key has copies.
+    pub duplicates: Option<WrittenFile>,
+}
+
+/// Where a source's duplicates are written and read from.
+pub(super) struct DuplicatesAt<'a> {
+    pub store: &'a Arc<dyn ObjectStore>,
+    /// The store's URL (to register the written file).
+    pub store_url: &'a str,
+    /// The folder of the file.
+    pub dir: Path,
+}
+
+/// `(_file, _file_ord)`: each file of `files` numbered in `_file` order (byte
+/// order, as SQL compares strings), so a copy's place in the extract is one
+/// integer, `_file_ord * 2^32 + _line`, instead of a string and a line (exact
+/// while files have fewer than 2^32 lines and extracts fewer than 2^28 files, the
+/// room `place * 8 + flags` leaves in a BIGINT). Returns the table and the
+/// sorted file names.
+fn file_order(files: &[String]) -> Result<(MemTable, StringArray), DataFusionError> {
+    let mut sorted: Vec<&str> = files.iter().map(String::as_str).collect();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let names = StringArray::from(sorted.clone());
+    let schema = Arc::new(Schema::new(vec![
+        Field::new(FILE_COLUMN, DataType::Utf8, false),
+        Field::new(FILE_ORD, DataType::Int64, false),
+    ]));
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(names.clone()),
+            Arc::new(Int64Array::from_iter_values(0..sorted.len() as i64)),
+        ],
+    )?;
+    Ok((MemTable::try_new(schema, vec![vec![batch]])?, names))
+}
+
+/// `CAST(<qualifier><date column> AS DATE) > date`: the copy is dated after the
+/// logical date (`FALSE` for a source without dates).
+fn late(rule: &DedupRule, qualifier: &str, date: NaiveDate) -> String {
+    match rule.date {
+        Some(column) => format!("CAST({qualifier}{} AS DATE) > DATE '{date}'", ident(column)),
+        None => "FALSE".to_string(),
+    }
+}
+
+/// The group query of `rule` over table `t`, whose files are numbered by table
+/// `files` ([`file_order`]): one row per key with its key columns, `_copies` and
+/// `_winner` (the winning copy's `place * 8 + flags`, where the flags are 4 =
+/// dated after the date, 2 = cancelled, 1 = unattributed). A source without a
+/// key yields one row per row.
+///
+/// Where the winner is the last (or first) copy, the flags ride in the low bits
+/// of the copy's place, `MAX(place * 8 + flags)`, a plain integer aggregate;
+/// profiles, whose winner is the newest `updated_at` first, take
+/// `last_value(place * 8 + flags ORDER BY updated_at, place)`.
+fn group_query(rule: &DedupRule, table: &str, files: &str, date: NaiveDate) -> String {
+    let (t, f) = (ident(table), ident(files));
+    let late = late(rule, "", date);
+    let flags = format!(
+        "CASE WHEN {late} THEN 4 ELSE 0 END \
+         + CASE WHEN COALESCE({c}, FALSE) THEN 2 ELSE 0 END \
+         + CASE WHEN COALESCE({u}, FALSE) THEN 1 ELSE 0 END",
+        c = rule.cancelled,
+        u = rule.unattributed
+    );
+    if rule.key.is_empty() {
+        return format!("SELECT CAST(1 AS BIGINT) AS {COPIES}, {flags} AS {WINNER} FROM {t}");
+    }
+    let place = format!("{f}.{FILE_ORD} * 4294967296 + {t}.{LINE_COLUMN}");
+    let key: Vec<String> = rule
+        .key
+        .iter()
+        .map(|c| format!("{t}.{}", ident(c)))
+        .collect();
+    let mut group_by = key.clone();
+    if rule.late_stands_alone {
+        group_by.push(late.clone());
+        group_by.push(format!("CASE WHEN {late} THEN {place} END"));
+    }
+    let winner = match rule.winner {
+        Winner::Last => format!("MAX(({place}) * 8 + {flags})"),
+        Winner::First => format!("MIN(({place}) * 8 + {flags})"),
+        Winner::NewestThenLast(column) => {
+            format!(
+                "last_value(({place}) * 8 + {flags} ORDER BY {}, {place})",
+                ident(column)
+            )
+        }
+    };
+    format!(
+        "SELECT {key}, COUNT(*) AS {COPIES}, {winner} AS {WINNER} \
+         FROM {t} JOIN {f} ON {f}.{FILE_COLUMN} = {t}.{FILE_COLUMN} GROUP BY {group_by}",
+        key = key.join(", "),
+        group_by = group_by.join(", "),
+    )
+}
+
+/// The counts of the groups.
+#[derive(Debug, Default, PartialEq)]
+struct Tally {
+    /// Rows over all groups.
+    total: u64,
+    groups: u64,
+    kept: u64,
+    after_date: u64,
+    cancelled: u64,
+    unattributed: u64,
+}
+
+impl Tally {
+    /// Counts one batch of groups; returns the rows of keys with copies.
+    fn add(&mut self, copies: &Int64Array, winners: &Int64Array) -> Vec<u32> {
+        let mut duplicated = Vec::new();
+        for (row, (copies, winner)) in copies.values().iter().zip(winners.values()).enumerate() {
+            self.total += *copies as u64;
+            self.groups += 1;
+            match winner & 7 {
+                f if f & 4 == 4 => self.after_date += 1,
+                f if f & 2 == 2 => self.cancelled += 1,
+                f => {
+                    self.kept += 1;
+                    self.unattributed += u64::from(f == 1);
+                }
+            }
+            if *copies > 1 {
+                duplicated.push(row as u32);
+            }
+        }
+        duplicated
+    }
+}
+
+/// The duplicated keys of one batch of groups, with their winner's file and line.
+fn duplicates_batch(
+    groups: &RecordBatch,
+    rows: &[u32],
+    key: &[&str],
+    files: &StringArray,
+    schema: &SchemaRef,
+) -> Result<RecordBatch, DataFusionError> {
+    let indices = UInt32Array::from(rows.to_vec());
+    let mut columns: Vec<ArrayRef> = Vec::with_capacity(key.len() + 2);
+    for column in key {
+        let values = groups
+            .column_by_name(column)
+            .ok_or_else(|| DataFusionError::Internal(format!("group query lost `{column}`")))?;
+        columns.push(take(values, &indices, None)?);
+    }
+    let winners = column_i64(groups, WINNER)?;
+    let places = rows.iter().map(|&r| winners.value(r as usize) >> 3);
+    let file_of = |place: i64| u32::try_from(place >> 32).unwrap_or(u32::MAX);
+    let file_rows = UInt32Array::from_iter_values(places.clone().map(file_of));
+    columns.push(take(files, &file_rows, None)?);
+    columns.push(Arc::new(Int64Array::from_iter_values(
+        places.map(|p| p & 0xFFFF_FFFF),
+    )));
+    Ok(RecordBatch::try_new(schema.clone(), columns)?)
+}
+
+fn column_i64<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a Int64Array, DataFusionError> {
+    batch
+        .column_by_name(name)
+        .and_then(|c| c.as_primitive_opt::<Int64Type>())
+        .ok_or_else(|| DataFusionError::Internal(format!("group query lost `{name}`")))
+}
+
+/// Runs the group query of `rule` over `table` (files numbered by `files`,
+/// registered): the tally, and the duplicates written to `at`.
+async fn group(
+    ctx: &SessionContext,
+    rule: &DedupRule,
+    table: &str,
+    files: (&str, &StringArray),
+    date: NaiveDate,
+    at: &DuplicatesAt<'_>,
+) -> Result<(Tally, Option<WrittenFile>), RunError> {
+    let query_err = |source| RunError::Query {
+        what: format!("deduplication of {table}"),
+        source,
+    };
+    let sql = group_query(rule, table, files.0, date);
+    let frame = ctx.sql(&sql).await.map_err(query_err)?;
+    let (_, mut stream) = crate::engine::execute(frame).await.map_err(query_err)?;
+    let groups_schema = stream.schema();
+    let mut fields: Vec<Field> = Vec::new();
+    for column in rule.key {
+        let field = groups_schema
+            .field_with_name(column)
+            .map_err(|e| query_err(e.into()))?;
+        fields.push(field.clone());
+    }
+    fields.push(Field::new(FILE_COLUMN, DataType::Utf8, false));
+    fields.push(Field::new(LINE_COLUMN, DataType::Int64, false));
+    let schema: SchemaRef = Arc::new(Schema::new(fields));
+    let mut tally = Tally::default();
+    let mut writer: Option<ParquetFileWriter> = None;
+    while let Some(batch) = stream.next().await {
+        let batch = batch.map_err(query_err)?;
+        let copies = column_i64(&batch, COPIES).map_err(query_err)?;
+        let winners = column_i64(&batch, WINNER).map_err(query_err)?;
+        let duplicated = tally.add(copies, winners);
+        if duplicated.is_empty() {
+            continue;
+        }
+        let dups =
+            duplicates_batch(&batch, &duplicated, rule.key, files.1, &schema).map_err(query_err)?;
+        let writer = match &mut writer {
+            Some(w) => w,
+            None => writer.insert(ParquetFileWriter::create(
+                at.store.clone(),
+                at.dir.clone().join(sink::part_name(0)),
+                schema.clone(),
+                Compression::Snappy,
+                &FileLayout::staging(),
+            )?),
+        };
+        writer.write(&dups).await?;
+    }
+    let written = match writer {
+        Some(w) => Some(w.finish().await?),
+        None => None,
+    };
+    Ok((tally, written))
+}
+
+/// Registers `<table>_deduped`: the rows of `table` minus the losing copies of
+/// the keys in `duplicates` (a registered table; `None`: no key has copies).
+async fn register_deduped(
+    ctx: &SessionContext,
+    rule: &DedupRule,
+    table: &str,
+    duplicates: Option<&str>,
+    date: NaiveDate,
+) -> Result<(), DataFusionError> {
+    let t = ident(table);
+    let sql = match duplicates {
+        None => format!("SELECT * FROM {t}"),
+        Some(d) => {
+            let on: Vec<String> = rule
+                .key
+                .iter()
+                .map(|c| format!("t.{c} = d.{c}", c = ident(c)))
+                .collect();
+            // A copy dated after the date stands alone where the rule says so.
+            let alone = if rule.late_stands_alone {
+                format!(" OR {}", late(rule, "t.", date))
+            } else {
+                String::new()
+            };
+            format!(
+                "SELECT t.* FROM {t} t LEFT JOIN {d} d ON {on} \
+                 WHERE d.{LINE_COLUMN} IS NULL \
+                 OR (t.{FILE_COLUMN} = d.{FILE_COLUMN} AND t.{LINE_COLUMN} = d.{LINE_COLUMN}){alone}",
+                d = ident(d),
+                on = on.join(" AND "),
+            )
+        }
+    };
+    let view = ctx.sql(&sql).await?.into_view();
+    let name = deduped_table(table);
+    ctx.deregister_table(name.as_str())?;
+    ctx.register_table(name.as_str(), view)?;
+    Ok(())
+}
+
+/// Deduplicates and accounts for one staged source (table `spec.name`);
+/// `typed_rows` and `rejected_rows` are the footer counts of its staged files.
+/// A keyed source gets `<name>_deduped` (and its duplicates, staged at `at`).
+pub(super) async fn dedup_source(
+    ctx: &SessionContext,
+    spec: &SourceSpec,
+    report: &SourceReport,
+    (typed_rows, rejected_rows): (u64, u64),
+    date: NaiveDate,
+    at: &DuplicatesAt<'_>,
+) -> Result<Deduped, RunError> {
+    let mismatch = |detail: String| RunError::Accounting {
+        name: spec.name.clone(),
+        detail,
+    };
+    let query_err = |source| RunError::Query {
+        what: format!("deduplication of {}", spec.name),
+        source,
+    };
+    let rule = spec.schema.dedup_rule();
+    let files = format!("_c360_file_order_{}", spec.name);
+    let (order, names) = file_order(&report.read_files).map_err(query_err)?;
+    ctx.register_table(files.as_str(), Arc::new(order))
+        .map_err(query_err)?;
+    let grouped = group(ctx, &rule, &spec.name, (&files, &names), date, at).await;
+    ctx.deregister_table(files.as_str()).map_err(query_err)?;
+    let (tally, duplicates) = grouped?;
+    if !rule.key.is_empty() {
+        let table = duplicates_table(&spec.name);
+        if let Some(file) = &duplicates {
+            crate::engine::register_staged_files(
+                ctx,
+                &table,
+                at.store_url,
+                std::slice::from_ref(&file.path),
+            )
+            .await
+            .map_err(query_err)?;
+        }
+        let registered = duplicates.as_ref().map(|_| table.as_str());
+        register_deduped(ctx, &rule, &spec.name, registered, date)
+            .await
+            .map_err(query_err)?;
+    }
+    let mut filtered = BTreeMap::new();
+    for (reason, n) in [
+        ("after_date", tally.after_date),
+        ("cancelled", tally.cancelled),
+    ] {
+        if n > 0 {
+            filtered.insert(reason.to_string(), n);
+        }
+    }
+    let accounting = RowAccounting {
+        extract: spec.name.clone(),
+        read: report.rows_read,
+        accepted: report.rows_accepted,
+        rejected: report.rows_rejected,
+        kept: tally.kept,
+        deduplicated: tally.total - tally.groups,
+        filtered,
+        unattributed: tally.unattributed,
+    };
+    let a = &accounting;
+    if a.read != a.accepted + a.rejected {
+        return Err(mismatch(format!(
+            "{} read != {} accepted + {} rejected",
+            a.read, a.accepted, a.rejected
+        )));
+    }
+    if typed_rows != a.accepted || rejected_rows != a.rejected {
+        return Err(mismatch(format!(
+            "the staged files hold {typed_rows} accepted and {rejected_rows} rejected rows, the reader counted {} and {}",
+            a.accepted, a.rejected
+        )));
+    }
+    let classified = a.kept + a.deduplicated + a.filtered.values().sum::<u64>();
+    if tally.total != a.accepted || classified != tally.total {
+        return Err(mismatch(format!(
+            "{} accepted, {} in the staged table, {classified} classified ({} kept + {} deduplicated + {:?} filtered)",
+            a.accepted, tally.total, a.kept, a.deduplicated, a.filtered
+        )));
+    }
+    Ok(Deduped {
+        accounting,
+        duplicates,
+    })
+}
+
+/// The staged tables `<source>_deduped` reads, for each keyed source: the
+/// source and its duplicates.
+pub(super) fn deduped_reads(
+    spec: &SourceSpec,
+    deduped: &Deduped,
+) -> Option<(String, BTreeSet<String>)> {
+    if spec.schema.dedup_rule().key.is_empty() {
+        return None;
+    }
+    let mut reads = BTreeSet::from([spec.name.clone()]);
+    if deduped.duplicates.is_some() {
+        reads.insert(duplicates_table(&spec.name));
+    }
+    Some((deduped_table(&spec.name), reads))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::job::ContractSchema;
+    use datafusion::arrow::array::ArrayRef;
+
+    /// Table `name` of text columns (`_line` is a BIGINT), registered on `ctx`.
+    fn register(ctx: &SessionContext, name: &str, columns: &[(&str, Vec<Option<&str>>)]) {
+        let fields: Vec<Field> = columns
+            .iter()
+            .map(|(c, _)| {
+                let ty = if *c == LINE_COLUMN {
+                    DataType::Int64
+                } else {
+                    DataType::Utf8
+                };
+                Field::new(*c, ty, true)
+            })
+            .collect();
+        let arrays: Vec<ArrayRef> = columns
+            .iter()
+            .map(|(c, values)| -> ArrayRef {
+                if *c == LINE_COLUMN {
+                    Arc::new(Int64Array::from_iter(
+                        values.iter().map(|v| v.map(|t| t.parse::<i64>().unwrap())),
+                    ))
+                } else {
+                    Arc::new(StringArray::from(values.clone()))
+                }
+            })
+            .collect();
+        let schema = Arc::new(Schema::new(fields));
+        let batch = RecordBatch::try_new(schema.clone(), arrays).unwrap();
+        let table = MemTable::try_new(schema, vec![vec![batch]]).unwrap();
+        ctx.register_table(name, Arc::new(table)).unwrap();
+    }
+
+    /// What deduplicating table `t` (its files numbered by `files`, logical
+    /// date 3 Jan) gives: total, kept, deduplicated, after_date, cancelled,
+    /// unattributed; and the (`_file`, `_line`) of each row of `t_deduped`.
+    async fn dedup(
+        ctx: &SessionContext,
+        schema: ContractSchema,
+        files: &[&str],
+    ) -> (Vec<u64>, Vec<(String, i64)>) {
+        let store: Arc<dyn ObjectStore> = Arc::new(object_store::memory::InMemory::new());
+        let url = datafusion::execution::object_store::ObjectStoreUrl::parse("memory://").unwrap();
+        ctx.register_object_store(url.as_ref(), store.clone());
+        let at = DuplicatesAt {
+            store: &store,
+            store_url: url.as_str(),
+            dir: Path::from("duplicates/t"),
+        };
+        let files: Vec<String> = files.iter().map(|f| f.to_string()).collect();
+        let (order, names) = file_order(&files).unwrap();
+        ctx.register_table("f", Arc::new(order)).unwrap();
+        let date = NaiveDate::from_ymd_opt(2026, 1, 3).unwrap();
+        let rule = schema.dedup_rule();
+        let (tally, written) = group(ctx, &rule, "t", ("f", &names), date, &at)
+            .await
+            .unwrap();
+        let duplicates = written.map(|file| file.path);
+        if let Some(path) = &duplicates {
+            crate::engine::register_staged_files(
+                ctx,
+                "d",
+                at.store_url,
+                std::slice::from_ref(path),
+            )
+            .await
+            .unwrap();
+        }
+        let mut rows = Vec::new();
+        if !rule.key.is_empty() {
+            let d = duplicates.as_ref().map(|_| "d");
+            register_deduped(ctx, &rule, "t", d, date).await.unwrap();
+            let sql = "SELECT _file, _line FROM t_deduped ORDER BY _file, _line";
+            for batch in ctx.sql(sql).await.unwrap().collect().await.unwrap() {
+                let file = batch.column(0).as_string::<i32>();
+                let line = batch.column(1).as_primitive::<Int64Type>();
+                for i in 0..batch.num_rows() {
+                    rows.push((file.value(i).to_string(), line.value(i)));
+                }
+            }
+        }
+        for table in ["f", "t", "d", "t_deduped"] {
+            ctx.deregister_table(table).unwrap();
+        }
+        let t = tally;
+        let counts = vec![
+            t.total,
+            t.kept,
+            t.total - t.groups,
+            t.after_date,
+            t.cancelled,
+            t.unattributed,
+        ];
+        (counts, rows)
+    }
+
+    fn at(file: &str, line: i64) -> (String, i64) {
+        (file.to_string(), line)
+    }
+
+    const DAY1: &str = "transactions/dt=2026-01-01/a.csv";
+    const DAY2: &str = "transactions/dt=2026-01-02/a.csv";
+    const DAY2B: &str = "transactions/dt=2026-01-02/b.csv";
+
+    /// Worked by hand: total, kept, deduplicated, after_date, cancelled, unattributed.
+    #[tokio::test]
+    async fn the_winning_copy_decides_how_a_transaction_line_counts() {
+        let ctx = SessionContext::new();
+        crate::udf::register_all(&ctx);
+        // T1/1: day 1 dated in time, re-sent on day 2 dated 5 Jan: the day-2 copy
+        // wins, so the line is late. T2/1: twice in day 2's b.csv, line 10 (in
+        // time) beats line 9 (late); a.csv's copy sorts before b.csv. T3/1 is
+        // cancelled; T4/1 a guest line whose email is no identifier.
+        register(
+            &ctx,
+            "t",
+            &[
+                (
+                    "transaction_id",
+                    vec![
+                        Some("T1"),
+                        Some("T1"),
+                        Some("T2"),
+                        Some("T2"),
+                        Some("T2"),
+                        Some("T3"),
+                        Some("T4"),
+                    ],
+                ),
+                ("line_no", vec![Some("1"); 7]),
+                (
+                    "status",
+                    vec![
+                        Some("completed"),
+                        Some("completed"),
+                        Some("completed"),
+                        Some("completed"),
+                        Some("completed"),
+                        Some("cancelled"),
+                        Some("completed"),
+                    ],
+                ),
+                (
+                    "order_ts",
+                    vec![
+                        Some("2026-01-01T10:00:00"),
+                        Some("2026-01-05T10:00:00"),
+                        Some("2026-01-05T10:00:00"),
+                        Some("2026-01-04T10:00:00"),
+                        Some("2026-01-02T10:00:00"),
+                        Some("2026-01-02T10:00:00"),
+                        Some("2026-01-02T10:00:00"),
+                    ],
+                ),
+                (
+                    "source_customer_id",
+                    vec![
+                        Some("C1"),
+                        Some("C1"),
+                        Some("C2"),
+                        Some("C2"),
+                        Some("C2"),
+                        Some("C3"),
+                        None,
+                    ],
+                ),
+                (
+                    "email",
+                    vec![None, None, None, None, None, None, Some("not an email")],
+                ),
+                (
+                    "_file",
+                    vec![
+                        Some(DAY1),
+                        Some(DAY2),
+                        Some(DAY2),
+                        Some(DAY2B),
+                        Some(DAY2B),
+                        Some(DAY1),
+                        Some(DAY2),
+                    ],
+                ),
+                (
+                    "_line",
+                    vec![
+                        Some("2"),
+                        Some("3"),
+                        Some("4"),
+                        Some("9"),
+                        Some("10"),
+                        Some("5"),
+                        Some("6"),
+                    ],
+                ),
+            ],
+        );
+        let (counts, rows) = dedup(&ctx, ContractSchema::Transactions, &[DAY2B, DAY1, DAY2]).await;
+        // kept: T2 and T4 (unattributed, still kept); deduplicated: T1 once, T2 twice.
+        assert_eq!(counts, vec![7, 2, 3, 1, 1, 1]);
+        // The winners, whatever their dates or status: T3 (day 1 line 5), T1
+        // (day 2 line 3), T4 (day 2 line 6), T2 (b.csv line 10).
+        let winners = vec![at(DAY1, 5), at(DAY2, 3), at(DAY2, 6), at(DAY2B, 10)];
+        assert_eq!(rows, winners);
+    }
+
+    #[tokio::test]
+    async fn the_first_copy_of_an_event_wins_and_a_late_profile_stands_alone() {
+        let ctx = SessionContext::new();
+        // E1: a copy in day 2's file dated 5 Jan (late), one in day 1's dated 1 Jan.
+        register(
+            &ctx,
+            "t",
+            &[
+                ("event_id", vec![Some("E1"), Some("E1"), Some("E2")]),
+                (
+                    "event_ts",
+                    vec![
+                        Some("2026-01-05T00:00:00"),
+                        Some("2026-01-01T00:00:00"),
+                        Some("2026-01-02T00:00:00"),
+                    ],
+                ),
+                ("_file", vec![Some(DAY2), Some(DAY1), Some(DAY2)]),
+                ("_line", vec![Some("1"), Some("1"), Some("2")]),
+            ],
+        );
+        // The day-1 copy is first in file order: E1 is kept, its day-2 copy deduplicated.
+        let (counts, rows) = dedup(&ctx, ContractSchema::Communications, &[DAY1, DAY2]).await;
+        assert_eq!(counts, vec![3, 2, 1, 0, 0, 0]);
+        assert_eq!(rows, vec![at(DAY1, 1), at(DAY2, 2)]);
+
+        // C1: versions of 1 and 2 Jan (the 2 Jan one wins, the other is deduplicated)
+        // and one of 6 Jan, not known yet: filtered on its own, not a duplicate.
+        // C2: two versions of the same instant: the later file wins the tie.
+        register(
+            &ctx,
+            "t",
+            &[
+                ("source_system", vec![Some("crm"); 5]),
+                (
+                    "source_customer_id",
+                    vec![Some("C1"), Some("C1"), Some("C1"), Some("C2"), Some("C2")],
+                ),
+                (
+                    "updated_at",
+                    vec![
+                        Some("2026-01-02T00:00:00"),
+                        Some("2026-01-01T00:00:00"),
+                        Some("2026-01-06T00:00:00"),
+                        Some("2026-01-02T00:00:00"),
+                        Some("2026-01-02T00:00:00"),
+                    ],
+                ),
+                (
+                    "_file",
+                    vec![Some(DAY1), Some(DAY2), Some(DAY2), Some(DAY2), Some(DAY1)],
+                ),
+                (
+                    "_line",
+                    vec![Some("1"), Some("1"), Some("2"), Some("3"), Some("9")],
+                ),
+            ],
+        );
+        let (counts, rows) = dedup(&ctx, ContractSchema::Profiles, &[DAY1, DAY2]).await;
+        assert_eq!(counts, vec![5, 2, 2, 1, 0, 0]);
+        // C1's 2 Jan version, its 6 Jan one standing alone, C2's day-2 copy.
+        assert_eq!(rows, vec![at(DAY1, 1), at(DAY2, 2), at(DAY2, 3)]);
+    }
+
+    #[tokio::test]
+    async fn every_suppression_counts_on_its_own() {
+        let ctx = SessionContext::new();
+        register(
+            &ctx,
+            "t",
+            &[
+                ("email", vec![Some("a@example.com"), Some("a@example.com")]),
+                (
+                    "requested_at",
+                    vec![Some("2026-01-01T00:00:00"), Some("2026-01-04T00:00:00")],
+                ),
+                ("_file", vec![Some(DAY1), Some(DAY1)]),
+                ("_line", vec![Some("1"), Some("2")]),
+            ],
+        );
+        let (counts, rows) = dedup(&ctx, ContractSchema::Suppressions, &[DAY1]).await;
+        assert_eq!(counts, vec![2, 1, 0, 1, 0, 0]);
+        assert!(rows.is_empty());
+    }
+}
