@@ -7,8 +7,9 @@
 -- Scores (DATA_CONTRACT.md, Scores): min(5, 1 + floor(5 * percent_rank)) over the
 -- purchasing customers, ordered so 5 is best; ties share a rank, hence a score.
 -- percent_rank is 0 when there is only one purchasing customer: every score is 1.
--- The segment comes from the `rfm_segments` reference table keyed on (r, f, m);
--- a combination missing from a user's table gives a NULL segment.
+-- The segment comes from the `rfm_segments` reference table keyed on (r, f, m)
+-- (a cell listed twice: the later line, rfm_segments_deduped); a combination
+-- missing from a user's table gives a NULL segment.
 WITH purchasers AS (
     SELECT
         customer_key,
@@ -25,12 +26,6 @@ scored AS (
         CAST(LEAST(5, 1 + FLOOR(5 * PERCENT_RANK() OVER (ORDER BY frequency))) AS INT) AS f_score,
         CAST(LEAST(5, 1 + FLOOR(5 * PERCENT_RANK() OVER (ORDER BY monetary))) AS INT) AS m_score
     FROM purchasers
-),
-segments AS (
-    -- A user's table may list a combination twice: the later line wins
-    -- (rfm_segments_deduped holds the winners, src/job/dedup.rs).
-    SELECT r, f, m, segment
-    FROM rfm_segments_deduped
 )
 SELECT
     s.customer_key,
@@ -40,4 +35,4 @@ SELECT
     CAST(s.r_score AS VARCHAR) || CAST(s.f_score AS VARCHAR) || CAST(s.m_score AS VARCHAR) AS rfm_cell,
     g.segment AS rfm_segment
 FROM scored s
-LEFT JOIN segments g ON g.r = s.r_score AND g.f = s.f_score AND g.m = s.m_score
+LEFT JOIN rfm_segments_deduped g ON g.r = s.r_score AND g.f = s.f_score AND g.m = s.m_score

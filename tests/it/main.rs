@@ -18,6 +18,7 @@ mod s3;
 mod s3_errors;
 mod sample;
 mod schedule;
+mod slt;
 mod source;
 mod stage_sql;
 mod storage;
