@@ -1,0 +1,243 @@
+//! The group stream of one source: its copies grouped per key by the
+//! schema's rule, counted into a [`Tally`], and the duplicated keys written
+//! with their winning copy's `_file` and `_line` (see the parent module).
+
+use std::sync::Arc;
+
+use chrono::NaiveDate;
+use datafusion::arrow::array::{
+    ArrayRef, AsArray, Int64Array, RecordBatch, StringArray, UInt32Array,
+};
+use datafusion::arrow::compute::take;
+use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef};
+use datafusion::catalog::MemTable;
+use datafusion::error::DataFusionError;
+use datafusion::prelude::SessionContext;
+use futures::StreamExt;
+
+use super::DuplicatesAt;
+use crate::checks::ident;
+use crate::job::{Compression, DedupRule, FileLayout, Winner};
+use crate::run::RunError;
+use crate::sink::{self, ParquetFileWriter, WrittenFile};
+use crate::source::{FILE_COLUMN, LINE_COLUMN};
+
+/// Columns of the file-order table the group query joins.
+const FILE_ORD: &str = "_file_ord";
+/// Copies of a group, and its winner: `place * 8 + flags` of the winning copy.
+const COPIES: &str = "_copies";
+const WINNER: &str = "_winner";
+
+/// `(_file, _file_ord)`: each file of `files` numbered in `_file` order (byte
+/// order, as SQL compares strings), so a copy's place in the extract is one
+/// integer, `_file_ord * 2^32 + _line`, instead of a string and a line (exact
+/// while files have fewer than 2^32 lines and extracts fewer than 2^28 files, the
+/// room `place * 8 + flags` leaves in a BIGINT). Returns the table and the
+/// sorted file names.
+pub(super) fn file_order(files: &[String]) -> Result<(MemTable, StringArray), DataFusionError> {
+    let mut sorted: Vec<&str> = files.iter().map(String::as_str).collect();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let names = StringArray::from(sorted.clone());
+    let schema = Arc::new(Schema::new(vec![
+        Field::new(FILE_COLUMN, DataType::Utf8, false),
+        Field::new(FILE_ORD, DataType::Int64, false),
+    ]));
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(names.clone()),
+            Arc::new(Int64Array::from_iter_values(0..sorted.len() as i64)),
+        ],
+    )?;
+    Ok((MemTable::try_new(schema, vec![vec![batch]])?, names))
+}
+
+/// `CAST(<qualifier><date column> AS DATE) > date`: the copy is dated after the
+/// logical date (`FALSE` for a source without dates).
+pub(super) fn late(rule: &DedupRule, qualifier: &str, date: NaiveDate) -> String {
+    match rule.date {
+        Some(column) => format!("CAST({qualifier}{} AS DATE) > DATE '{date}'", ident(column)),
+        None => "FALSE".to_string(),
+    }
+}
+
+/// The group query of `rule` over table `t`, whose files are numbered by table
+/// `files` ([`file_order`]): one row per key with its key columns, `_copies` and
+/// `_winner` (the winning copy's `place * 8 + flags`, where the flags are 4 =
+/// dated after the date, 2 = cancelled, 1 = unattributed). A source without a
+/// key yields one row per row.
+///
+/// Where the winner is the last (or first) copy, the flags ride in the low bits
+/// of the copy's place, `MAX(place * 8 + flags)`, a plain integer aggregate;
+/// profiles, whose winner is the newest `updated_at` first, take
+/// `last_value(place * 8 + flags ORDER BY updated_at, place)`.
+fn group_query(rule: &DedupRule, table: &str, files: &str, date: NaiveDate) -> String {
+    let (t, f) = (ident(table), ident(files));
+    let late = late(rule, "", date);
+    let flags = format!(
+        "CASE WHEN {late} THEN 4 ELSE 0 END \
+         + CASE WHEN COALESCE({c}, FALSE) THEN 2 ELSE 0 END \
+         + CASE WHEN COALESCE({u}, FALSE) THEN 1 ELSE 0 END",
+        c = rule.cancelled,
+        u = rule.unattributed
+    );
+    if rule.key.is_empty() {
+        return format!("SELECT CAST(1 AS BIGINT) AS {COPIES}, {flags} AS {WINNER} FROM {t}");
+    }
+    let place = format!("{f}.{FILE_ORD} * 4294967296 + {t}.{LINE_COLUMN}");
+    let key: Vec<String> = rule
+        .key
+        .iter()
+        .map(|c| format!("{t}.{}", ident(c)))
+        .collect();
+    let mut group_by = key.clone();
+    if rule.late_stands_alone {
+        group_by.push(late.clone());
+        group_by.push(format!("CASE WHEN {late} THEN {place} END"));
+    }
+    let winner = match rule.winner {
+        Winner::Last => format!("MAX(({place}) * 8 + {flags})"),
+        Winner::First => format!("MIN(({place}) * 8 + {flags})"),
+        Winner::NewestThenLast(column) => {
+            format!(
+                "last_value(({place}) * 8 + {flags} ORDER BY {}, {place})",
+                ident(column)
+            )
+        }
+    };
+    format!(
+        "SELECT {key}, COUNT(*) AS {COPIES}, {winner} AS {WINNER} \
+         FROM {t} JOIN {f} ON {f}.{FILE_COLUMN} = {t}.{FILE_COLUMN} GROUP BY {group_by}",
+        key = key.join(", "),
+        group_by = group_by.join(", "),
+    )
+}
+
+/// The counts of the groups.
+#[derive(Debug, Default, PartialEq)]
+pub(super) struct Tally {
+    /// Rows over all groups.
+    pub total: u64,
+    pub groups: u64,
+    pub kept: u64,
+    pub after_date: u64,
+    pub cancelled: u64,
+    pub unattributed: u64,
+}
+
+impl Tally {
+    /// Counts one batch of groups; returns the rows of keys with copies.
+    fn add(&mut self, copies: &Int64Array, winners: &Int64Array) -> Vec<u32> {
+        let mut duplicated = Vec::new();
+        for (row, (copies, winner)) in copies.values().iter().zip(winners.values()).enumerate() {
+            self.total += *copies as u64;
+            self.groups += 1;
+            match winner & 7 {
+                f if f & 4 == 4 => self.after_date += 1,
+                f if f & 2 == 2 => self.cancelled += 1,
+                f => {
+                    self.kept += 1;
+                    self.unattributed += u64::from(f == 1);
+                }
+            }
+            if *copies > 1 {
+                duplicated.push(row as u32);
+            }
+        }
+        duplicated
+    }
+}
+
+/// The duplicated keys of one batch of groups, with their winner's file and line.
+fn duplicates_batch(
+    groups: &RecordBatch,
+    rows: &[u32],
+    key: &[&str],
+    files: &StringArray,
+    schema: &SchemaRef,
+) -> Result<RecordBatch, DataFusionError> {
+    let indices = UInt32Array::from(rows.to_vec());
+    let mut columns: Vec<ArrayRef> = Vec::with_capacity(key.len() + 2);
+    for column in key {
+        let values = groups
+            .column_by_name(column)
+            .ok_or_else(|| DataFusionError::Internal(format!("group query lost `{column}`")))?;
+        columns.push(take(values, &indices, None)?);
+    }
+    let winners = column_i64(groups, WINNER)?;
+    let places = rows.iter().map(|&r| winners.value(r as usize) >> 3);
+    let file_of = |place: i64| u32::try_from(place >> 32).unwrap_or(u32::MAX);
+    let file_rows = UInt32Array::from_iter_values(places.clone().map(file_of));
+    columns.push(take(files, &file_rows, None)?);
+    columns.push(Arc::new(Int64Array::from_iter_values(
+        places.map(|p| p & 0xFFFF_FFFF),
+    )));
+    Ok(RecordBatch::try_new(schema.clone(), columns)?)
+}
+
+fn column_i64<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a Int64Array, DataFusionError> {
+    batch
+        .column_by_name(name)
+        .and_then(|c| c.as_primitive_opt::<Int64Type>())
+        .ok_or_else(|| DataFusionError::Internal(format!("group query lost `{name}`")))
+}
+
+/// Runs the group query of `rule` over `table` (files numbered by `files`,
+/// registered): the tally, and the duplicates written to `at`.
+pub(super) async fn group(
+    ctx: &SessionContext,
+    rule: &DedupRule,
+    table: &str,
+    files: (&str, &StringArray),
+    date: NaiveDate,
+    at: &DuplicatesAt<'_>,
+) -> Result<(Tally, Option<WrittenFile>), RunError> {
+    let query_err = |source| RunError::Query {
+        what: format!("deduplication of {table}"),
+        source,
+    };
+    let sql = group_query(rule, table, files.0, date);
+    let frame = ctx.sql(&sql).await.map_err(query_err)?;
+    let (_, mut stream) = crate::engine::execute(frame).await.map_err(query_err)?;
+    let groups_schema = stream.schema();
+    let mut fields: Vec<Field> = Vec::new();
+    for column in rule.key {
+        let field = groups_schema
+            .field_with_name(column)
+            .map_err(|e| query_err(e.into()))?;
+        fields.push(field.clone());
+    }
+    fields.push(Field::new(FILE_COLUMN, DataType::Utf8, false));
+    fields.push(Field::new(LINE_COLUMN, DataType::Int64, false));
+    let schema: SchemaRef = Arc::new(Schema::new(fields));
+    let mut tally = Tally::default();
+    let mut writer: Option<ParquetFileWriter> = None;
+    while let Some(batch) = stream.next().await {
+        let batch = batch.map_err(query_err)?;
+        let copies = column_i64(&batch, COPIES).map_err(query_err)?;
+        let winners = column_i64(&batch, WINNER).map_err(query_err)?;
+        let duplicated = tally.add(copies, winners);
+        if duplicated.is_empty() {
+            continue;
+        }
+        let dups =
+            duplicates_batch(&batch, &duplicated, rule.key, files.1, &schema).map_err(query_err)?;
+        let writer = match &mut writer {
+            Some(w) => w,
+            None => writer.insert(ParquetFileWriter::create(
+                at.store.clone(),
+                at.dir.clone().join(sink::part_name(0)),
+                schema.clone(),
+                Compression::Snappy,
+                &FileLayout::staging(),
+            )?),
+        };
+        writer.write(&dups).await?;
+    }
+    let written = match writer {
+        Some(w) => Some(w.finish().await?),
+        None => None,
+    };
+    Ok((tally, written))
+}
