@@ -96,6 +96,8 @@ pub enum CommitError {
     LeaseLost { run_id: String },
     #[error(transparent)]
     Sink(#[from] SinkError),
+    #[error(transparent)]
+    Storage(#[from] crate::storage::StorageError),
 }
 
 use crate::sink::SinkError;
@@ -140,7 +142,7 @@ impl Committer {
     /// The protocol that fits `location`: directory renames on local disk
     /// (`file://`, a root `LocalFileSystem`), manifests everywhere else.
     pub fn for_location(location: &crate::storage::StorageLocation) -> Self {
-        let mode = if location.store_url.as_str().starts_with("file://") {
+        let mode = if location.is_local_disk() {
             CommitMode::Directories(Arc::new(StdDirectoryOps::root()))
         } else {
             CommitMode::Manifest

@@ -24,6 +24,10 @@ pub struct Recovery {
 pub(super) async fn recover(c: &Committer, live_run: &str) -> Result<Recovery, CommitError> {
     let mut recovery = Recovery::default();
     let commits = c.internal().join("commits");
+    if let CommitMode::Directories(_) = c.mode {
+        // Records a killed run was writing: never complete, so never applied.
+        crate::storage::remove_interrupted_writes(&commits)?;
+    }
     let listing = c
         .store
         .list_with_delimiter(Some(&commits))

@@ -83,6 +83,7 @@ pub(super) async fn stage_source(
     let (report, mut typed, days_parsed, days_reused) = if let Some(dir) = &cache_dir {
         let cache = SourceCache {
             store: store.clone(),
+            local_disk: bound.warehouse.is_local_disk(),
             dir: dir.clone(),
             using: cache,
         };

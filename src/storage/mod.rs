@@ -72,6 +72,12 @@ pub enum StorageError {
     /// The current directory was needed for a relative base directory and is unavailable.
     #[error("storage: cannot determine the current directory: {0}")]
     CurrentDir(std::io::Error),
+    /// A local folder could not be listed, or a file in it removed.
+    #[error("storage: {path}: cannot clean up: {source}")]
+    Cleanup {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// A resolved location: which store, where inside it, and how DataFusion names it.
@@ -95,6 +101,51 @@ impl StorageLocation {
             .filter(|part| !part.is_empty())
             .fold(self.prefix.clone(), |path, part| path.join(part))
     }
+}
+
+impl StorageLocation {
+    /// Whether the location is on local disk (a root `LocalFileSystem`).
+    pub fn is_local_disk(&self) -> bool {
+        self.store_url.as_str().starts_with("file://")
+    }
+}
+
+/// Removes, from local folder `dir` (a store path of a root `LocalFileSystem`),
+/// the files of writes a killed process left unfinished, and returns how many.
+///
+/// `LocalFileSystem` writes an object to `name#N` and renames it to `name` when
+/// complete; a `kill -9` in between leaves `name#N`, which its listings hide, so
+/// only the file system can find it. Call it only where no live write can be in
+/// flight (under the lease). A missing folder has nothing to remove.
+pub fn remove_interrupted_writes(dir: &StorePath) -> Result<usize, StorageError> {
+    let path = dir
+        .parts()
+        .fold(PathBuf::from("/"), |path, part| path.join(part.as_ref()));
+    let err = |path: &FsPath| {
+        let path = path.to_path_buf();
+        move |source| StorageError::Cleanup { path, source }
+    };
+    let entries = match std::fs::read_dir(&path) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(err(&path)(e)),
+    };
+    let mut removed = 0;
+    for entry in entries {
+        let entry = entry.map_err(err(&path))?;
+        let name = entry.file_name();
+        let interrupted =
+            name.to_str()
+                .and_then(|n| n.rsplit_once('#'))
+                .is_some_and(|(_, suffix)| {
+                    !suffix.is_empty() && suffix.bytes().all(|b| b.is_ascii_digit())
+                });
+        if interrupted && entry.file_type().map_err(err(&path))?.is_file() {
+            std::fs::remove_file(entry.path()).map_err(err(&entry.path()))?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
 }
 
 // A store's Debug output may include its credential provider, so only its Display is shown.
@@ -373,4 +424,46 @@ fn normalise(path: &FsPath) -> PathBuf {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::TryStreamExt;
+
+    #[tokio::test]
+    async fn interrupted_local_writes_are_hidden_from_listings_and_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["a.parquet", "a.parquet#3", "manifest.json#12", "b#x", "c#"] {
+            std::fs::write(dir.path().join(name), b"x").unwrap();
+        }
+        std::fs::create_dir(dir.path().join("d#4")).unwrap();
+        let store = LocalFileSystem::new();
+        let prefix = StorePath::from_filesystem_path(dir.path()).unwrap();
+        let listed = |store: LocalFileSystem, prefix: StorePath| async move {
+            let mut names: Vec<String> = store
+                .list(Some(&prefix))
+                .map_ok(|o| o.location.filename().unwrap_or_default().to_string())
+                .try_collect()
+                .await
+                .unwrap();
+            names.sort();
+            names
+        };
+        // Why the file system is needed: the store does not list `name#N`.
+        assert_eq!(
+            listed(store, prefix.clone()).await,
+            ["a.parquet", "b#x", "c#"]
+        );
+
+        assert_eq!(remove_interrupted_writes(&prefix).unwrap(), 2);
+        let mut left: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["a.parquet", "b#x", "c#", "d#4"]);
+        let missing = prefix.clone().join("missing");
+        assert_eq!(remove_interrupted_writes(&missing).unwrap(), 0);
+    }
 }

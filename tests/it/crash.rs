@@ -232,6 +232,54 @@ fn kill_9_while_the_cache_is_written_then_a_rerun_equals_a_fresh_run() {
     assert_cache_entries_complete(&wh);
 }
 
+// The moment both kill tests above hit only by chance: a kill inside a local
+// write leaves object_store's hidden `name#N` file (in a cache entry, or a
+// commit record). The next run removes them.
+#[test]
+fn hidden_files_of_writes_a_kill_interrupted_are_swept_by_the_next_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (raw, wh) = (tmp.path().join("raw"), tmp.path().join("wh"));
+    let raw_s = raw.display().to_string();
+    let generated = c360(&[
+        "generate",
+        "--customers",
+        "50",
+        "--days",
+        "15",
+        "--seed",
+        "5",
+        "--out",
+        &raw_s,
+    ])
+    .status()
+    .unwrap();
+    assert!(generated.success());
+    let args = run_args(&raw_s, wh.to_str().unwrap());
+    assert!(c360(&[]).args(&args).status().unwrap().success());
+    let entry = wh.join("_c360/staging/transactions/dt=2026-01-12");
+    let planted = [
+        entry.join("manifest.json#7"),
+        entry.join("typed-20260101T000000Z-deadbeef.parquet#1"),
+        wh.join("_c360/commits/20260101T000000Z-deadbeef-outputs.json#2"),
+    ];
+    for file in &planted {
+        std::fs::write(file, b"half").unwrap();
+    }
+    // What a killed run also leaves: its staging folder, which tells the next
+    // run to sweep the cache entries it reuses.
+    let dead = wh.join("_c360/tmp/20260101T000000Z-deadbeef");
+    std::fs::create_dir_all(&dead).unwrap();
+    std::fs::write(dead.join("part-00000.parquet"), b"half").unwrap();
+
+    assert!(c360(&[]).args(&args).status().unwrap().success());
+    for file in &planted {
+        assert!(!file.exists(), "{} left", file.display());
+    }
+    assert!(files_under(&wh.join("_c360/commits")).is_empty());
+    assert!(files_under(&wh.join("_c360/tmp")).is_empty());
+    assert_cache_entries_complete(&wh);
+}
+
 #[tokio::test]
 async fn two_runs_of_a_job_at_once_exactly_one_publishes() {
     let wh = tempfile::tempdir().unwrap();

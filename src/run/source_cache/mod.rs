@@ -118,6 +118,8 @@ pub(super) struct CacheUse {
 #[derive(Clone)]
 pub(super) struct SourceCache {
     pub store: Arc<dyn ObjectStore>,
+    /// The store is a root `LocalFileSystem`, whose killed writes leave hidden files.
+    pub local_disk: bool,
     /// `_c360/staging/<source>` in the warehouse store.
     pub dir: Path,
     pub using: CacheUse,
@@ -307,8 +309,12 @@ impl SourceCache {
         read_manifest(&self.store, path).await
     }
 
-    /// Deletes the objects of entry `dir` that `manifest` does not name.
+    /// Deletes the objects of entry `dir` that `manifest` does not name,
+    /// including, on local disk, the hidden files of writes a killed run left.
     async fn remove_unnamed(&self, dir: &Path, manifest: &Manifest) -> Result<(), RunError> {
+        if self.local_disk {
+            crate::storage::remove_interrupted_writes(dir)?;
+        }
         let listing = self
             .store
             .list_with_delimiter(Some(dir))
