@@ -153,6 +153,49 @@ pub fn failures(outcomes: &[CheckOutcome]) -> Option<CheckError> {
     (!failed.is_empty()).then_some(CheckError::Failed(failed))
 }
 
+/// A custom check's SQL with the job's variables substituted; `None` for the
+/// other kinds.
+fn custom_sql(
+    table: &str,
+    spec: &CheckSpec,
+    vars: &BTreeMap<String, String>,
+) -> Result<Option<String>, CheckError> {
+    let CheckSpec::Sql { sql, .. } = spec else {
+        return Ok(None);
+    };
+    crate::job::interpolate(sql, vars)
+        .map(Some)
+        .map_err(|e| CheckError::Invalid {
+            table: table.to_string(),
+            check: check_name(spec),
+            message: e.to_string(),
+        })
+}
+
+/// Plans every query of check `spec` over `table` without running one, so an
+/// unknown column or table is found before any data is read (`c360 validate`).
+pub async fn plan_check(
+    ctx: &SessionContext,
+    table: &str,
+    spec: &CheckSpec,
+    vars: &BTreeMap<String, String>,
+) -> Result<(), CheckError> {
+    let custom_sql = custom_sql(table, spec, vars)?;
+    let queries = match plan(spec, table, custom_sql.as_deref()) {
+        Plan::Offending { count, sample, .. } => vec![count, sample],
+        Plan::RowCount => vec![format!("SELECT COUNT(*) FROM {}", ident(table))],
+        Plan::Freshness { newest } => vec![newest],
+    };
+    for query in queries {
+        ctx.sql(&query).await.map_err(|source| CheckError::Query {
+            table: table.to_string(),
+            check: check_name(spec),
+            source,
+        })?;
+    }
+    Ok(())
+}
+
 async fn run_one(
     table: &str,
     spec: &CheckSpec,
@@ -165,17 +208,7 @@ async fn run_one(
         check: check.clone(),
         source,
     };
-    let custom_sql =
-        match spec {
-            CheckSpec::Sql { sql, .. } => Some(crate::job::interpolate(sql, cx.vars).map_err(
-                |e| CheckError::Invalid {
-                    table: table.to_string(),
-                    check: check.clone(),
-                    message: e.to_string(),
-                },
-            )?),
-            _ => None,
-        };
+    let custom_sql = custom_sql(table, spec, cx.vars)?;
     let (failures, message, sample) = match plan(spec, table, custom_sql.as_deref()) {
         Plan::Offending {
             count,

@@ -31,7 +31,7 @@ pub mod exit {
     name = "c360",
     version,
     about,
-    after_help = "Examples:\n  c360 run jobs/customer_360.yaml --date 2026-03-01\n  c360 run jobs/customer_360.yaml --set warehouse=/tmp/wh --set reporting_currency=EUR\n  c360 validate jobs/*.yaml\n  c360 generate --customers 2000 --days 60 --seed 7 --out sample_data/raw\n  c360 status jobs/customer_360.yaml\n  c360 scheduler jobs/\n  c360 backfill jobs/customer_360.yaml --from 2026-02-01 --to 2026-03-01\n\nExit codes: 0 success, 1 run failed, 2 invalid job or usage, 3 another run holds the warehouse lease."
+    after_help = "Examples:\n  c360 run jobs/customer_360.yaml --date 2026-03-01\n  c360 run jobs/customer_360.yaml --set warehouse=/tmp/wh --set fatigue_days=14\n  c360 validate jobs/*.yaml\n  c360 generate --customers 2000 --days 60 --seed 7 --out sample_data/raw\n  c360 status jobs/customer_360.yaml\n  c360 scheduler jobs/\n  c360 backfill jobs/customer_360.yaml --from 2026-02-01 --to 2026-03-01\n\nExit codes: 0 success, 1 run failed, 2 invalid job or usage, 3 another run holds the warehouse lease."
 )]
 pub struct Cli {
     /// Log format on stderr.
@@ -148,7 +148,19 @@ fn parse_key_value(text: &str) -> Result<(String, String), String> {
 pub async fn dispatch(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Validate { jobs } => {
-            let problems = crate::job::validate_paths(&jobs);
+            let mut problems = Vec::new();
+            for path in &jobs {
+                match crate::job::load(path) {
+                    Err(diagnostics) => problems.extend(diagnostics.0),
+                    Ok(job) => {
+                        let findings = crate::run::plan_job(&job).await;
+                        for warning in &findings.warnings {
+                            eprintln!("{warning}");
+                        }
+                        problems.extend(findings.errors);
+                    }
+                }
+            }
             for problem in &problems {
                 eprintln!("{problem}");
             }

@@ -149,7 +149,7 @@ mod tests {
         }
     }
 
-    // The shape of sql/order_lines.sql: lines joined to a tiny rate table, then
+    // The shape of sql/marts/order_lines.sql: lines joined to a tiny rate table, then
     // anti-joined with a small erasure list. DataFusion estimates the first join
     // at 4 rows and would build the second on all lines.
     #[tokio::test]

@@ -8,7 +8,7 @@
 
 /// Reject reasons, in the contract's first-match order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Reason {
+pub enum Mess {
     WrongColumnCount,
     BrokenJson,
     MissingRequired,
@@ -23,56 +23,56 @@ pub enum Reason {
     NoCustomerIdentifier,
 }
 
-impl Reason {
+impl Mess {
     /// The reason as written in rejects.
     pub fn as_str(self) -> &'static str {
         match self {
-            Reason::WrongColumnCount => "wrong_column_count",
-            Reason::BrokenJson => "broken_json",
-            Reason::MissingRequired => "missing_required",
-            Reason::BadTimestamp => "bad_timestamp",
-            Reason::BadDate => "bad_date",
-            Reason::BadNumber => "bad_number",
-            Reason::NegativeQuantity => "negative_quantity",
-            Reason::NegativeAmount => "negative_amount",
-            Reason::UnknownCurrency => "unknown_currency",
-            Reason::BadBool => "bad_bool",
-            Reason::BadEnum => "bad_enum",
-            Reason::NoCustomerIdentifier => "no_customer_identifier",
+            Mess::WrongColumnCount => "wrong_column_count",
+            Mess::BrokenJson => "broken_json",
+            Mess::MissingRequired => "missing_required",
+            Mess::BadTimestamp => "bad_timestamp",
+            Mess::BadDate => "bad_date",
+            Mess::BadNumber => "bad_number",
+            Mess::NegativeQuantity => "negative_quantity",
+            Mess::NegativeAmount => "negative_amount",
+            Mess::UnknownCurrency => "unknown_currency",
+            Mess::BadBool => "bad_bool",
+            Mess::BadEnum => "bad_enum",
+            Mess::NoCustomerIdentifier => "no_customer_identifier",
         }
     }
 }
 
 /// Reasons a profiles row can be rejected for.
-pub const PROFILE_REASONS: &[Reason] = &[
-    Reason::WrongColumnCount,
-    Reason::MissingRequired,
-    Reason::BadTimestamp,
-    Reason::BadDate,
-    Reason::BadBool,
-    Reason::BadEnum,
+pub const PROFILE_REASONS: &[Mess] = &[
+    Mess::WrongColumnCount,
+    Mess::MissingRequired,
+    Mess::BadTimestamp,
+    Mess::BadDate,
+    Mess::BadBool,
+    Mess::BadEnum,
 ];
 
 /// Reasons a transactions row can be rejected for.
-pub const TRANSACTION_REASONS: &[Reason] = &[
-    Reason::WrongColumnCount,
-    Reason::MissingRequired,
-    Reason::BadTimestamp,
-    Reason::BadNumber,
-    Reason::NegativeQuantity,
-    Reason::NegativeAmount,
-    Reason::UnknownCurrency,
-    Reason::BadEnum,
-    Reason::NoCustomerIdentifier,
+pub const TRANSACTION_REASONS: &[Mess] = &[
+    Mess::WrongColumnCount,
+    Mess::MissingRequired,
+    Mess::BadTimestamp,
+    Mess::BadNumber,
+    Mess::NegativeQuantity,
+    Mess::NegativeAmount,
+    Mess::UnknownCurrency,
+    Mess::BadEnum,
+    Mess::NoCustomerIdentifier,
 ];
 
 /// Reasons a communications line can be rejected for.
-pub const EVENT_REASONS: &[Reason] = &[
-    Reason::BrokenJson,
-    Reason::MissingRequired,
-    Reason::BadTimestamp,
-    Reason::BadNumber,
-    Reason::BadEnum,
+pub const EVENT_REASONS: &[Mess] = &[
+    Mess::BrokenJson,
+    Mess::MissingRequired,
+    Mess::BadTimestamp,
+    Mess::BadNumber,
+    Mess::BadEnum,
 ];
 
 /// Valid rows between two malformed ones (0.4% malformed).
@@ -81,7 +81,7 @@ pub const DEFAULT_INTERVAL: u64 = 250;
 /// Decides when the next malformed row is due and with which reason.
 #[derive(Debug, Clone)]
 pub struct RejectInjector {
-    reasons: &'static [Reason],
+    reasons: &'static [Mess],
     interval: u64,
     since_last: u64,
     injected: u64,
@@ -90,13 +90,13 @@ pub struct RejectInjector {
 /// A due corruption: the reason and which of its variants to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Corruption {
-    pub reason: Reason,
+    pub reason: Mess,
     pub variant: u8,
 }
 
 impl RejectInjector {
     /// An injector cycling through `reasons`.
-    pub fn new(reasons: &'static [Reason], interval: u64) -> Self {
+    pub fn new(reasons: &'static [Mess], interval: u64) -> Self {
         Self {
             reasons,
             interval: interval.max(1),
@@ -128,22 +128,22 @@ pub fn corrupt_profile(fields: &mut Vec<String>, c: Corruption) {
     let v = c.variant == 0;
     match c.reason {
         // An unquoted comma in the city splits it: one field too many.
-        Reason::WrongColumnCount if v => fields.insert(col::CITY + 1, "UK".into()),
-        Reason::WrongColumnCount => {
+        Mess::WrongColumnCount if v => fields.insert(col::CITY + 1, "UK".into()),
+        Mess::WrongColumnCount => {
             fields.pop();
         }
-        Reason::MissingRequired if v => fields[col::UPDATED_AT] = String::new(),
-        Reason::MissingRequired => fields[col::SOURCE_CUSTOMER_ID] = String::new(),
-        Reason::BadTimestamp if v => {
+        Mess::MissingRequired if v => fields[col::UPDATED_AT] = String::new(),
+        Mess::MissingRequired => fields[col::SOURCE_CUSTOMER_ID] = String::new(),
+        Mess::BadTimestamp if v => {
             fields[col::UPDATED_AT] = strip_offset(&fields[col::UPDATED_AT]);
         }
-        Reason::BadTimestamp => fields[col::SIGNUP_TS] = "2025-13-40T25:61:00Z".into(),
-        Reason::BadDate if v => fields[col::BIRTH_DATE] = "1985-02-30".into(),
-        Reason::BadDate => fields[col::BIRTH_DATE] = "12/03/1985".into(),
-        Reason::BadBool if v => fields[col::EMAIL_OPT_IN] = "yes".into(),
-        Reason::BadBool => fields[col::SMS_OPT_IN] = "Y".into(),
-        Reason::BadEnum if v => fields[col::ACCOUNT_TYPE] = "vip".into(),
-        Reason::BadEnum => fields[col::ACCOUNT_TYPE] = "reseller".into(),
+        Mess::BadTimestamp => fields[col::SIGNUP_TS] = "2025-13-40T25:61:00Z".into(),
+        Mess::BadDate if v => fields[col::BIRTH_DATE] = "1985-02-30".into(),
+        Mess::BadDate => fields[col::BIRTH_DATE] = "12/03/1985".into(),
+        Mess::BadBool if v => fields[col::EMAIL_OPT_IN] = "yes".into(),
+        Mess::BadBool => fields[col::SMS_OPT_IN] = "Y".into(),
+        Mess::BadEnum if v => fields[col::ACCOUNT_TYPE] = "vip".into(),
+        Mess::BadEnum => fields[col::ACCOUNT_TYPE] = "reseller".into(),
         _ => {}
     }
 }
@@ -153,25 +153,25 @@ pub fn corrupt_transaction(fields: &mut Vec<String>, c: Corruption) {
     use super::transactions::col;
     let v = c.variant == 0;
     match c.reason {
-        Reason::WrongColumnCount if v => {
+        Mess::WrongColumnCount if v => {
             fields.remove(col::UNIT_COST);
         }
-        Reason::WrongColumnCount => fields.push(String::new()),
-        Reason::MissingRequired if v => fields[col::CURRENCY] = String::new(),
-        Reason::MissingRequired => fields[col::ORDER_TS] = String::new(),
-        Reason::BadTimestamp if v => fields[col::ORDER_TS] = strip_offset(&fields[col::ORDER_TS]),
-        Reason::BadTimestamp => fields[col::ORDER_TS] = "03/01/2026 10:15".into(),
-        Reason::BadNumber if v => fields[col::UNIT_PRICE] = "12.345".into(),
-        Reason::BadNumber => fields[col::QUANTITY] = "two".into(),
-        Reason::NegativeQuantity if v => fields[col::QUANTITY] = "0".into(),
-        Reason::NegativeQuantity => fields[col::QUANTITY] = "-1".into(),
-        Reason::NegativeAmount if v => fields[col::UNIT_PRICE] = "-9.99".into(),
-        Reason::NegativeAmount => fields[col::DISCOUNT] = "-1.00".into(),
-        Reason::UnknownCurrency if v => fields[col::CURRENCY] = "XYZ".into(),
-        Reason::UnknownCurrency => fields[col::CURRENCY] = "BTC".into(),
-        Reason::BadEnum if v => fields[col::STATUS] = "shipped".into(),
-        Reason::BadEnum => fields[col::CHANNEL] = "fax".into(),
-        Reason::NoCustomerIdentifier => {
+        Mess::WrongColumnCount => fields.push(String::new()),
+        Mess::MissingRequired if v => fields[col::CURRENCY] = String::new(),
+        Mess::MissingRequired => fields[col::ORDER_TS] = String::new(),
+        Mess::BadTimestamp if v => fields[col::ORDER_TS] = strip_offset(&fields[col::ORDER_TS]),
+        Mess::BadTimestamp => fields[col::ORDER_TS] = "03/01/2026 10:15".into(),
+        Mess::BadNumber if v => fields[col::UNIT_PRICE] = "12.345".into(),
+        Mess::BadNumber => fields[col::QUANTITY] = "two".into(),
+        Mess::NegativeQuantity if v => fields[col::QUANTITY] = "0".into(),
+        Mess::NegativeQuantity => fields[col::QUANTITY] = "-1".into(),
+        Mess::NegativeAmount if v => fields[col::UNIT_PRICE] = "-9.99".into(),
+        Mess::NegativeAmount => fields[col::DISCOUNT] = "-1.00".into(),
+        Mess::UnknownCurrency if v => fields[col::CURRENCY] = "XYZ".into(),
+        Mess::UnknownCurrency => fields[col::CURRENCY] = "BTC".into(),
+        Mess::BadEnum if v => fields[col::STATUS] = "shipped".into(),
+        Mess::BadEnum => fields[col::CHANNEL] = "fax".into(),
+        Mess::NoCustomerIdentifier => {
             fields[col::SOURCE_CUSTOMER_ID] = String::new();
             fields[col::EMAIL] = String::new();
         }
@@ -191,7 +191,7 @@ pub fn corrupt_event(mut pairs: Vec<(&'static str, String)>, c: Corruption) -> S
             None => pairs.push((key, value)),
         };
     match c.reason {
-        Reason::BrokenJson => {
+        Mess::BrokenJson => {
             let line = super::communications::render_event(&pairs);
             // Cut before the closing brace: never valid JSON.
             let cut = line.len() / 2;
@@ -201,11 +201,11 @@ pub fn corrupt_event(mut pairs: Vec<(&'static str, String)>, c: Corruption) -> S
                 .unwrap_or(0);
             return line[..cut].to_string();
         }
-        Reason::MissingRequired => {
+        Mess::MissingRequired => {
             let key = if v { "event_type" } else { "event_ts" };
             pairs.retain(|(k, _)| *k != key);
         }
-        Reason::BadTimestamp => {
+        Mess::BadTimestamp => {
             let ts = pairs
                 .iter()
                 .find(|(k, _)| *k == "event_ts")
@@ -218,10 +218,10 @@ pub fn corrupt_event(mut pairs: Vec<(&'static str, String)>, c: Corruption) -> S
             };
             set(&mut pairs, "event_ts", json_str(&bad));
         }
-        Reason::BadNumber if v => set(&mut pairs, "cost", "0.125".into()),
-        Reason::BadNumber => set(&mut pairs, "cost", json_str("1.2.3")),
-        Reason::BadEnum if v => set(&mut pairs, "channel", json_str("fax")),
-        Reason::BadEnum => set(&mut pairs, "event_type", json_str("liked")),
+        Mess::BadNumber if v => set(&mut pairs, "cost", "0.125".into()),
+        Mess::BadNumber => set(&mut pairs, "cost", json_str("1.2.3")),
+        Mess::BadEnum if v => set(&mut pairs, "channel", json_str("fax")),
+        Mess::BadEnum => set(&mut pairs, "event_type", json_str("liked")),
         _ => {}
     }
     super::communications::render_event(&pairs)
@@ -243,9 +243,9 @@ mod tests {
 
     #[test]
     fn injector_cycles_reasons_at_the_interval() {
-        let mut inj = RejectInjector::new(&[Reason::BadDate, Reason::BadBool], 3);
+        let mut inj = RejectInjector::new(&[Mess::BadDate, Mess::BadBool], 3);
         let got: Vec<Option<Corruption>> = (0..9).map(|_| inj.after_valid_row()).collect();
-        let due: Vec<(usize, Reason, u8)> = got
+        let due: Vec<(usize, Mess, u8)> = got
             .iter()
             .enumerate()
             .filter_map(|(i, c)| c.map(|c| (i, c.reason, c.variant)))
@@ -253,9 +253,9 @@ mod tests {
         assert_eq!(
             due,
             vec![
-                (2, Reason::BadDate, 0),
-                (5, Reason::BadBool, 0),
-                (8, Reason::BadDate, 1)
+                (2, Mess::BadDate, 0),
+                (5, Mess::BadBool, 0),
+                (8, Mess::BadDate, 1)
             ]
         );
     }

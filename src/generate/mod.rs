@@ -39,7 +39,7 @@ use object_store::path::Path;
 use mess::{DEFAULT_INTERVAL, EVENT_REASONS, PROFILE_REASONS, RejectInjector, TRANSACTION_REASONS};
 use people::Population;
 use truth::{Ledger, SummaryHeader};
-use writer::{DayFileWriter, Encoding, FileStyle, WrittenFile};
+use writer::{DayFileWriter, Encoding, FileStyle, GeneratedFile};
 
 /// Options of `c360 generate`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,7 +68,7 @@ impl Default for GenerateOptions {
 #[derive(Debug, Clone)]
 pub struct GenerateReport {
     /// Raw files written, relative to the root, in write order (ground truth excluded).
-    pub files: Vec<WrittenFile>,
+    pub files: Vec<GeneratedFile>,
     /// Data records per extract, malformed ones included.
     pub rows: BTreeMap<String, u64>,
     /// Malformed records per extract and reason, as listed in `_ground_truth/rejects.csv`.

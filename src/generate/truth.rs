@@ -17,7 +17,7 @@ use serde::Serialize;
 use super::GenerateError;
 use super::behaviour::{Behaviour, BehaviourModel, MODEL, Purchase};
 use super::people::{Person, Population};
-use super::writer::{WrittenFile, join, put, render_csv};
+use super::writer::{GeneratedFile, join, put, render_csv};
 
 /// Folder of the ground truth under the raw root.
 pub const TRUTH_DIR: &str = "_ground_truth";
@@ -40,7 +40,7 @@ pub struct Ledger {
     pub reject_counts: BTreeMap<&'static str, BTreeMap<&'static str, u64>>,
     /// Named counts (`transactions.duplicate_rows`, `transactions.unattributed_guest_orders`, …).
     pub counters: BTreeMap<String, u64>,
-    pub files: Vec<WrittenFile>,
+    pub files: Vec<GeneratedFile>,
     /// `(person_id, requested_at)` of every suppression row.
     pub suppressions: Vec<(u64, String)>,
 }

@@ -50,7 +50,7 @@ impl FileStyle {
 
 /// A file that was written, relative to the raw root.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WrittenFile {
+pub struct GeneratedFile {
     pub path: String,
     pub rows: u64,
 }
@@ -68,7 +68,7 @@ pub struct DayFileWriter {
     buf: String,
     next_line: u64,
     rows_in_part: u64,
-    files: Vec<WrittenFile>,
+    files: Vec<GeneratedFile>,
 }
 
 impl DayFileWriter {
@@ -185,7 +185,7 @@ impl DayFileWriter {
             }
         })?;
         put(&self.store, &self.root, &rel, bytes).await?;
-        self.files.push(WrittenFile {
+        self.files.push(GeneratedFile {
             path: rel,
             rows: self.rows_in_part,
         });
@@ -193,7 +193,7 @@ impl DayFileWriter {
     }
 
     /// Writes the last part (a header-only file if the day had no rows).
-    pub async fn finish(mut self) -> Result<Vec<WrittenFile>, GenerateError> {
+    pub async fn finish(mut self) -> Result<Vec<GeneratedFile>, GenerateError> {
         if self.rows_in_part > 0 || self.part == 0 {
             self.flush_part().await?;
         }
@@ -327,7 +327,7 @@ mod tests {
         let files = w.finish().await.unwrap_or_default();
         assert_eq!(
             files,
-            vec![WrittenFile {
+            vec![GeneratedFile {
                 path: "t/dt=2026-01-05/part-0000.csv".into(),
                 rows: 0
             }]

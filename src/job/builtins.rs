@@ -105,6 +105,22 @@ impl Builtin {
         }
     }
 
+    /// The params [`Builtin::settings`] reads.
+    pub fn params(self) -> &'static [&'static str] {
+        match self {
+            Self::StitchIdentities => &[
+                "max_records_per_identifier",
+                "link_by_phone",
+                "exclude_identifiers",
+            ],
+            Self::FitClv => &[
+                "clv_time_unit",
+                "clv_horizon_months",
+                "annual_discount_rate",
+            ],
+        }
+    }
+
     /// Decodes and checks this builtin's settings from the job's params.
     pub fn settings(
         self,
@@ -208,6 +224,18 @@ mod tests {
                 annual_discount_rate: 0.10
             }
         );
+    }
+
+    /// `params()` lists only what `settings` reads: a bad value of each is refused
+    /// in its name (`(x` is neither a number, a boolean, a unit nor a regex).
+    #[test]
+    fn every_listed_param_is_read() {
+        for builtin in [Builtin::StitchIdentities, Builtin::FitClv] {
+            for &param in builtin.params() {
+                let error = builtin.settings(&params(&[(param, "(x")])).unwrap_err();
+                assert_eq!(error.param, param);
+            }
+        }
     }
 
     #[test]

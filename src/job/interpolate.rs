@@ -181,6 +181,20 @@ fn push_piece(
     out.text.push_str(&text);
 }
 
+/// Where `line:column` of `template` as interpolated with `vars` comes from in
+/// `template` itself (1-based): problems found in the SQL DataFusion planned point
+/// at the file the user edits.
+pub fn template_position(
+    template: &str,
+    vars: &BTreeMap<String, String>,
+    line: u32,
+    column: u32,
+) -> (u32, u32) {
+    let mapped = interpolate_mapped(template, vars);
+    let offset = mapped.template_offset(byte_offset(&mapped.text, line, column));
+    line_col(template, offset)
+}
+
 /// 1-based line and character column of a byte offset in `text`.
 pub(crate) fn line_col(text: &str, offset: usize) -> (u32, u32) {
     let offset = offset.min(text.len());

@@ -33,7 +33,7 @@ pub use builtins::{
 };
 pub use dedup::{DedupRule, Winner, deduped_table};
 pub use diagnostic::{Diagnostic, Diagnostics};
-pub use interpolate::{InterpolateError, interpolate};
+pub use interpolate::{InterpolateError, interpolate, template_position};
 pub use model::*;
 pub use sql_refs::{SqlParseError, referenced_tables};
 pub use units::{parse_bytes, parse_duration};

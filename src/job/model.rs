@@ -37,6 +37,20 @@ pub struct Job {
     /// Which steps resolve erasure requests (`erasure:`); required with a
     /// `suppressions` source.
     pub erasure: Option<ErasureSpec>,
+    /// Where the job file declares what later validation may point at.
+    pub places: Places,
+}
+
+/// Where the job file declares each param, step, output and table's checks
+/// (1-based line and column), for problems found after loading: `c360 validate`
+/// planning the SQL over the declared schemas.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Places {
+    pub params: BTreeMap<String, (u32, u32)>,
+    pub steps: BTreeMap<String, (u32, u32)>,
+    pub outputs: BTreeMap<String, (u32, u32)>,
+    /// The table key under `checks:`.
+    pub checks: BTreeMap<String, (u32, u32)>,
 }
 
 /// `erasure:`: the steps whose results say who a run erases (docs/rules.md "Erasure").

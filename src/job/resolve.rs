@@ -6,7 +6,8 @@
 use super::checks_spec::TableChecks;
 use super::interpolate::interpolate_mapped;
 use super::model::{
-    CheckSpec, FileLayout, Job, OutputSpec, RejectBudget, ScheduleSpec, SourceSpec, StorageSpec,
+    CheckSpec, FileLayout, Job, OutputSpec, Places, RejectBudget, ScheduleSpec, SourceSpec,
+    StorageSpec,
 };
 use super::model::{ContractSchema, ErasureSpec, RetryPolicy, StepSpec};
 use super::node_de::Located;
@@ -76,6 +77,13 @@ pub(crate) fn resolve(
         vars: &path_vars,
         param_positions: &draft.param_positions,
         duplicated: &duplicated,
+    };
+    let at = |l: &Located<String>| (l.value.clone(), (l.line, l.column));
+    let places = Places {
+        params: draft.param_positions.clone(),
+        steps: draft.steps.iter().map(|s| at(&s.name)).collect(),
+        outputs: draft.outputs.iter().map(|(n, _)| at(n)).collect(),
+        checks: draft.checks.iter().map(|(t, _)| at(t)).collect(),
     };
     let steps = resolve_steps(draft.steps, &scope, report);
     let erasure = resolve_erasure(draft.erasure, &draft.sources, &steps, report);
@@ -150,6 +158,7 @@ pub(crate) fn resolve(
         engine: draft.engine,
         schedule,
         erasure,
+        places,
     })
 }
 

@@ -18,6 +18,7 @@ mod dag;
 mod dedup;
 mod error;
 mod outputs;
+mod plan;
 mod record;
 mod rejects;
 mod source_cache;
@@ -41,6 +42,7 @@ use crate::runlog::{RunLog, RunRecord};
 use crate::source::SourceReport;
 use crate::storage::{StorageLocation, StorageRegistry};
 pub use error::RunError;
+pub use plan::{PlanFindings, plan_job};
 
 /// What the caller chose for this run.
 pub struct RunOptions {

@@ -39,6 +39,32 @@ pub(super) struct StagedOutput {
     pub spills: crate::engine::Spills,
 }
 
+/// The first problem of `output`'s keys against `columns`, those of the table
+/// it publishes: a partition other than the logical date, a sort or bloom filter
+/// key that is not a column.
+pub(super) fn key_problem(output: &OutputSpec, columns: &[String]) -> Option<String> {
+    if let Some(other) = output
+        .partition_by
+        .iter()
+        .find(|k| k.as_str() != sink::SNAPSHOT_COLUMN)
+    {
+        return Some(format!(
+            "partition_by `{other}`: only snapshot_date (the logical date) is supported"
+        ));
+    }
+    [
+        ("sort_by", &output.sort_by),
+        ("bloom_filter", &output.layout.bloom_filter),
+    ]
+    .into_iter()
+    .find_map(|(key, keys)| {
+        let missing = keys.iter().find(|c| !columns.contains(c))?;
+        Some(format!(
+            "{key} column `{missing}` is not a column of the step"
+        ))
+    })
+}
+
 /// Writes one output's partition for this run to staging, sorted by its keys.
 pub(super) async fn stage_output(
     ctx: &SessionContext,
@@ -69,20 +95,17 @@ pub(super) async fn stage_output(
         .iter()
         .map(|f| f.name().clone())
         .collect();
-    let mut partition = Vec::new();
-    for key in &output.partition_by {
-        match key.as_str() {
-            sink::SNAPSHOT_COLUMN => partition.push(sink::snapshot_partition(bound.date)),
-            other => {
-                return Err(RunError::OutputSpec {
-                    output: output.name.clone(),
-                    message: format!(
-                        "partition_by `{other}`: only snapshot_date (the logical date) is supported"
-                    ),
-                });
-            }
-        }
+    if let Some(message) = key_problem(output, &columns) {
+        return Err(RunError::OutputSpec {
+            output: output.name.clone(),
+            message,
+        });
     }
+    let partition: Vec<String> = output
+        .partition_by
+        .iter()
+        .map(|_| sink::snapshot_partition(bound.date))
+        .collect();
     if columns.iter().any(|c| output.partition_by.contains(c)) {
         // Hive layout: partition values live in the path, not in the files.
         let keep = columns
@@ -91,17 +114,6 @@ pub(super) async fn stage_output(
             .map(|c| ident(c.as_str()))
             .collect::<Vec<_>>();
         frame = frame.select(keep).map_err(query_err)?;
-    }
-    for (key, keys) in [
-        ("sort_by", &output.sort_by),
-        ("bloom_filter", &output.layout.bloom_filter),
-    ] {
-        if let Some(missing) = keys.iter().find(|c| !columns.contains(c)) {
-            return Err(RunError::OutputSpec {
-                output: output.name.clone(),
-                message: format!("{key} column `{missing}` is not a column of the step"),
-            });
-        }
     }
     if !output.sort_by.is_empty() {
         // Ascending with NULLs last, SQL's own `ORDER BY` default: a step whose

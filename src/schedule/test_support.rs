@@ -47,6 +47,7 @@ pub fn job(name: &str, tz: chrono_tz::Tz, schedule: ScheduleSpec) -> Job {
         engine: Default::default(),
         schedule: Some(schedule),
         erasure: None,
+        places: Default::default(),
     }
 }
 

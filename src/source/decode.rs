@@ -16,7 +16,7 @@ use object_store::{ObjectStore, ObjectStoreExt};
 use tokio_util::io::{StreamReader, SyncIoBridge};
 
 use super::error::SourceError;
-use super::layout::{Compression, RawFile};
+use super::layout::{Codec, RawFile};
 
 /// Raw objects up to this size (compressed, as stored) are fetched whole.
 pub(crate) const WHOLE_OBJECT_BYTES: u64 = 64 * 1024 * 1024;
@@ -43,13 +43,13 @@ pub(crate) async fn open_object(
 /// Wraps `reader` in the streaming decoder its compression needs.
 pub(crate) fn decompress<'r>(
     reader: impl Read + Send + 'r,
-    compression: Compression,
+    compression: Codec,
 ) -> io::Result<Box<dyn Read + Send + 'r>> {
     Ok(match compression {
-        Compression::None => Box::new(reader),
+        Codec::None => Box::new(reader),
         // Multi-member: `cat a.gz b.gz` is a valid gzip file and must be read whole.
-        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(BufReader::new(reader))),
-        Compression::Zstd => Box::new(zstd::stream::read::Decoder::new(reader)?),
+        Codec::Gzip => Box::new(flate2::read::MultiGzDecoder::new(BufReader::new(reader))),
+        Codec::Zstd => Box::new(zstd::stream::read::Decoder::new(reader)?),
     })
 }
 
@@ -72,20 +72,20 @@ mod tests {
             enc.write_all(part.as_bytes()).unwrap();
             bytes.extend(enc.finish().unwrap());
         }
-        let mut r = decompress(&bytes[..], Compression::Gzip).unwrap();
+        let mut r = decompress(&bytes[..], Codec::Gzip).unwrap();
         assert_eq!(read_all(&mut r), "a,b\n1,2\n");
     }
 
     #[test]
     fn zstd_round_trips() {
         let bytes = zstd::encode_all(&b"x\ny\n"[..], 3).unwrap();
-        let mut r = decompress(&bytes[..], Compression::Zstd).unwrap();
+        let mut r = decompress(&bytes[..], Codec::Zstd).unwrap();
         assert_eq!(read_all(&mut r), "x\ny\n");
     }
 
     #[test]
     fn corrupt_gzip_is_an_io_error() {
-        let mut r = decompress(&b"not gzip at all"[..], Compression::Gzip).unwrap();
+        let mut r = decompress(&b"not gzip at all"[..], Codec::Gzip).unwrap();
         let mut s = String::new();
         assert!(r.read_to_string(&mut s).is_err());
     }

@@ -13,9 +13,9 @@ use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt};
 use super::error::SourceError;
 use crate::job::Format;
 
-/// Compression of a raw file, from its name.
+/// Compression codec of a raw file, from its name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Compression {
+pub enum Codec {
     None,
     Gzip,
     Zstd,
@@ -30,7 +30,7 @@ pub struct RawFile {
     pub rel: String,
     /// The `dt` partition it sits in, if the source is partitioned.
     pub dt: Option<NaiveDate>,
-    pub compression: Compression,
+    pub compression: Codec,
     pub size: u64,
     /// The store's version of the object: its ETag, else its modification time
     /// (RFC 3339). With `size` it tells a changed file from a cached one.
@@ -51,14 +51,14 @@ pub struct Listing {
 
 /// How a file name maps onto the declared format: `Some(compression)` when it is a
 /// data file of that format.
-pub fn classify_name(name: &str, format: Format) -> Option<Compression> {
+pub fn classify_name(name: &str, format: Format) -> Option<Codec> {
     let lower = name.to_ascii_lowercase();
     let (base, compression) = if let Some(b) = lower.strip_suffix(".gz") {
-        (b, Compression::Gzip)
+        (b, Codec::Gzip)
     } else if let Some(b) = lower.strip_suffix(".zst") {
-        (b, Compression::Zstd)
+        (b, Codec::Zstd)
     } else {
-        (lower.as_str(), Compression::None)
+        (lower.as_str(), Codec::None)
     };
     let ok = match format {
         Format::Csv => base.ends_with(".csv"),
@@ -66,7 +66,7 @@ pub fn classify_name(name: &str, format: Format) -> Option<Compression> {
             .iter()
             .any(|e| base.ends_with(e)),
         // Parquet compresses internally; a gzipped Parquet file is not a format we read.
-        Format::Parquet => compression == Compression::None && base.ends_with(".parquet"),
+        Format::Parquet => compression == Codec::None && base.ends_with(".parquet"),
     };
     ok.then_some(compression)
 }
@@ -197,29 +197,23 @@ mod tests {
 
     #[test]
     fn names_are_classified_by_declared_format() {
-        assert_eq!(
-            classify_name("part-1.csv", Format::Csv),
-            Some(Compression::None)
-        );
+        assert_eq!(classify_name("part-1.csv", Format::Csv), Some(Codec::None));
         assert_eq!(
             classify_name("part-1.csv.gz", Format::Csv),
-            Some(Compression::Gzip)
+            Some(Codec::Gzip)
         );
         assert_eq!(
             classify_name("part-1.CSV.ZST", Format::Csv),
-            Some(Compression::Zstd)
+            Some(Codec::Zstd)
         );
         assert_eq!(
             classify_name("a.jsonl.gz", Format::Ndjson),
-            Some(Compression::Gzip)
+            Some(Codec::Gzip)
         );
-        assert_eq!(
-            classify_name("a.json", Format::Ndjson),
-            Some(Compression::None)
-        );
+        assert_eq!(classify_name("a.json", Format::Ndjson), Some(Codec::None));
         assert_eq!(
             classify_name("a.parquet", Format::Parquet),
-            Some(Compression::None)
+            Some(Codec::None)
         );
         for (name, format) in [
             ("_SUCCESS", Format::Csv),

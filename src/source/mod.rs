@@ -28,7 +28,7 @@ use object_store::path::Path;
 use tokio::sync::mpsc;
 
 pub use error::SourceError;
-pub use layout::{Compression, Listing, RawFile, list_files};
+pub use layout::{Codec, Listing, RawFile, list_files};
 pub use reject::{Reason, rejects_schema};
 pub use rows::FileStats;
 pub use schema::{

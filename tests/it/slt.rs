@@ -6,7 +6,7 @@
 //! reads it: interpolated with the shipped job's params (jobs/customer_360.yaml)
 //! and the logical date of the .slt file's `# date: YYYY-MM-DD` line
 //! (2026-03-01 without one). So `CREATE VIEW rfm AS` followed by
-//! `@sql/rfm.sql` defines the step over the tables the file created before it.
+//! `@sql/staging/rfm.sql` defines the step over the tables the file created before it.
 //! Values print as Arrow displays them, NULL as `NULL`, an empty string as
 //! `(empty)`. `SLT=name cargo test --test it slt` runs the files whose name
 //! contains `name`.
@@ -141,12 +141,31 @@ async fn every_slt_file_passes() {
 fn every_step_file_has_an_slt_file() {
     let root = repo_root();
     let tested = stems(&root.join("tests/slt"), "slt");
-    let untested: Vec<String> = stems(&root.join("sql"), "sql")
-        .into_iter()
-        .filter(|s| !tested.contains(s))
-        .collect();
+    let mut files = stems(&root.join("sql/staging"), "sql");
+    files.extend(stems(&root.join("sql/marts"), "sql"));
+    let untested: Vec<String> = files.into_iter().filter(|s| !tested.contains(s)).collect();
     assert_eq!(
         untested, NOT_YET_TESTED,
         "sql/ files without tests/slt/<name>.slt (a new step file needs one; a new .slt leaves NOT_YET_TESTED)"
     );
+}
+
+/// `sql/marts/` holds the SQL files of the steps the bundled job publishes,
+/// `sql/staging/` every other step file: a reader sees which is which.
+#[test]
+fn marts_are_exactly_the_published_steps() {
+    let job = c360::job::load(&repo_root().join("jobs/customer_360.yaml")).unwrap();
+    let outputs: Vec<&str> = job.outputs.iter().map(|o| o.name.as_str()).collect();
+    for step in &job.steps {
+        let c360::job::StepKind::Sql { file, .. } = &step.kind else {
+            continue;
+        };
+        let folder = if outputs.contains(&step.name.as_str()) {
+            "marts"
+        } else {
+            "staging"
+        };
+        let expected = format!("sql/{folder}/{}.sql", step.name);
+        assert!(file.ends_with(&expected), "step {}: {file:?}", step.name);
+    }
 }

@@ -1,4 +1,4 @@
-//! `sql/relationship_stage.sql` over small in-memory input tables (the SQL-tested-
+//! `sql/staging/relationship_stage.sql` over small in-memory input tables (the SQL-tested-
 //! with-SQL habit of STYLE.md): the P(alive) lifecycle rules, which the hand-made
 //! extracts cannot reach because their CLV models are not identified, and the
 //! consecutive-month Partner rule. Params are the shipped job's defaults.
@@ -58,7 +58,7 @@ async fn inputs(lines: &str) -> SessionContext {
     let job = c360::job::load(&repo_root().join("jobs/customer_360.yaml")).unwrap();
     let mut vars = job.params.clone();
     vars.insert("date".into(), "2026-03-01".into());
-    let file = repo_root().join("sql/relationship_stage.sql");
+    let file = repo_root().join("sql/staging/relationship_stage.sql");
     let sql = std::fs::read_to_string(&file).unwrap();
     c360::steps::register_sql_step(&ctx, "relationship_stage", &file, &sql, &vars)
         .await

@@ -249,3 +249,131 @@ sources:
         )
     );
 }
+
+/// Writes `files` (path, text) under a fresh folder and returns it.
+fn project(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for (path, text) in files {
+        let path = dir.path().join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+    dir
+}
+
+/// `c360 validate jobs/small.yaml` in `dir`: exit code and stderr.
+fn validate_in(dir: &Path) -> (i32, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_c360"))
+        .args(["validate", "jobs/small.yaml"])
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+const SMALL_JOB: &str = "\
+name: small
+params: { reporting_currency: EUR, unused_knob: 3 }
+storage: { raw: raw, warehouse: wh }
+sources:
+  transactions: { path: \"{raw}/transactions\", format: csv, schema: transactions, partitions: [dt] }
+steps:
+  - { name: orders, sql: sql/orders.sql }
+  - { name: leftover, sql: sql/leftover.sql }
+checks:
+  orders:
+    unique: [transaction_id]
+    not_null: [ordre_ts]
+outputs:
+  orders: { path: \"{warehouse}/orders\", partition_by: [snapshot_date], sort_by: [transaction_id, line_no] }
+";
+
+// The job's SQL is planned over the contract's typed schemas: a misspelt column
+// is reported in the SQL file at the template's own line and column (the
+// placeholder before it is 20 characters in the file, 3 once interpolated), a
+// check or an output key that names no column at its job-file entry, and every
+// problem at once, with exit 2.
+#[test]
+fn validate_plans_the_sql_and_points_at_the_file_line_and_column() {
+    let orders = "\
+-- Orders in the reporting currency.
+SELECT transaction_id, order_ts, line_no
+FROM transactions_deduped
+WHERE currency = '{reporting_currency}' AND amount_typo > 0
+";
+    let dir = project(&[
+        ("jobs/small.yaml", SMALL_JOB),
+        ("sql/orders.sql", orders),
+        (
+            "sql/leftover.sql",
+            "SELECT COUNT(*) AS n FROM transactions\n",
+        ),
+    ]);
+    let (code, stderr) = validate_in(dir.path());
+    assert_eq!(code, 2, "{stderr}");
+    // 'WHERE currency = \'' is 18 characters, the placeholder 20, "' AND " 6.
+    assert!(
+        stderr.contains("sql/orders.sql:4:45: step orders: ") && stderr.contains("amount_typo"),
+        "{stderr}"
+    );
+    // Steps reading a broken step are not reported again (the check and output
+    // on `orders` neither).
+    assert_eq!(stderr.matches("orders").count(), 2, "{stderr}");
+    assert!(stderr.ends_with("1 problem(s) found\n"), "{stderr}");
+
+    // Fixed SQL: now the check and the output key are found, in the job file.
+    let fixed = orders.replace("amount_typo", "quantity");
+    std::fs::write(dir.path().join("sql/orders.sql"), fixed).unwrap();
+    let (code, stderr) = validate_in(dir.path());
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("jobs/small.yaml:10:3: checks.orders: ") && stderr.contains("ordre_ts"),
+        "{stderr}"
+    );
+    assert!(stderr.ends_with("1 problem(s) found\n"), "{stderr}");
+    // Warnings do not fail a run: the unused param and the step nothing reads.
+    assert!(
+        stderr.contains("jobs/small.yaml:2:49: warning: params.unused_knob: no SQL file, path or builtin step uses it"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("jobs/small.yaml:8:13: warning: step leftover: nothing reads it"),
+        "{stderr}"
+    );
+
+    // A sort key that is not a column, and a clean check: one error.
+    let job = SMALL_JOB
+        .replace("not_null: [ordre_ts]", "not_null: [order_ts]")
+        .replace(
+            "sort_by: [transaction_id, line_no]",
+            "sort_by: [transaction_id, line]",
+        );
+    std::fs::write(dir.path().join("jobs/small.yaml"), job).unwrap();
+    let (code, stderr) = validate_in(dir.path());
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains(
+            "jobs/small.yaml:14:3: outputs.orders: sort_by column `line` is not a column of the step"
+        ),
+        "{stderr}"
+    );
+    assert!(stderr.ends_with("1 problem(s) found\n"), "{stderr}");
+}
+
+// The bundled job plans clean: no error and no warning.
+#[tokio::test]
+async fn the_bundled_job_plans_without_errors_or_warnings() {
+    let job = job::load(&crate::util::repo_root().join("jobs/customer_360.yaml"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let findings = c360::run::plan_job(&job).await;
+    let all: Vec<String> = findings
+        .errors
+        .iter()
+        .chain(&findings.warnings)
+        .map(|d| d.to_string())
+        .collect();
+    assert!(all.is_empty(), "{all:#?}");
+}

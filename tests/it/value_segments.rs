@@ -1,4 +1,4 @@
-//! Actual value, potential value and value segments (`sql/customer_value.sql`)
+//! Actual value, potential value and value segments (`sql/staging/customer_value.sql`)
 //! over hand-made CLV results, so every figure can be worked out on paper: the
 //! shipped SQL with the shipped job's params, its inputs registered as tables.
 
@@ -89,7 +89,7 @@ async fn customer_value(ctx: &SessionContext, overrides: &[(&str, &str)]) -> BTr
     for (k, v) in overrides {
         vars.insert((*k).into(), (*v).into());
     }
-    let text = std::fs::read_to_string(repo_root().join("sql/customer_value.sql")).unwrap();
+    let text = std::fs::read_to_string(repo_root().join("sql/staging/customer_value.sql")).unwrap();
     let sql = c360::job::interpolate(&text, &vars).unwrap();
     let batches = ctx.sql(&sql).await.unwrap().collect().await.unwrap();
     let mut out = BTreeMap::new();

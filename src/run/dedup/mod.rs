@@ -67,7 +67,7 @@ pub(super) struct DuplicatesAt<'a> {
 
 /// Registers `<table>_deduped`: the rows of `table` minus the losing copies of
 /// the keys in `duplicates` (a registered table; `None`: no key has copies).
-async fn register_deduped(
+pub(super) async fn register_deduped(
     ctx: &SessionContext,
     rule: &DedupRule,
     table: &str,

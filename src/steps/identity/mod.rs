@@ -2,7 +2,7 @@
 //! stable customer keys (DESIGN.md: "Rust where SQL is not clear").
 //!
 //! ```text
-//! input table (record_type, record_id, id_type, id_value, seen_on)   ← sql/identity_links.sql
+//! input table (record_type, record_id, id_type, id_value, seen_on)   ← sql/staging/identity_links.sql
 //!   ─► graph: intern, dedupe links, cap, union-find      (graph.rs, intern.rs, union_find.rs)
 //!   ─► previous committed map (the step's `previous:` output) (previous.rs)
 //!   ─► stable keys, merges                               (keys.rs)
