@@ -18,14 +18,14 @@ use datafusion::prelude::SessionContext;
 use object_store::path::Path;
 
 use super::outputs::{self, StagedOutput};
-use super::{Bound, RunError};
+use super::{Bound, Progress, Run, RunError, record};
 use crate::engine::{self, Spills};
 use crate::job::{Job, JoinStrategy, Materialize, OutputSpec};
 use crate::runlog::StepRecord;
 use crate::steps::StepEnv;
 
 /// What the step stage produced.
-pub(super) struct StepsDone {
+struct StepsDone {
     /// Every output, staged, in the job's output order.
     pub outputs: Vec<StagedOutput>,
     pub records: Vec<StepRecord>,
@@ -67,9 +67,34 @@ impl Sizes {
     }
 }
 
+/// The step stage: every step, then the outputs that are not steps, staged;
+/// `sizes` holds what the sources staged. Records each step in `p`.
+pub(super) async fn stage_steps(
+    r: &Run<'_>,
+    ctx: &SessionContext,
+    p: &mut Progress,
+    sizes: Sizes,
+) -> Result<Vec<StagedOutput>, RunError> {
+    let t = record::StageStart::now();
+    let done = async {
+        let env = StepEnv {
+            vars: &r.bound.vars,
+            date: r.bound.date,
+            published: outputs::published_locations(&r.bound, &r.job.outputs)?,
+        };
+        let tmp = r.committer.staging_dir(&r.run_id);
+        let pool_bytes = r.engine.pool_bytes();
+        run_steps(ctx, &r.bound, r.job, &env, sizes, pool_bytes, &tmp).await
+    }
+    .await;
+    record::stage(&mut p.record, "steps", t);
+    let done = done?;
+    p.record.steps = done.records;
+    Ok(done.outputs)
+}
+
 /// Runs every step of the job, then stages the outputs that are not steps.
-/// `sizes` holds what the sources staged.
-pub(super) async fn run_steps(
+async fn run_steps(
     ctx: &SessionContext,
     bound: &Bound,
     job: &Job,

@@ -1,27 +1,35 @@
-//! One load, end to end: bind the job to a logical date, take the warehouse
-//! lease and clean up after crashed runs, read and validate every source into
-//! typed staging files, run the steps, stage and check the outputs, commit.
+//! One load, end to end. `run` binds the job to a logical date and starts the
+//! run record; `with_lease` takes the warehouse lease and recovers from crashed
+//! runs; `load` then runs the stages in order, each in its own file:
 //!
 //! ```text
-//! bind ─► lease + recovery ─► sources ─► typed staging (+ rejects)
-//!      ─► deduplication + row accounting ─► reject budgets ─► steps (each once; outputs staged)
-//!      ─► checks on the staged outputs ─► commit rejects minus erased people's rows
-//!      ─► commit outputs (atomic) ─► run log
+//! sources.rs     every source read into typed staging files and registered
+//!                (staging.rs; partitioned sources through source_cache/)
+//! accounting.rs  duplicates resolved and every row accounted for (dedup/),
+//!                reject budgets
+//! dag.rs         the steps in dependency order, each computed at most once;
+//!                outputs staged sorted (outputs.rs)
+//! checking.rs    checks on the staged outputs
+//! rejects.rs     rejects minus erased people's rows, committed, also after a failure
+//! publish.rs     every staged output committed at once (crate::commit)
 //! ```
-//! Nothing but rejects is published until every output is staged and every
-//! error-level check passed, so a failing step, query or check leaves every
-//! previous snapshot as it was. Rejects are published after a failure too, filtered
-//! by the erasure requests alone (`rejects.rs`). The commit protocol is in
-//! `crate::commit`.
+//! and `run` finishes the run record (record.rs, `crate::runlog`). Nothing but
+//! rejects is published until every output is staged and every error-level check
+//! passed, so a failing step, query or check leaves every previous snapshot as it
+//! was. `plan.rs` is `c360 validate`'s planning of the same steps over empty inputs.
 
+mod accounting;
+mod checking;
 mod dag;
 mod dedup;
 mod error;
 mod outputs;
 mod plan;
+mod publish;
 mod record;
 mod rejects;
 mod source_cache;
+mod sources;
 mod staging;
 
 use std::collections::BTreeMap;
@@ -32,11 +40,11 @@ use chrono::NaiveDate;
 use datafusion::prelude::SessionContext;
 use object_store::ObjectStoreExt;
 
-use crate::checks::{self, CheckOutcome, OutputFacts};
+use crate::checks::CheckOutcome;
 use crate::clock::Clock;
-use crate::commit::{self, Committer, Lease, PartitionToCommit};
+use crate::commit::{self, Committer, Lease};
 use crate::engine::{self, EngineOptions};
-use crate::job::{ContractSchema, Job, SourceSpec};
+use crate::job::Job;
 pub use crate::runlog::RowAccounting;
 use crate::runlog::{RunLog, RunRecord};
 use crate::source::SourceReport;
@@ -204,16 +212,31 @@ async fn with_lease(r: &Run<'_>, p: &mut Progress) -> Result<(), RunError> {
     result
 }
 
+/// The stages under the lease, in order. Rejects are published whether or not
+/// the stages before them succeeded; outputs only when all of them did.
 async fn load(r: &Run<'_>, lease: &Lease, p: &mut Progress) -> Result<(), RunError> {
-    let (job, bound, run_id) = (r.job, &r.bound, r.run_id.as_str());
-    let tmp = r.committer.staging_dir(run_id);
+    let ctx = open_session(r).await?;
+    let sources = sources::stage_sources(r, &ctx, p).await?;
+    let transformed = async {
+        let sizes = accounting::account(r, &ctx, p, &sources).await?;
+        let staged_outputs = dag::stage_steps(r, &ctx, p, sizes).await?;
+        checking::check_outputs(r, &ctx, p, &staged_outputs).await?;
+        Ok::<_, RunError>(staged_outputs)
+    }
+    .await;
+    rejects::publish_rejects(r, &ctx, lease, p, &sources, transformed.is_ok()).await?;
+    publish::commit_outputs(r, lease, p, &transformed?).await
+}
+
+/// The run's DataFusion session, with the job's stores registered, and its
+/// staging folder, which exists from the start: a run killed while it only
+/// wrote typed staging cache entries is found by the next run's recovery, which
+/// then sweeps the cache of its files (`source_cache`).
+async fn open_session(r: &Run<'_>) -> Result<SessionContext, RunError> {
     let ctx = engine::session(&r.engine, engine::runtime(&r.engine)?);
-    bound.registry.register_with(ctx.runtime_env().as_ref());
-    // The staging folder exists from the start, so a run killed while it only
-    // wrote typed staging cache entries is found by the next run's recovery,
-    // which then sweeps the cache of its files (source_cache).
-    let marker = tmp.clone().join("_running");
-    bound
+    r.bound.registry.register_with(ctx.runtime_env().as_ref());
+    let marker = r.committer.staging_dir(&r.run_id).join("_running");
+    r.bound
         .warehouse
         .store
         .put(&marker, object_store::PutPayload::default())
@@ -222,203 +245,7 @@ async fn load(r: &Run<'_>, lease: &Lease, p: &mut Progress) -> Result<(), RunErr
             path: marker.to_string(),
             source,
         })?;
-
-    // Sources: reference data first, so transactions can check currencies.
-    let t = record::StageStart::now();
-    let mut ordered: Vec<&SourceSpec> = job.sources.iter().collect();
-    ordered.sort_by_key(|s| s.schema != ContractSchema::FxRates);
-    let mut staged_sources = Vec::new();
-    for spec in ordered {
-        let currencies = match &spec.currencies {
-            Some(fx) => Some(staging::known_currencies(&ctx, fx).await?),
-            None => None,
-        };
-        let cache = source_cache::CacheUse {
-            run_id: run_id.into(),
-            full_refresh: r.options.full_refresh,
-            sweep: !p.record.recovered_runs.is_empty(),
-        };
-        let staged = staging::stage_source(&ctx, bound, spec, currencies, &tmp, cache).await?;
-        p.record.sources.push(record::source(&spec.name, &staged));
-        p.sources.push(SourceSummary {
-            name: spec.name.clone(),
-            report: staged.report.clone(),
-        });
-        staged_sources.push((spec, staged));
-    }
-    record::stage(&mut p.record, "sources", t);
-
-    let transformed = transform(r, &ctx, p, &staged_sources, &tmp).await;
-
-    // Rejects are published even when the run failed, minus erased people's rows
-    // (run/rejects.rs says which identifiers count when).
-    let t = record::StageStart::now();
-    match rejects::identifiers(r, &ctx, transformed.is_ok()).await {
-        Ok(identifiers) => {
-            for (_, staged) in &staged_sources {
-                let Some(dir) = &staged.cache_dir else {
-                    continue;
-                };
-                let mut days = staged.days_parsed.clone();
-                days.extend(&staged.days_reused);
-                source_cache::forget_erased(&bound.warehouse.store, dir, &days, &identifiers)
-                    .await?;
-            }
-            rejects::publish(r, lease, p, &staged_sources, &identifiers).await?;
-            let erasure = p.record.erasure.get_or_insert_with(Default::default);
-            erasure.requested_identifiers = identifiers.len() as u64;
-            if transformed.is_ok()
-                && let Some(spec) = &r.job.erasure
-            {
-                erasure.requested_identifiers = crate::erasure::count(&ctx, &spec.requests)
-                    .await?
-                    .unwrap_or(0);
-                erasure.erased_customers = crate::erasure::count(&ctx, &spec.customers).await?;
-            }
-        }
-        Err(e) if transformed.is_err() => {
-            tracing::error!(error = %e, "rejects not published: the erasure requests could not be read");
-        }
-        Err(e) => return Err(e),
-    }
-    record::stage(&mut p.record, "commit_rejects", t);
-    let staged_outputs = transformed?;
-
-    let t = record::StageStart::now();
-    let parts: Vec<PartitionToCommit> = staged_outputs
-        .iter()
-        .map(|o| PartitionToCommit {
-            name: o.name.clone(),
-            staged: o.staged.clone(),
-            target: o.target.clone(),
-        })
-        .collect();
-    let published = r
-        .committer
-        .commit(run_id, "outputs", &parts, Some(lease))
-        .await?;
-    for (done, part) in published.iter().zip(&parts) {
-        tracing::info!(output = %part.name, rows = done.rows, files = done.files.len(), "output published");
-        p.record
-            .outputs
-            .push(record::partition(&part.name, &bound.warehouse, done));
-    }
-    record::stage(&mut p.record, "commit_outputs", t);
-    Ok(())
-}
-
-/// Row accounting, reject budgets, steps, outputs to staging and checks: every
-/// stage between the sources and the commit. Returns the staged outputs.
-async fn transform(
-    r: &Run<'_>,
-    ctx: &SessionContext,
-    p: &mut Progress,
-    staged_sources: &[(&SourceSpec, staging::StagedSource)],
-    tmp: &object_store::path::Path,
-) -> Result<Vec<outputs::StagedOutput>, RunError> {
-    let (job, bound) = (r.job, &r.bound);
-    let store = &bound.warehouse.store;
-    // Every source is deduplicated and every row accounted for, then budgets
-    // are checked.
-    let t = record::StageStart::now();
-    let mut source_bytes = BTreeMap::new();
-    let mut source_views = BTreeMap::new();
-    for (spec, staged) in staged_sources {
-        let mut typed_rows = 0;
-        for file in &staged.typed {
-            typed_rows += commit::footer_rows(store, &file.path).await?;
-        }
-        let mut rejected_rows = 0;
-        for file in &staged.rejects.files {
-            rejected_rows += commit::footer_rows(store, &file.path).await?;
-        }
-        let at = dedup::DuplicatesAt {
-            store,
-            store_url: bound.warehouse.store_url.as_str(),
-            dir: tmp.clone().join("duplicates").join(spec.name.as_str()),
-        };
-        let deduped = dedup::dedup_source(
-            ctx,
-            spec,
-            &staged.report,
-            (typed_rows, rejected_rows),
-            bound.date,
-            &at,
-        )
-        .await?;
-        source_bytes.insert(
-            spec.name.clone(),
-            staged.typed.iter().map(|f| f.bytes).sum(),
-        );
-        if let Some(file) = &deduped.duplicates {
-            source_bytes.insert(dedup::duplicates_table(&spec.name), file.bytes);
-        }
-        source_views.extend(dedup::deduped_reads(spec, &deduped));
-        p.record.accounting.push(deduped.accounting);
-    }
-    for (spec, staged) in staged_sources {
-        staging::check_reject_budget(spec, &staged.report, rejects::location(bound, &spec.name))?;
-    }
-    record::stage(&mut p.record, "accounting", t);
-
-    let t = record::StageStart::now();
-    let env = crate::steps::StepEnv {
-        vars: &bound.vars,
-        date: bound.date,
-        published: outputs::published_locations(bound, &job.outputs)?,
-    };
-    // Every output is written to staging before any is published; the checks
-    // read exactly what the commit would publish.
-    let staged_tables = dag::Sizes {
-        bytes: source_bytes,
-        view_reads: source_views,
-    };
-    let done = dag::run_steps(
-        ctx,
-        bound,
-        job,
-        &env,
-        staged_tables,
-        r.engine.pool_bytes(),
-        tmp,
-    )
-    .await;
-    record::stage(&mut p.record, "steps", t);
-    let done = done?;
-    p.record.steps = done.records;
-    let staged_outputs = done.outputs;
-
-    let t = record::StageStart::now();
-    let mut facts = BTreeMap::new();
-    for staged in &staged_outputs {
-        let previous = checks::previous_snapshot(
-            store,
-            &staged.name,
-            &staged.root,
-            staged.partitioned,
-            bound.date,
-        )
-        .await?;
-        facts.insert(
-            staged.name.clone(),
-            OutputFacts {
-                rows: staged.staged.rows(),
-                previous,
-            },
-        );
-    }
-    let cx = checks::CheckContext {
-        ctx,
-        date: bound.date,
-        vars: &bound.vars,
-        outputs: &facts,
-    };
-    p.record.checks = checks::run_checks(&job.checks, &cx).await?;
-    record::stage(&mut p.record, "checks", t);
-    if let Some(failed) = checks::failures(&p.record.checks) {
-        return Err(failed.into());
-    }
-    Ok(staged_outputs)
+    Ok(ctx)
 }
 
 /// Applies `--set` overrides, fixes the logical date and resolves storage roots.

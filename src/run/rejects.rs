@@ -13,10 +13,10 @@ use std::collections::BTreeMap;
 use datafusion::prelude::SessionContext;
 use object_store::path::Path;
 
-use super::{Bound, Progress, Run, RunError, record, staging::StagedSource};
+use super::sources::StagedSources;
+use super::{Bound, Progress, Run, RunError, record, source_cache};
 use crate::commit::{Lease, PartitionToCommit};
 use crate::erasure::{self, ErasedIdentifiers, ErasureRecord};
-use crate::job::SourceSpec;
 
 /// Where an extract's rejects of this run are published.
 pub(super) fn target(bound: &Bound, extract: &str) -> Path {
@@ -38,9 +38,51 @@ pub(super) fn location(bound: &Bound, extract: &str) -> String {
     )
 }
 
+/// The rejects stage, run whether or not the steps succeeded (`steps_ok`):
+/// the typed staging cache forgets erased people, every source's rejects are
+/// committed without their rows, and the erasure counts are recorded in `p`.
+/// Fails only when the steps succeeded: after a failed run the run's own error
+/// is the one to report, and rejects that cannot be filtered are not published.
+pub(super) async fn publish_rejects(
+    r: &Run<'_>,
+    ctx: &SessionContext,
+    lease: &Lease,
+    p: &mut Progress,
+    sources: &StagedSources<'_>,
+    steps_ok: bool,
+) -> Result<(), RunError> {
+    let t = record::StageStart::now();
+    let identifiers = match identifiers(r, ctx, steps_ok).await {
+        Ok(identifiers) => identifiers,
+        Err(e) if !steps_ok => {
+            tracing::error!(error = %e, "rejects not published: the erasure requests could not be read");
+            record::stage(&mut p.record, "commit_rejects", t);
+            return Ok(());
+        }
+        Err(e) => return Err(e),
+    };
+    for (_, staged) in sources {
+        let Some(dir) = &staged.cache_dir else {
+            continue;
+        };
+        let mut days = staged.days_parsed.clone();
+        days.extend(&staged.days_reused);
+        source_cache::forget_erased(&r.bound.warehouse.store, dir, &days, &identifiers).await?;
+    }
+    commit_rejects(r, lease, p, sources, &identifiers).await?;
+    let erasure = p.record.erasure.get_or_insert_with(Default::default);
+    erasure.requested_identifiers = identifiers.len() as u64;
+    if steps_ok && let Some(spec) = &r.job.erasure {
+        erasure.requested_identifiers = erasure::count(ctx, &spec.requests).await?.unwrap_or(0);
+        erasure.erased_customers = erasure::count(ctx, &spec.customers).await?;
+    }
+    record::stage(&mut p.record, "commit_rejects", t);
+    Ok(())
+}
+
 /// The identifiers to keep out of the rejects: all erased ones after the steps
 /// succeeded, else the requests' own.
-pub(super) async fn identifiers(
+async fn identifiers(
     r: &Run<'_>,
     ctx: &SessionContext,
     steps_ok: bool,
@@ -56,12 +98,12 @@ pub(super) async fn identifiers(
 }
 
 /// Filters and commits every source's staged rejects; records them and the
-/// erasure counts in `p`.
-pub(super) async fn publish(
+/// rows left out in `p`.
+async fn commit_rejects(
     r: &Run<'_>,
     lease: &Lease,
     p: &mut Progress,
-    sources: &[(&SourceSpec, StagedSource)],
+    sources: &StagedSources<'_>,
     identifiers: &ErasedIdentifiers,
 ) -> Result<(), RunError> {
     let store = &r.bound.warehouse.store;

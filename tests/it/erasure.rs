@@ -224,12 +224,14 @@ fn renamed_job(root: &Path) -> c360::job::Job {
             .replace("erased_identifiers", "gone_ids")
     };
     std::fs::create_dir_all(root.join("jobs")).unwrap();
-    std::fs::create_dir_all(root.join("sql")).unwrap();
-    for entry in std::fs::read_dir(repo_root().join("sql")).unwrap() {
-        let path = entry.unwrap().path();
-        let name = rename(&path.file_name().unwrap().to_string_lossy());
-        let text = std::fs::read_to_string(&path).unwrap();
-        std::fs::write(root.join("sql").join(name), rename(&text)).unwrap();
+    for folder in ["sql/staging", "sql/marts"] {
+        std::fs::create_dir_all(root.join(folder)).unwrap();
+        for entry in std::fs::read_dir(repo_root().join(folder)).unwrap() {
+            let path = entry.unwrap().path();
+            let name = rename(&path.file_name().unwrap().to_string_lossy());
+            let text = std::fs::read_to_string(&path).unwrap();
+            std::fs::write(root.join(folder).join(name), rename(&text)).unwrap();
+        }
     }
     let text = std::fs::read_to_string(repo_root().join("jobs/customer_360.yaml")).unwrap();
     let renamed = rename(&text);
