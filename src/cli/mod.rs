@@ -239,7 +239,9 @@ pub fn exit_code(error: &crate::run::RunError) -> u8 {
     use crate::run::RunError;
     match error {
         // A bad --set is a usage error: nothing was run.
-        RunError::Bind(_) => exit::INVALID,
+        RunError::Bind(_) | RunError::Staging(crate::source::StagingError::Bind(_)) => {
+            exit::INVALID
+        }
         RunError::Commit(crate::commit::CommitError::Locked(_)) => exit::LOCKED,
         _ => exit::RUN_FAILED,
     }

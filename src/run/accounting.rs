@@ -7,8 +7,9 @@ use std::collections::BTreeMap;
 use datafusion::prelude::SessionContext;
 
 use super::sources::StagedSources;
-use super::{Progress, Run, RunError, dag, dedup, record, rejects, staging};
+use super::{Progress, Run, RunError, dag, record, rejects};
 use crate::commit;
+use crate::source::{dedup, stage};
 
 /// Deduplicates and accounts for every staged source; records the accounting in `p`.
 pub(super) async fn account(
@@ -63,7 +64,7 @@ pub(super) async fn account(
         p.record.accounting.push(deduped.accounting);
     }
     for (spec, staged) in sources {
-        staging::check_reject_budget(spec, &staged.report, rejects::location(bound, &spec.name))?;
+        stage::check_reject_budget(spec, &staged.report, rejects::location(bound, &spec.name))?;
     }
     record::stage(&mut p.record, "accounting", t);
     Ok(sizes)

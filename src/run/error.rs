@@ -19,24 +19,8 @@ pub enum RunError {
     Storage(#[from] crate::storage::StorageError),
     #[error("engine: {0}")]
     Engine(#[from] engine::EngineError),
-    #[error("source {name}: {source}")]
-    Source {
-        name: String,
-        source: source::SourceError,
-    },
-    #[error(
-        "source {name}: {rejected} of {read} rows rejected, over the budget ({budget}); top reasons: {reasons}; rejects are in {rejects}"
-    )]
-    RejectBudget {
-        name: String,
-        rejected: u64,
-        read: u64,
-        budget: String,
-        reasons: String,
-        rejects: String,
-    },
-    #[error("accounting: source {name}: rows do not add up: {detail}")]
-    Accounting { name: String, detail: String },
+    #[error(transparent)]
+    Staging(#[from] source::StagingError),
     #[error(transparent)]
     Step(#[from] StepError),
     #[error("engine: {what}: {source}")]
@@ -63,8 +47,7 @@ impl RunError {
             RunError::Bind(_) | RunError::OutputSpec { .. } => "job",
             RunError::Storage(_) => "storage",
             RunError::Engine(_) | RunError::Query { .. } | RunError::Step(_) => "engine",
-            RunError::Source { .. } | RunError::RejectBudget { .. } => "source",
-            RunError::Accounting { .. } => "accounting",
+            RunError::Staging(e) => e.layer(),
             RunError::Check(_) => "check",
             RunError::Sink(_) => "sink",
             RunError::Commit(_) => "commit",
@@ -82,15 +65,7 @@ impl RunError {
             RunError::Engine(_) | RunError::Query { .. } | RunError::Step(_) => {
                 "fix the SQL (or memory limit) named in the error, then rerun the date".into()
             }
-            RunError::Source { .. } => {
-                "fix or remove the raw file named in the error, then rerun the date".into()
-            }
-            RunError::RejectBudget { rejects, .. } => format!(
-                "read the rejects in {rejects}, fix the extract upstream (or raise the source's rejects budget), then rerun the date"
-            ),
-            RunError::Accounting { .. } => {
-                "rows were lost between reading and staging: a c360 bug; keep this run record and report it".into()
-            }
+            RunError::Staging(e) => e.next_step(),
             RunError::Check(_) => {
                 "look at the offending rows above, fix the data upstream or the step SQL, then rerun the date; the previous snapshot is still published".into()
             }

@@ -4,8 +4,9 @@
 //!
 //! ```text
 //! sources.rs     every source read into typed staging files and registered
-//!                (staging.rs; partitioned sources through source_cache/)
-//! accounting.rs  duplicates resolved and every row accounted for (dedup/),
+//!                (`crate::source::stage`, the typed staging cache)
+//! accounting.rs  duplicates resolved and every row accounted for
+//!                (`crate::source::dedup`),
 //!                reject budgets
 //! dag.rs         the steps in dependency order, each computed at most once;
 //!                outputs staged sorted (outputs.rs)
@@ -21,16 +22,13 @@
 mod accounting;
 mod checking;
 mod dag;
-mod dedup;
 mod error;
 mod outputs;
 mod plan;
 mod publish;
 mod record;
 mod rejects;
-mod source_cache;
 mod sources;
-mod staging;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -231,7 +229,7 @@ async fn load(r: &Run<'_>, lease: &Lease, p: &mut Progress) -> Result<(), RunErr
 /// The run's DataFusion session, with the job's stores registered, and its
 /// staging folder, which exists from the start: a run killed while it only
 /// wrote typed staging cache entries is found by the next run's recovery, which
-/// then sweeps the cache of its files (`source_cache`).
+/// then sweeps the cache of its files (`crate::source`).
 async fn open_session(r: &Run<'_>) -> Result<SessionContext, RunError> {
     let ctx = engine::session(&r.engine, engine::runtime(&r.engine)?);
     r.bound.registry.register_with(ctx.runtime_env().as_ref());

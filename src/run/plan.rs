@@ -21,9 +21,9 @@ use datafusion::datasource::MemTable;
 use datafusion::error::DataFusionError;
 use tracing::instrument::WithSubscriber;
 
-use super::dedup::register_deduped;
 use crate::engine::{self, EngineOptions};
 use crate::job::{CheckSpec, Diagnostic, Job, StepKind, StepSpec, template_position};
+use crate::source::dedup::register_deduped;
 use crate::steps::{PublishedLocations, StepEnv, StepError};
 
 /// What planning a job found.

@@ -5,13 +5,13 @@ use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 
-use super::staging::StagedSource;
 use super::{OutputSummary, Run, RunError, RunSummary, SourceSummary};
 use crate::engine::RssPeak;
 use crate::runlog::{
     ErrorRecord, PartitionRecord, RunRecord, RunStatus, SourceRecord, StageTiming,
 };
 use crate::sink::PublishedPartition;
+use crate::source::stage::StagedSource;
 use crate::storage::StorageLocation;
 
 /// The record of a run that is starting.

@@ -14,7 +14,7 @@ use datafusion::prelude::SessionContext;
 use object_store::path::Path;
 
 use super::sources::StagedSources;
-use super::{Bound, Progress, Run, RunError, record, source_cache};
+use super::{Bound, Progress, Run, RunError, record};
 use crate::commit::{Lease, PartitionToCommit};
 use crate::erasure::{self, ErasedIdentifiers, ErasureRecord};
 
@@ -67,7 +67,7 @@ pub(super) async fn publish_rejects(
         };
         let mut days = staged.days_parsed.clone();
         days.extend(&staged.days_reused);
-        source_cache::forget_erased(&r.bound.warehouse.store, dir, &days, &identifiers).await?;
+        crate::source::forget_erased(&r.bound.warehouse.store, dir, &days, &identifiers).await?;
     }
     commit_rejects(r, lease, p, sources, &identifiers).await?;
     let erasure = p.record.erasure.get_or_insert_with(Default::default);

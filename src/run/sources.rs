@@ -4,9 +4,9 @@
 
 use datafusion::prelude::SessionContext;
 
-use super::staging::{self, StagedSource};
-use super::{Progress, Run, RunError, SourceSummary, record, source_cache};
+use super::{Progress, Run, RunError, SourceSummary, record};
 use crate::job::{ContractSchema, SourceSpec};
+use crate::source::stage::{self, StageEnv, StagedSource};
 
 /// The job's sources, each with what staging it produced, in staging order.
 pub(super) type StagedSources<'a> = Vec<(&'a SourceSpec, StagedSource)>;
@@ -21,18 +21,25 @@ pub(super) async fn stage_sources<'a>(
     let tmp = r.committer.staging_dir(&r.run_id);
     let mut ordered: Vec<&'a SourceSpec> = r.job.sources.iter().collect();
     ordered.sort_by_key(|s| s.schema != ContractSchema::FxRates);
+    let env = StageEnv {
+        vars: &r.bound.vars,
+        registry: &r.bound.registry,
+        raw: &r.bound.raw,
+        warehouse: &r.bound.warehouse,
+        date: r.bound.date,
+    };
     let mut staged_sources = Vec::new();
     for spec in ordered {
         let currencies = match &spec.currencies {
-            Some(fx) => Some(staging::known_currencies(ctx, fx).await?),
+            Some(fx) => Some(stage::known_currencies(ctx, fx).await?),
             None => None,
         };
-        let cache = source_cache::CacheUse {
+        let cache = crate::source::CacheUse {
             run_id: r.run_id.as_str().into(),
             full_refresh: r.options.full_refresh,
             sweep: !p.record.recovered_runs.is_empty(),
         };
-        let staged = staging::stage_source(ctx, &r.bound, spec, currencies, &tmp, cache).await?;
+        let staged = stage::stage_source(ctx, &env, spec, currencies, &tmp, cache).await?;
         p.record.sources.push(record::source(&spec.name, &staged));
         p.sources.push(SourceSummary {
             name: spec.name.clone(),

@@ -18,6 +18,7 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 
 use crate::checks::CheckOutcome;
+pub use crate::source::RowAccounting;
 pub use results::RunResults;
 pub use status::status_table;
 
@@ -115,23 +116,6 @@ pub struct ErrorRecord {
     pub layer: String,
     pub message: String,
     pub next_step: String,
-}
-
-/// The accounting of one extract, as recorded in the run log.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct RowAccounting {
-    pub extract: String,
-    pub read: u64,
-    pub accepted: u64,
-    pub rejected: u64,
-    /// Accepted rows that survive deduplication and the filters.
-    pub kept: u64,
-    /// Older or repeated copies that lost to another copy of the same key.
-    pub deduplicated: u64,
-    /// Reason -> rows: `after_date` (dated after the logical date), `cancelled`.
-    pub filtered: BTreeMap<String, u64>,
-    /// Kept guest order lines whose email is no identifier (in no customer's figures).
-    pub unattributed: u64,
 }
 
 /// One run.

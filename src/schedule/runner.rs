@@ -12,7 +12,6 @@ use crate::clock::Clock;
 use crate::job::Job;
 use crate::run::{self, RunError, RunOptions};
 use crate::sink::SinkError;
-use crate::source::SourceError;
 
 /// How one attempt of a run ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,12 +72,7 @@ pub fn is_retryable(error: &RunError) -> bool {
     match error {
         RunError::Storage(_) => true,
         RunError::Sink(SinkError::Store { .. }) => true,
-        RunError::Source { source, .. } => match source {
-            SourceError::List { .. } => true,
-            // A read that fails on bytes it got (bad gzip, bad UTF-8) fails again.
-            SourceError::Read { source, .. } => source.kind() != std::io::ErrorKind::InvalidData,
-            _ => false,
-        },
+        RunError::Staging(e) => e.is_retryable(),
         _ => false,
     }
 }
@@ -86,6 +80,7 @@ pub fn is_retryable(error: &RunError) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::source::{SourceError, StagingError};
 
     #[test]
     fn storage_and_network_errors_are_retryable_data_errors_are_not() {
@@ -100,9 +95,11 @@ mod tests {
             path: "p".into(),
             source: store(),
         })));
-        let source = |source| RunError::Source {
-            name: "orders".into(),
-            source,
+        let source = |source| {
+            RunError::Staging(StagingError::Read {
+                name: "orders".into(),
+                source,
+            })
         };
         assert!(is_retryable(&source(SourceError::List {
             location: "s3://b/raw".into(),
@@ -118,14 +115,16 @@ mod tests {
             file: "f".into(),
             source: bad_gzip,
         })));
-        assert!(!is_retryable(&RunError::RejectBudget {
-            name: "orders".into(),
-            rejected: 5,
-            read: 10,
-            budget: "1%".into(),
-            reasons: String::new(),
-            rejects: String::new(),
-        }));
+        assert!(!is_retryable(&RunError::Staging(
+            StagingError::RejectBudget {
+                name: "orders".into(),
+                rejected: 5,
+                read: 10,
+                budget: "1%".into(),
+                reasons: String::new(),
+                rejects: String::new(),
+            }
+        )));
         assert!(!is_retryable(&RunError::Bind("bad --set".into())));
     }
 }

@@ -55,3 +55,91 @@ pub enum SourceError {
     #[error("writing batch: {0}")]
     Sink(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
+
+/// Why staging a source failed: its path, its store, reading it, writing its
+/// typed files, its reject budget, or its rows not adding up. The run wraps it
+/// (`RunError::Staging`) and shows it as is.
+#[derive(Debug, thiserror::Error)]
+pub enum StagingError {
+    /// The source's path does not resolve (a problem of the job or `--set`).
+    #[error("job: {0}")]
+    Bind(String),
+    #[error("storage: {0}")]
+    Storage(#[from] crate::storage::StorageError),
+    #[error("source {name}: {source}")]
+    Read { name: String, source: SourceError },
+    #[error(
+        "source {name}: {rejected} of {read} rows rejected, over the budget ({budget}); top reasons: {reasons}; rejects are in {rejects}"
+    )]
+    RejectBudget {
+        name: String,
+        rejected: u64,
+        read: u64,
+        budget: String,
+        reasons: String,
+        rejects: String,
+    },
+    #[error("accounting: source {name}: rows do not add up: {detail}")]
+    Accounting { name: String, detail: String },
+    #[error("engine: {what}: {source}")]
+    Query {
+        what: String,
+        source: datafusion::error::DataFusionError,
+    },
+    #[error(transparent)]
+    Sink(#[from] crate::sink::SinkError),
+}
+
+impl StagingError {
+    /// The layer that failed, as the run log names it.
+    pub fn layer(&self) -> &'static str {
+        match self {
+            Self::Bind(_) => "job",
+            Self::Storage(_) => "storage",
+            Self::Read { .. } | Self::RejectBudget { .. } => "source",
+            Self::Accounting { .. } => "accounting",
+            Self::Query { .. } => "engine",
+            Self::Sink(_) => "sink",
+        }
+    }
+
+    /// What the engineer should do next.
+    pub fn next_step(&self) -> String {
+        match self {
+            Self::Bind(_) => "fix the job file or the command line, then rerun".into(),
+            Self::Storage(_) => "check the storage URL, options and credentials".into(),
+            Self::Read { .. } => {
+                "fix or remove the raw file named in the error, then rerun the date".into()
+            }
+            Self::RejectBudget { rejects, .. } => format!(
+                "read the rejects in {rejects}, fix the extract upstream (or raise the source's rejects budget), then rerun the date"
+            ),
+            Self::Accounting { .. } => {
+                "rows were lost between reading and staging: a c360 bug; keep this run record and report it".into()
+            }
+            Self::Query { .. } => {
+                "fix the SQL (or memory limit) named in the error, then rerun the date".into()
+            }
+            Self::Sink(_) => {
+                "rerun the date: readers still see complete snapshots, and the rerun finishes or undoes this commit".into()
+            }
+        }
+    }
+
+    /// Whether a retry may succeed: storage and network trouble, not bad input
+    /// (a retry would read the same bytes and fail the same way).
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::Storage(_) | Self::Sink(crate::sink::SinkError::Store { .. }) => true,
+            Self::Read { source, .. } => match source {
+                SourceError::List { .. } => true,
+                // A read that fails on bytes it got (bad gzip, bad UTF-8) fails again.
+                SourceError::Read { source, .. } => {
+                    source.kind() != std::io::ErrorKind::InvalidData
+                }
+                _ => false,
+            },
+            _ => false,
+        }
+    }
+}

@@ -1,13 +1,21 @@
-//! Raw extract reading: the first stage of a run after the job is loaded.
+//! Sources: raw extracts read, validated, staged and accounted for, the first
+//! stages of a run after the job is loaded.
 //!
-//! `read_source` lists the files of one source in the raw layout (`layout`),
-//! streams and decompresses each (`decode`), parses it per its declared format
-//! (`csv`, `ndjson`, `parquet`) and classifies every row (`rows`, `typing`) into a
-//! typed accepted row or a reject (`reject`) per DATA_CONTRACT.md. Batches go to
-//! two `BatchSink`s as they fill, so memory stays bounded by the batch size.
+//! Reading: `read_source` lists the files of one source in the raw layout
+//! (`layout`), streams and decompresses each (`decode`), parses it per its declared
+//! format (`csv`, `ndjson`, `parquet`) and classifies every row (`rows`, `typing`)
+//! into a typed accepted row or a reject (`reject`) per DATA_CONTRACT.md. Batches go
+//! to two `BatchSink`s as they fill, so memory stays bounded by the batch size.
+//!
+//! Staging (`stage`): each source of a run read once into typed Parquet, a
+//! partitioned source through the typed staging cache (`cache`), and registered as
+//! a table. Accounting (`dedup`): each key's copies resolved by the schema's rule,
+//! `<source>_deduped` registered, and every row read accounted for.
 
+mod cache;
 mod csv;
 mod decode;
+pub(crate) mod dedup;
 mod error;
 pub mod layout;
 mod ndjson;
@@ -15,6 +23,7 @@ mod parquet;
 mod reject;
 mod rows;
 mod schema;
+pub(crate) mod stage;
 mod typing;
 
 use std::collections::{BTreeMap, HashSet};
@@ -27,7 +36,9 @@ use object_store::ObjectStore;
 use object_store::path::Path;
 use tokio::sync::mpsc;
 
-pub use error::SourceError;
+pub(crate) use cache::{CacheUse, forget_erased};
+pub use dedup::RowAccounting;
+pub use error::{SourceError, StagingError};
 pub use layout::{Codec, Listing, RawFile, list_files};
 pub use reject::{Reason, rejects_schema};
 pub use rows::FileStats;

@@ -1,5 +1,5 @@
 //! Source staging: each source is read once per run into typed Parquet (a
-//! partitioned source through the typed staging cache, `source_cache`) and its
+//! partitioned source through the typed staging cache, `cache/`) and its
 //! rejects into the run's staging folder, then registered as a table. Later
 //! steps read the typed Parquet, never the raw files again.
 
@@ -11,8 +11,8 @@ use datafusion::prelude::SessionContext;
 use object_store::ObjectStore;
 use object_store::path::Path;
 
-use super::source_cache::{CacheUse, ParquetSink, SourceCache, parquet_file};
-use super::{Bound, RunError};
+use super::StagingError;
+use super::cache::{CacheUse, ParquetSink, SourceCache, parquet_file};
 use crate::job::{ContractSchema, SourceSpec};
 use crate::sink::{self, SinkError, StagedPartition, WrittenFile};
 use crate::source::{self, SourceReport};
@@ -21,8 +21,18 @@ use crate::storage::StorageLocation;
 /// Rows of each source batch read from raw files.
 const SOURCE_BATCH_ROWS: usize = 8192;
 
+/// Where and when a run stages its sources: the bound variables (for `{raw}`
+/// and params in source paths), the job's stores, the logical date.
+pub(crate) struct StageEnv<'a> {
+    pub vars: &'a std::collections::BTreeMap<String, String>,
+    pub registry: &'a crate::storage::StorageRegistry,
+    pub raw: &'a StorageLocation,
+    pub warehouse: &'a StorageLocation,
+    pub date: NaiveDate,
+}
+
 /// One source read into staging.
-pub(super) struct StagedSource {
+pub(crate) struct StagedSource {
     pub report: SourceReport,
     /// The typed rows (registered as the source's table): the cache entries of
     /// a partitioned source, one file in the run's staging folder otherwise.
@@ -37,21 +47,21 @@ pub(super) struct StagedSource {
 
 /// Reads one source and registers its typed rows as table `<name>`; its rejects
 /// go to `tmp/rejects/<name>/`. A partitioned source is read through the typed
-/// staging cache (`source_cache`); an unpartitioned one (reference data, small)
+/// staging cache (`cache/`); an unpartitioned one (reference data, small)
 /// and the erasure requests (which name the people to forget, so they are kept
 /// nowhere) are parsed each run into `tmp/sources/<name>/`.
-pub(super) async fn stage_source(
+pub(crate) async fn stage_source(
     ctx: &SessionContext,
-    bound: &Bound,
+    env: &StageEnv<'_>,
     spec: &SourceSpec,
     currencies: Option<HashSet<String>>,
     tmp: &Path,
     cache: CacheUse,
-) -> Result<StagedSource, RunError> {
-    let path = crate::job::interpolate(&spec.path, &bound.vars)
-        .map_err(|e| RunError::Bind(format!("source {}: {e}", spec.name)))?;
-    let location = bound.registry.resolve(&path)?;
-    let store = &bound.warehouse.store;
+) -> Result<StagedSource, StagingError> {
+    let path = crate::job::interpolate(&spec.path, env.vars)
+        .map_err(|e| StagingError::Bind(format!("source {}: {e}", spec.name)))?;
+    let location = env.registry.resolve(&path)?;
+    let store = &env.warehouse.store;
     let typed_path = tmp
         .clone()
         .join("sources")
@@ -62,13 +72,13 @@ pub(super) async fn stage_source(
     let input = source::SourceInput {
         spec: Arc::new(spec.clone()),
         store: location.store.clone(),
-        root: reject_root(&bound.raw, &location),
+        root: reject_root(env.raw, &location),
         location: location.prefix.clone(),
-        date: bound.date,
+        date: env.date,
         currencies,
         batch_rows: SOURCE_BATCH_ROWS,
     };
-    let source_err = |source| RunError::Source {
+    let source_err = |source| StagingError::Read {
         name: spec.name.clone(),
         source,
     };
@@ -77,13 +87,13 @@ pub(super) async fn stage_source(
         && !listing.files.is_empty()
         && spec.schema != ContractSchema::Suppressions;
     let cache_dir = cached.then(|| {
-        let internal = bound.warehouse.prefix.clone().join("_c360");
+        let internal = env.warehouse.prefix.clone().join("_c360");
         internal.join("staging").join(spec.name.as_str())
     });
     let (report, mut typed, days_parsed, days_reused) = if let Some(dir) = &cache_dir {
         let cache = SourceCache {
             store: store.clone(),
-            local_disk: bound.warehouse.is_local_disk(),
+            local_disk: env.warehouse.is_local_disk(),
             dir: dir.clone(),
             using: cache,
         };
@@ -132,11 +142,11 @@ pub(super) async fn stage_source(
     if !report.skipped_files.is_empty() {
         tracing::warn!(source = %spec.name, skipped = ?report.skipped_files, "files skipped: not of the declared format");
     }
-    let store_url = bound.warehouse.store_url.as_str();
+    let store_url = env.warehouse.store_url.as_str();
     let paths: Vec<Path> = typed.iter().map(|f| f.path.clone()).collect();
     crate::engine::register_staged_files(ctx, &spec.name, store_url, &paths)
         .await
-        .map_err(|source| RunError::Query {
+        .map_err(|source| StagingError::Query {
             what: format!("source {}", spec.name),
             source,
         })?;
@@ -156,7 +166,7 @@ async fn copy_rejects(
     store: &Arc<dyn ObjectStore>,
     files: &[WrittenFile],
     to: &mut ParquetSink,
-) -> Result<(), RunError> {
+) -> Result<(), StagingError> {
     for file in files {
         let parquet_err = |source| SinkError::Parquet {
             path: file.path.to_string(),
@@ -185,11 +195,11 @@ fn reject_root(raw: &StorageLocation, location: &StorageLocation) -> Path {
 }
 
 /// Currency codes of the fx source `fx` (already staged and registered).
-pub(super) async fn known_currencies(
+pub(crate) async fn known_currencies(
     ctx: &SessionContext,
     fx: &str,
-) -> Result<HashSet<String>, RunError> {
-    let query_err = |source| RunError::Query {
+) -> Result<HashSet<String>, StagingError> {
+    let query_err = |source| StagingError::Query {
         what: format!("source {fx}"),
         source,
     };
@@ -204,11 +214,11 @@ pub(super) async fn known_currencies(
 }
 
 /// Fails the run when a source's rejects exceed its budget.
-pub(super) fn check_reject_budget(
+pub(crate) fn check_reject_budget(
     spec: &SourceSpec,
     report: &SourceReport,
     rejects_location: String,
-) -> Result<(), RunError> {
+) -> Result<(), StagingError> {
     let budget = spec.rejects;
     if report.within_budget(&budget) {
         return Ok(());
@@ -225,7 +235,7 @@ pub(super) fn check_reject_budget(
         Some(max) => format!("max_fraction {}, max_rows {max}", budget.max_fraction),
         None => format!("max_fraction {}", budget.max_fraction),
     };
-    Err(RunError::RejectBudget {
+    Err(StagingError::RejectBudget {
         name: spec.name.clone(),
         rejected: report.rows_rejected,
         read: report.rows_read,

@@ -9,8 +9,8 @@ use object_store::path::Path;
 
 use super::{MANIFEST, delete, parquet_file, put_manifest, read_manifest};
 use crate::erasure::ErasedIdentifiers;
-use crate::run::RunError;
 use crate::sink::SinkError;
+use crate::source::StagingError;
 
 /// Deletes the cache entries of `days` under `dir` whose rows or rejects carry
 /// an erased identifier, so the warehouse keeps no trace of erased people
@@ -21,12 +21,12 @@ use crate::sink::SinkError;
 /// a parse, never a different result. An entry found clean records the set's
 /// fingerprint and is not read again until the set changes. Returns the days
 /// deleted.
-pub(in crate::run) async fn forget_erased(
+pub(crate) async fn forget_erased(
     store: &Arc<dyn ObjectStore>,
     dir: &Path,
     days: &[NaiveDate],
     identifiers: &ErasedIdentifiers,
-) -> Result<Vec<NaiveDate>, RunError> {
+) -> Result<Vec<NaiveDate>, StagingError> {
     let mut deleted = Vec::new();
     if identifiers.is_empty() {
         return Ok(deleted);
@@ -76,7 +76,7 @@ async fn carries_erased(
     path: &Path,
     columns: &[&str],
     identifiers: &ErasedIdentifiers,
-) -> Result<bool, RunError> {
+) -> Result<bool, StagingError> {
     use datafusion::arrow::array::{Array, AsArray};
     use datafusion::arrow::compute::cast;
     use datafusion::arrow::datatypes::DataType;

@@ -18,8 +18,8 @@ use futures::StreamExt;
 use super::DuplicatesAt;
 use crate::checks::ident;
 use crate::job::{Compression, DedupRule, FileLayout, Winner};
-use crate::run::RunError;
 use crate::sink::{self, ParquetFileWriter, WrittenFile};
+use crate::source::StagingError;
 use crate::source::{FILE_COLUMN, LINE_COLUMN};
 
 /// Columns of the file-order table the group query joins.
@@ -192,8 +192,8 @@ pub(super) async fn group(
     files: (&str, &StringArray),
     date: NaiveDate,
     at: &DuplicatesAt<'_>,
-) -> Result<(Tally, Option<WrittenFile>), RunError> {
-    let query_err = |source| RunError::Query {
+) -> Result<(Tally, Option<WrittenFile>), StagingError> {
+    let query_err = |source| StagingError::Query {
         what: format!("deduplication of {table}"),
         source,
     };

@@ -11,8 +11,8 @@ use object_store::path::Path;
 
 use super::EXTRACT_COLUMN;
 use crate::job::{Compression, FileLayout, SourceSpec};
-use crate::run::RunError;
 use crate::sink::ParquetFileWriter;
+use crate::source::StagingError;
 use crate::source::{self, BatchSink, SourceError};
 
 /// Writes batches to one Parquet file, optionally leaving out one column.
@@ -21,7 +21,7 @@ use crate::source::{self, BatchSink, SourceError};
 /// warehouse, and at 200k customers zstd made the sources stage about 15%
 /// slower (a compression context per page: `ZSTD_createCCtx` and the kernel
 /// zeroing its pages were 8% of that stage's profile).
-pub(in crate::run) struct ParquetSink {
+pub(crate) struct ParquetSink {
     pub writer: ParquetFileWriter,
     keep: Option<Vec<usize>>,
 }
@@ -32,7 +32,7 @@ impl ParquetSink {
         path: Path,
         schema: SchemaRef,
         drop_column: Option<&str>,
-    ) -> Result<Self, RunError> {
+    ) -> Result<Self, StagingError> {
         let keep: Option<Vec<usize>> = drop_column.map(|name| {
             (0..schema.fields().len())
                 .filter(|&i| schema.field(i).name() != name)
@@ -40,7 +40,7 @@ impl ParquetSink {
         });
         let file_schema = match &keep {
             Some(indices) => Arc::new(schema.project(indices).map_err(|e| {
-                RunError::Bind(format!("internal: cannot project reject schema: {e}"))
+                StagingError::Bind(format!("internal: cannot project reject schema: {e}"))
             })?),
             None => schema,
         };
@@ -61,12 +61,12 @@ impl ParquetSink {
         store: &Arc<dyn ObjectStore>,
         path: Path,
         spec: &SourceSpec,
-    ) -> Result<Self, RunError> {
+    ) -> Result<Self, StagingError> {
         Self::create(store, path, source::typed_schema(spec.schema), None)
     }
 
     /// A sink for a source's rejects (without the `extract` column).
-    pub fn rejects(store: &Arc<dyn ObjectStore>, path: Path) -> Result<Self, RunError> {
+    pub fn rejects(store: &Arc<dyn ObjectStore>, path: Path) -> Result<Self, StagingError> {
         Self::create(store, path, source::rejects_schema(), Some(EXTRACT_COLUMN))
     }
 }

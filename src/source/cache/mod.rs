@@ -37,14 +37,14 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use serde::{Deserialize, Serialize};
 
-use super::RunError;
 use crate::sink::{SinkError, WrittenFile};
+use crate::source::StagingError;
 use crate::source::{self, Listing, RawFile, SourceError, SourceInput, SourceReport};
 
 mod erased;
 mod parquet_sink;
 
-pub(super) use erased::forget_erased;
+pub(crate) use erased::forget_erased;
 pub(super) use parquet_sink::ParquetSink;
 
 /// Bumped when the entry layout or the manifest changes meaning.
@@ -104,7 +104,7 @@ struct Manifest {
 
 /// How a run uses the cache.
 #[derive(Debug, Clone)]
-pub(super) struct CacheUse {
+pub(crate) struct CacheUse {
     /// Names the files the run writes.
     pub run_id: Arc<str>,
     /// Parse every day again (`--full-refresh`).
@@ -144,7 +144,7 @@ impl SourceCache {
         &self,
         input: &SourceInput,
         listing: Listing,
-    ) -> Result<CachedRead, RunError> {
+    ) -> Result<CachedRead, StagingError> {
         let spec = &input.spec;
         let mut days: Vec<(NaiveDate, Vec<RawFile>)> = Vec::new();
         for file in listing.files {
@@ -187,7 +187,7 @@ impl SourceCache {
                 let (cache, input) = (self.clone(), input.clone());
                 tokio::spawn(async move {
                     let (manifest, parsed) = cache.day(&input, dt, files, key).await?;
-                    Ok::<_, RunError>((dt, manifest, parsed))
+                    Ok::<_, StagingError>((dt, manifest, parsed))
                 })
             }))
             .buffered(PARALLEL_DAYS)
@@ -195,7 +195,7 @@ impl SourceCache {
             .await
             .into_iter()
             .map(|joined| {
-                joined.map_err(|e| RunError::Source {
+                joined.map_err(|e| StagingError::Read {
                     name: spec.name.clone(),
                     source: SourceError::Task {
                         file: self.dir.to_string(),
@@ -252,7 +252,7 @@ impl SourceCache {
         dt: NaiveDate,
         files: Vec<RawFile>,
         key: EntryKey,
-    ) -> Result<(Manifest, bool), RunError> {
+    ) -> Result<(Manifest, bool), StagingError> {
         let dir = self.entry_dir(dt);
         let manifest_path = dir.clone().join(MANIFEST);
         if !self.using.full_refresh
@@ -281,7 +281,7 @@ impl SourceCache {
         };
         let report = source::read_listing(input, listing, &mut accepted, &mut rejected)
             .await
-            .map_err(|source| RunError::Source {
+            .map_err(|source| StagingError::Read {
                 name: input.spec.name.clone(),
                 source,
             })?;
@@ -305,13 +305,13 @@ impl SourceCache {
 
     /// The manifest at `path`; `None` when there is none or it cannot be read
     /// as one (another format): the day is parsed again.
-    async fn read_manifest(&self, path: &Path) -> Result<Option<Manifest>, RunError> {
+    async fn read_manifest(&self, path: &Path) -> Result<Option<Manifest>, StagingError> {
         read_manifest(&self.store, path).await
     }
 
     /// Deletes the objects of entry `dir` that `manifest` does not name,
     /// including, on local disk, the hidden files of writes a killed run left.
-    async fn remove_unnamed(&self, dir: &Path, manifest: &Manifest) -> Result<(), RunError> {
+    async fn remove_unnamed(&self, dir: &Path, manifest: &Manifest) -> Result<(), StagingError> {
         if self.local_disk {
             crate::storage::remove_interrupted_writes(dir)?;
         }
@@ -337,7 +337,7 @@ impl SourceCache {
         &self,
         listed: &BTreeSet<NaiveDate>,
         date: NaiveDate,
-    ) -> Result<(), RunError> {
+    ) -> Result<(), StagingError> {
         let top = match self.store.list_with_delimiter(Some(&self.dir)).await {
             Ok(top) => top,
             Err(object_store::Error::NotFound { .. }) => return Ok(()),
@@ -364,7 +364,7 @@ impl SourceCache {
         Ok(())
     }
 
-    async fn delete(&self, path: &Path) -> Result<(), RunError> {
+    async fn delete(&self, path: &Path) -> Result<(), StagingError> {
         delete(&self.store, path).await
     }
 }
@@ -374,7 +374,7 @@ impl SourceCache {
 pub(super) async fn parquet_file(
     store: &Arc<dyn ObjectStore>,
     path: &Path,
-) -> Result<ParquetRecordBatchReaderBuilder<bytes::Bytes>, RunError> {
+) -> Result<ParquetRecordBatchReaderBuilder<bytes::Bytes>, StagingError> {
     let found = store.get(path).await.map_err(store_err(path))?;
     let bytes = found.bytes().await.map_err(store_err(path))?;
     let builder =
@@ -388,7 +388,7 @@ pub(super) async fn parquet_file(
 async fn read_manifest(
     store: &Arc<dyn ObjectStore>,
     path: &Path,
-) -> Result<Option<Manifest>, RunError> {
+) -> Result<Option<Manifest>, StagingError> {
     let bytes = match store.get(path).await {
         Ok(found) => found.bytes().await.map_err(store_err(path))?,
         Err(object_store::Error::NotFound { .. }) => return Ok(None),
@@ -407,7 +407,7 @@ async fn put_manifest(
     store: &Arc<dyn ObjectStore>,
     path: &Path,
     manifest: &Manifest,
-) -> Result<(), RunError> {
+) -> Result<(), StagingError> {
     let body = serde_json::to_vec_pretty(manifest).map_err(|e| SinkError::Marker {
         path: path.to_string(),
         message: e.to_string(),
@@ -419,7 +419,7 @@ async fn put_manifest(
     Ok(())
 }
 
-async fn delete(store: &Arc<dyn ObjectStore>, path: &Path) -> Result<(), RunError> {
+async fn delete(store: &Arc<dyn ObjectStore>, path: &Path) -> Result<(), StagingError> {
     match store.delete(path).await {
         Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
         Err(e) => Err(store_err(path)(e).into()),

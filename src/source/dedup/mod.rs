@@ -35,29 +35,45 @@ use object_store::path::Path;
 
 mod groups;
 
-use super::RunError;
 use crate::checks::ident;
 use crate::job::{DedupRule, SourceSpec, deduped_table};
-use crate::runlog::RowAccounting;
 use crate::sink::WrittenFile;
 use crate::source::SourceReport;
+use crate::source::StagingError;
 use crate::source::{FILE_COLUMN, LINE_COLUMN};
 use groups::{file_order, group, late};
 
+/// The accounting of one extract (module docs), as the run log records it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RowAccounting {
+    pub extract: String,
+    pub read: u64,
+    pub accepted: u64,
+    pub rejected: u64,
+    /// Accepted rows that survive deduplication and the filters.
+    pub kept: u64,
+    /// Older or repeated copies that lost to another copy of the same key.
+    pub deduplicated: u64,
+    /// Reason -> rows: `after_date` (dated after the logical date), `cancelled`.
+    pub filtered: BTreeMap<String, u64>,
+    /// Kept guest order lines whose email is no identifier (in no customer's figures).
+    pub unattributed: u64,
+}
+
 /// The staged duplicates of source `source` (internal: not a name a job can define).
-pub(super) fn duplicates_table(source: &str) -> String {
+pub(crate) fn duplicates_table(source: &str) -> String {
     format!("_c360_{source}_duplicates")
 }
 
 /// A source deduplicated and accounted for.
-pub(super) struct Deduped {
+pub(crate) struct Deduped {
     pub accounting: RowAccounting,
     /// The staged duplicates, when the source has a key and some key has copies.
     pub duplicates: Option<WrittenFile>,
 }
 
 /// Where a source's duplicates are written and read from.
-pub(super) struct DuplicatesAt<'a> {
+pub(crate) struct DuplicatesAt<'a> {
     pub store: &'a Arc<dyn ObjectStore>,
     /// The store's URL (to register the written file).
     pub store_url: &'a str,
@@ -67,7 +83,7 @@ pub(super) struct DuplicatesAt<'a> {
 
 /// Registers `<table>_deduped`: the rows of `table` minus the losing copies of
 /// the keys in `duplicates` (a registered table; `None`: no key has copies).
-pub(super) async fn register_deduped(
+pub(crate) async fn register_deduped(
     ctx: &SessionContext,
     rule: &DedupRule,
     table: &str,
@@ -108,19 +124,19 @@ pub(super) async fn register_deduped(
 /// Deduplicates and accounts for one staged source (table `spec.name`);
 /// `typed_rows` and `rejected_rows` are the footer counts of its staged files.
 /// A keyed source gets `<name>_deduped` (and its duplicates, staged at `at`).
-pub(super) async fn dedup_source(
+pub(crate) async fn dedup_source(
     ctx: &SessionContext,
     spec: &SourceSpec,
     report: &SourceReport,
     (typed_rows, rejected_rows): (u64, u64),
     date: NaiveDate,
     at: &DuplicatesAt<'_>,
-) -> Result<Deduped, RunError> {
-    let mismatch = |detail: String| RunError::Accounting {
+) -> Result<Deduped, StagingError> {
+    let mismatch = |detail: String| StagingError::Accounting {
         name: spec.name.clone(),
         detail,
     };
-    let query_err = |source| RunError::Query {
+    let query_err = |source| StagingError::Query {
         what: format!("deduplication of {}", spec.name),
         source,
     };
@@ -196,7 +212,7 @@ pub(super) async fn dedup_source(
 
 /// The staged tables `<source>_deduped` reads, for each keyed source: the
 /// source and its duplicates.
-pub(super) fn deduped_reads(
+pub(crate) fn deduped_reads(
     spec: &SourceSpec,
     deduped: &Deduped,
 ) -> Option<(String, BTreeSet<String>)> {
