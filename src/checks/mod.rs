@@ -25,7 +25,7 @@ use object_store::ObjectStore;
 use object_store::path::Path;
 
 use crate::job::{CheckSpec, Severity};
-use crate::sink::{self, SinkError};
+use crate::outputs::{self, SinkError};
 use queries::{Plan, plan};
 pub use queries::{SAMPLE_ROWS, ident, name as check_name};
 use rules::{freshness, row_count};
@@ -287,17 +287,19 @@ pub async fn previous_snapshot(
         source,
     };
     if !partitioned {
-        let marker = sink::read_marker(store, root).await.map_err(previous_err)?;
+        let marker = outputs::read_marker(store, root)
+            .await
+            .map_err(previous_err)?;
         return Ok(marker.map(|m| PreviousSnapshot {
             partition: root.to_string(),
             rows: m.rows,
         }));
     }
-    let latest = sink::latest_committed_before(store, root, date)
+    let latest = outputs::latest_committed_before(store, root, date)
         .await
         .map_err(previous_err)?;
     Ok(latest.map(|snapshot| PreviousSnapshot {
-        partition: sink::snapshot_partition(snapshot.date),
+        partition: outputs::snapshot_partition(snapshot.date),
         rows: snapshot.marker.rows,
     }))
 }

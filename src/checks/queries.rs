@@ -21,10 +21,7 @@ pub enum Plan {
     Freshness { newest: String },
 }
 
-/// `"name"` with embedded quotes doubled, so any column name is safe in SQL.
-pub fn ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
+pub use crate::engine::sql_ident as ident;
 
 /// `'text'` with embedded quotes doubled.
 pub fn literal(text: &str) -> String {

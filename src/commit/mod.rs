@@ -32,7 +32,7 @@
 //! ```
 //!
 //! What readers see. c360 itself reads only the files a `_SUCCESS` lists
-//! (`sink::committed_files`), so it sees, per partition, the old snapshot until
+//! (`outputs::committed_files`), so it sees, per partition, the old snapshot until
 //! step 5 and the new one after it, never a mix. On local disk a plain-Parquet
 //! reader globbing `out/*/*.parquet` (DuckDB, Spark) sees the same, because the
 //! swap is one rename of the whole folder. On object stores a plain reader sees
@@ -58,7 +58,7 @@ use std::sync::Arc;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 
-use crate::sink::{self, PublishedPartition, StagedPartition, SuccessMarker};
+use crate::outputs::{self, PublishedPartition, StagedPartition, SuccessMarker};
 pub use dirs::{DirectoryOps, StdDirectoryOps};
 pub use lease::{Lease, LeaseHolder};
 pub use record::{CommitRecord, CommitState, RecordPartition};
@@ -100,7 +100,7 @@ pub enum CommitError {
     Storage(#[from] crate::storage::StorageError),
 }
 
-use crate::sink::SinkError;
+use crate::outputs::SinkError;
 
 /// How partitions are swapped in.
 #[derive(Debug, Clone)]
@@ -262,7 +262,7 @@ impl Committer {
     /// Steps 5–6 for one partition; idempotent, so recovery can roll forward with it.
     async fn apply(&self, run_id: &str, planned: &RecordPartition) -> Result<(), CommitError> {
         let target = Path::from(planned.target.as_str());
-        let current = sink::read_marker(&self.store, &target).await?;
+        let current = outputs::read_marker(&self.store, &target).await?;
         let already = current.as_ref().is_some_and(|m| m.run_id == run_id);
         match &self.mode {
             CommitMode::Directories(dirs) => {
@@ -307,7 +307,7 @@ impl Committer {
         let dir = self.staging_dir(run_id);
         match &self.mode {
             CommitMode::Directories(dirs) => dirs.remove_all(&dir),
-            CommitMode::Manifest => Ok(sink::remove_prefix(&self.store, &dir).await?),
+            CommitMode::Manifest => Ok(outputs::remove_prefix(&self.store, &dir).await?),
         }
     }
 
@@ -324,7 +324,7 @@ async fn put_marker(
     dir: &Path,
     marker: &SuccessMarker,
 ) -> Result<(), CommitError> {
-    let path = dir.clone().join(sink::SUCCESS_MARKER);
+    let path = dir.clone().join(outputs::SUCCESS_MARKER);
     let body = serde_json::to_vec(marker).map_err(|e| CommitError::Record {
         path: path.to_string(),
         message: e.to_string(),
@@ -348,7 +348,7 @@ async fn remove_unlisted(
         .map_err(store_err(dir))?;
     for object in listing.objects {
         let name = object.location.filename().unwrap_or_default();
-        if name != sink::SUCCESS_MARKER && !marker.files.iter().any(|f| f == name) {
+        if name != outputs::SUCCESS_MARKER && !marker.files.iter().any(|f| f == name) {
             delete_if_present(store, &object.location).await?;
         }
     }

@@ -8,7 +8,7 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 
 use super::{CommitError, CommitMode, PartitionToCommit, store_err};
-use crate::sink::{self, SuccessMarker};
+use crate::outputs::{self, SuccessMarker};
 
 /// Where a commit stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -46,7 +46,7 @@ impl RecordPartition {
                 CommitMode::Directories(_) => file
                     .path
                     .filename()
-                    .map_or_else(|| sink::part_name(n), String::from),
+                    .map_or_else(|| outputs::part_name(n), String::from),
                 CommitMode::Manifest => format!("part-{n:05}-{run_id}.parquet"),
             })
             .collect();

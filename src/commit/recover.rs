@@ -8,7 +8,7 @@ use object_store::path::Path;
 
 use super::record::{self, CommitRecord, CommitState};
 use super::{CommitError, CommitMode, Committer, delete_if_present, store_err};
-use crate::sink;
+use crate::outputs;
 
 /// What recovery did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -72,7 +72,7 @@ pub(super) async fn recover(c: &Committer, live_run: &str) -> Result<Recovery, C
         }
         match &c.mode {
             CommitMode::Directories(dirs) => dirs.remove_all(&dir)?,
-            CommitMode::Manifest => sink::remove_prefix(&c.store, &dir).await?,
+            CommitMode::Manifest => outputs::remove_prefix(&c.store, &dir).await?,
         }
         recovery.dead_runs.insert(run);
     }
@@ -95,7 +95,7 @@ async fn roll_back(c: &Committer, record: &CommitRecord) -> Result<(), CommitErr
     }
     for partition in &record.partitions {
         let target = Path::from(partition.target.as_str());
-        let current = sink::read_marker(&c.store, &target).await?;
+        let current = outputs::read_marker(&c.store, &target).await?;
         for name in &partition.marker.files {
             let listed = current
                 .as_ref()

@@ -9,7 +9,7 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 
 use super::{CommitError, store_err};
-use crate::sink::StagedPartition;
+use crate::outputs::StagedPartition;
 
 /// Parquet files end with the footer length (4 bytes, little endian) and `PAR1`.
 const TAIL_LEN: u64 = 8;

@@ -99,6 +99,11 @@ pub fn default_memory_limit() -> u64 {
 /// How many of the largest memory consumers an out-of-memory error names.
 const TOP_CONSUMERS: std::num::NonZeroUsize = std::num::NonZeroUsize::new(5).unwrap();
 
+/// `"name"` with embedded quotes doubled, so any table or column name is safe in SQL.
+pub fn sql_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
 /// Builds the runtime environment: a fair spill pool (wrapped to record its peak)
 /// and a disk manager for compressed spill files.
 pub fn runtime(options: &EngineOptions) -> Result<Arc<RuntimeEnv>, EngineError> {
@@ -136,7 +141,7 @@ pub fn session(options: &EngineOptions, runtime: Arc<RuntimeEnv>) -> SessionCont
     config.options_mut().sql_parser.map_string_types_to_utf8view = false;
     // File statistics (row counts, sizes) let the planner build each hash join on
     // its smaller side. Staged tables are written without column min/max (see
-    // `sink::FileLayout`), which DataFusion 55.2's filter selectivity estimate
+    // `outputs::FileLayout`), which DataFusion 55.2's filter selectivity estimate
     // could push above 1 and fail a query with ("Selectivity is out of limit").
     config.options_mut().execution.collect_statistics = true;
     // Spill files are Arrow IPC; lz4 makes them several times smaller for little CPU.

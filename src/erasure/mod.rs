@@ -14,7 +14,6 @@
 //! run failed      ─► requested(requests step)  ─┴► filter_staged(rejects) ─► commit
 //! ```
 
-mod matcher;
 mod rejects;
 
 use std::collections::BTreeMap;
@@ -27,7 +26,7 @@ use datafusion::prelude::SessionContext;
 
 use crate::job::{ErasureSpec, StepKind, StepSpec};
 
-pub use matcher::ErasedIdentifiers;
+pub use crate::source::ErasedIdentifiers;
 pub use rejects::{FilteredRejects, filter_staged};
 
 /// What erasure did in one run, for the run log and the summary.
@@ -55,7 +54,7 @@ pub enum ErasureError {
     #[error("erasure: {0}")]
     Step(#[from] crate::steps::StepError),
     #[error(transparent)]
-    Sink(#[from] crate::sink::SinkError),
+    Sink(#[from] crate::outputs::SinkError),
     #[error("erasure: cannot read staged rejects {path}: {message}")]
     Read { path: String, message: String },
 }

@@ -14,7 +14,7 @@ use object_store::{ObjectStore, ObjectStoreExt};
 
 use super::{ErasedIdentifiers, ErasureError};
 use crate::job::{Compression, FileLayout};
-use crate::sink::{self, ParquetFileWriter, StagedPartition};
+use crate::outputs::{self, ParquetFileWriter, StagedPartition};
 
 /// One extract's rejects after the filter.
 #[derive(Debug, Clone)]
@@ -59,7 +59,7 @@ pub async fn filter_staged(
         let reader = builder.build().map_err(|e| read_err(e.to_string()))?;
         let mut writer = ParquetFileWriter::create(
             store.clone(),
-            out_dir.clone().join(sink::part_name(n)),
+            out_dir.clone().join(outputs::part_name(n)),
             schema,
             Compression::Zstd,
             &FileLayout::default(),

@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 
 use datafusion::prelude::SessionContext;
 
-use super::outputs::StagedOutput;
 use super::{Progress, Run, RunError, record};
 use crate::checks::{self, OutputFacts};
+use crate::outputs::StagedOutput;
 
 /// Runs every check; records the outcomes in `p`.
 pub(super) async fn check_outputs(

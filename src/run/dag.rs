@@ -17,12 +17,14 @@ use std::time::Instant;
 use datafusion::prelude::SessionContext;
 use object_store::path::Path;
 
-use super::outputs::{self, StagedOutput};
 use super::{Bound, Progress, Run, RunError, record};
 use crate::engine::{self, Spills};
 use crate::job::{Job, JoinStrategy, Materialize, OutputSpec};
+use crate::outputs::{self, StagedOutput};
 use crate::runlog::StepRecord;
+use crate::steps::PublishedLocations;
 use crate::steps::StepEnv;
+use crate::storage::StorageLocation;
 
 /// What the step stage produced.
 struct StepsDone {
@@ -80,7 +82,7 @@ pub(super) async fn stage_steps(
         let env = StepEnv {
             vars: &r.bound.vars,
             date: r.bound.date,
-            published: outputs::published_locations(&r.bound, &r.job.outputs)?,
+            published: published_locations(&r.bound, &r.job.outputs)?,
         };
         let tmp = r.committer.staging_dir(&r.run_id);
         let pool_bytes = r.engine.pool_bytes();
@@ -129,7 +131,7 @@ async fn run_steps(
             let is_table = step.materialize == Materialize::Table
                 || (job.erasure.as_ref()).is_some_and(|e| e.steps().contains(&table.as_str()));
             let result = if let Some(output) = by_name.get(table.as_str()) {
-                let out = outputs::stage_output(ctx, bound, output, tmp).await?;
+                let out = stage_output(ctx, bound, output, tmp).await?;
                 register_staged(ctx, bound, &out).await?;
                 let result = (out.staged.clone(), out.spills, "output");
                 staged.insert(table.clone(), out);
@@ -191,7 +193,7 @@ async fn run_steps(
         let out = match staged.remove(&output.name) {
             Some(out) => out,
             None => {
-                let out = outputs::stage_output(ctx, bound, output, tmp).await?;
+                let out = stage_output(ctx, bound, output, tmp).await?;
                 register_staged(ctx, bound, &out).await?;
                 out
             }
@@ -199,6 +201,39 @@ async fn run_steps(
         outputs.push(out);
     }
     Ok(StepsDone { outputs, records })
+}
+
+/// Where `output` is published, its path bound to the run.
+fn output_location(bound: &Bound, output: &OutputSpec) -> Result<StorageLocation, RunError> {
+    let path = crate::job::interpolate(&output.path, &bound.vars)
+        .map_err(|e| RunError::Bind(format!("output {}: {e}", output.name)))?;
+    Ok(bound.registry.resolve_for_write(&path)?)
+}
+
+/// Where each output is published (store and folder), by output name; builtin
+/// steps read their own previous snapshots there.
+fn published_locations(
+    bound: &Bound,
+    outputs: &[OutputSpec],
+) -> Result<PublishedLocations, RunError> {
+    let mut locations = PublishedLocations::new();
+    for output in outputs {
+        let location = output_location(bound, output)?;
+        locations.insert(output.name.clone(), (location.store, location.prefix));
+    }
+    Ok(locations)
+}
+
+/// Writes one output's partition of the run to staging (`crate::outputs`).
+async fn stage_output(
+    ctx: &SessionContext,
+    bound: &Bound,
+    output: &OutputSpec,
+    tmp: &Path,
+) -> Result<StagedOutput, RunError> {
+    let location = output_location(bound, output)?;
+    let (warehouse, date) = (&bound.warehouse, bound.date);
+    Ok(outputs::stage_output(ctx, output, &location, warehouse, date, tmp).await?)
 }
 
 /// Figures of one step, summed over its tables (a builtin's companions too).

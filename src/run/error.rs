@@ -6,7 +6,7 @@ use datafusion::error::DataFusionError;
 use crate::checks::CheckError;
 use crate::commit::CommitError;
 use crate::engine;
-use crate::sink::SinkError;
+use crate::outputs::SinkError;
 use crate::source;
 use crate::steps::StepError;
 
@@ -28,8 +28,6 @@ pub enum RunError {
         what: String,
         source: DataFusionError,
     },
-    #[error("output {output}: {message}")]
-    OutputSpec { output: String, message: String },
     #[error(transparent)]
     Check(#[from] CheckError),
     #[error(transparent)]
@@ -44,7 +42,7 @@ impl RunError {
     /// The layer that failed, as named in the run log.
     pub fn layer(&self) -> &'static str {
         match self {
-            RunError::Bind(_) | RunError::OutputSpec { .. } => "job",
+            RunError::Bind(_) | RunError::Sink(SinkError::Spec { .. }) => "job",
             RunError::Storage(_) => "storage",
             RunError::Engine(_) | RunError::Query { .. } | RunError::Step(_) => "engine",
             RunError::Staging(e) => e.layer(),
@@ -58,7 +56,7 @@ impl RunError {
     /// What the engineer should do next.
     pub fn next_step(&self) -> String {
         match self {
-            RunError::Bind(_) | RunError::OutputSpec { .. } => {
+            RunError::Bind(_) | RunError::Sink(SinkError::Spec { .. }) => {
                 "fix the job file or the command line, then rerun".into()
             }
             RunError::Storage(_) => "check the storage URL, options and credentials".into(),

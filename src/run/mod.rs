@@ -23,7 +23,6 @@ mod accounting;
 mod checking;
 mod dag;
 mod error;
-mod outputs;
 mod plan;
 mod publish;
 mod record;
@@ -239,7 +238,7 @@ async fn open_session(r: &Run<'_>) -> Result<SessionContext, RunError> {
         .store
         .put(&marker, object_store::PutPayload::default())
         .await
-        .map_err(|source| crate::sink::SinkError::Store {
+        .map_err(|source| crate::outputs::SinkError::Store {
             path: marker.to_string(),
             source,
         })?;

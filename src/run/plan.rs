@@ -116,7 +116,7 @@ pub async fn plan_job(job: &Job) -> PlanFindings {
                 continue;
             }
         };
-        if let Some(problem) = super::outputs::key_problem(output, &columns) {
+        if let Some(problem) = crate::outputs::key_problem(output, &columns) {
             let message = format!("outputs.{}: {problem}", output.name);
             findings.errors.push(at_job(place, message));
         }

@@ -1,9 +1,9 @@
 //! The commit stage: every staged output published at once by the commit
 //! protocol (`crate::commit`), then recorded in the run record.
 
-use super::outputs::StagedOutput;
 use super::{Progress, Run, RunError, record};
 use crate::commit::{Lease, PartitionToCommit};
+use crate::outputs::StagedOutput;
 
 /// Commits the staged outputs; records each published partition in `p`.
 pub(super) async fn commit_outputs(

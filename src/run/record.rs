@@ -7,10 +7,10 @@ use chrono::{DateTime, Utc};
 
 use super::{OutputSummary, Run, RunError, RunSummary, SourceSummary};
 use crate::engine::RssPeak;
+use crate::outputs::PublishedPartition;
 use crate::runlog::{
     ErrorRecord, PartitionRecord, RunRecord, RunStatus, SourceRecord, StageTiming,
 };
-use crate::sink::PublishedPartition;
 use crate::source::stage::StagedSource;
 use crate::storage::StorageLocation;
 

@@ -10,8 +10,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clock::Clock;
 use crate::job::Job;
+use crate::outputs::SinkError;
 use crate::run::{self, RunError, RunOptions};
-use crate::sink::SinkError;
 
 /// How one attempt of a run ended.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -87,7 +87,7 @@ pub enum StagingError {
         source: datafusion::error::DataFusionError,
     },
     #[error(transparent)]
-    Sink(#[from] crate::sink::SinkError),
+    Sink(#[from] crate::outputs::SinkError),
 }
 
 impl StagingError {
@@ -130,7 +130,7 @@ impl StagingError {
     /// (a retry would read the same bytes and fail the same way).
     pub fn is_retryable(&self) -> bool {
         match self {
-            Self::Storage(_) | Self::Sink(crate::sink::SinkError::Store { .. }) => true,
+            Self::Storage(_) | Self::Sink(crate::outputs::SinkError::Store { .. }) => true,
             Self::Read { source, .. } => match source {
                 SourceError::List { .. } => true,
                 // A read that fails on bytes it got (bad gzip, bad UTF-8) fails again.

@@ -16,6 +16,7 @@ mod cache;
 mod csv;
 mod decode;
 pub(crate) mod dedup;
+mod erased;
 mod error;
 pub mod layout;
 mod ndjson;
@@ -38,6 +39,7 @@ use tokio::sync::mpsc;
 
 pub(crate) use cache::{CacheUse, forget_erased};
 pub use dedup::RowAccounting;
+pub use erased::ErasedIdentifiers;
 pub use error::{SourceError, StagingError};
 pub use layout::{Codec, Listing, RawFile, list_files};
 pub use reject::{Reason, rejects_schema};

@@ -14,7 +14,7 @@ use object_store::path::Path;
 use super::StagingError;
 use super::cache::{CacheUse, ParquetSink, SourceCache, parquet_file};
 use crate::job::{ContractSchema, SourceSpec};
-use crate::sink::{self, SinkError, StagedPartition, WrittenFile};
+use crate::outputs::{self, SinkError, StagedPartition, WrittenFile};
 use crate::source::{self, SourceReport};
 use crate::storage::StorageLocation;
 
@@ -66,9 +66,10 @@ pub(crate) async fn stage_source(
         .clone()
         .join("sources")
         .join(spec.name.as_str())
-        .join(sink::part_name(0));
+        .join(outputs::part_name(0));
     let rejects_dir = tmp.clone().join("rejects").join(spec.name.as_str());
-    let mut rejected = ParquetSink::rejects(store, rejects_dir.clone().join(sink::part_name(0)))?;
+    let mut rejected =
+        ParquetSink::rejects(store, rejects_dir.clone().join(outputs::part_name(0)))?;
     let input = source::SourceInput {
         spec: Arc::new(spec.clone()),
         store: location.store.clone(),

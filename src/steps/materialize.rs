@@ -11,7 +11,7 @@ use object_store::path::Path;
 use super::StepError;
 use crate::engine::{self, Spills};
 use crate::job::{Compression, FileLayout};
-use crate::sink::{self, StagedPartition};
+use crate::outputs::{self, StagedPartition};
 
 /// A step written to staging.
 #[derive(Debug, Clone)]
@@ -39,7 +39,7 @@ pub async fn materialize(
     };
     let frame = ctx.table(name).await.map_err(sql_err)?;
     let (plan, stream) = engine::execute(frame).await.map_err(sql_err)?;
-    let staged = sink::write_stream(
+    let staged = outputs::write_stream(
         name,
         stream,
         store,

@@ -58,7 +58,7 @@ pub enum StepError {
     #[error("step {step}: writing its table: {source}")]
     Write {
         step: String,
-        source: crate::sink::SinkError,
+        source: crate::outputs::SinkError,
     },
 }
 

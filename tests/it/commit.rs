@@ -15,7 +15,7 @@ use c360::commit::{
     CommitError, CommitMode, Committer, DirectoryOps, PartitionToCommit, StdDirectoryOps,
 };
 use c360::job::{Compression, FileLayout};
-use c360::sink::{self, StagedPartition};
+use c360::outputs::{self, StagedPartition};
 use datafusion::arrow::array::{AsArray, Int64Array, RecordBatch};
 use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema};
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -266,7 +266,7 @@ impl Warehouse {
                 .join("outputs")
                 .join(name)
                 .join("snapshot_date=2026-03-01");
-            let staged: StagedPartition = sink::write_stream(
+            let staged: StagedPartition = outputs::write_stream(
                 name,
                 stream_of(rows),
                 self.store.clone(),
@@ -287,7 +287,7 @@ impl Warehouse {
 
     /// What c360 reads: the rows of the files `_SUCCESS` lists.
     async fn committed(&self, output: &str) -> Option<Vec<i64>> {
-        let files = sink::committed_files(&self.store, &self.target(output))
+        let files = outputs::committed_files(&self.store, &self.target(output))
             .await
             .unwrap()?;
         Some(self.rows(&files).await)

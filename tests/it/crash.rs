@@ -66,7 +66,7 @@ fn snapshot(wh: &Path) -> Vec<String> {
                 .into_iter()
                 .filter(|f| f.extension().is_some_and(|e| e == "parquet"))
                 .collect();
-            let marker: c360::sink::SuccessMarker =
+            let marker: c360::outputs::SuccessMarker =
                 serde_json::from_slice(&std::fs::read(dir.join("_SUCCESS")).unwrap()).unwrap();
             let listed: Vec<PathBuf> = marker.files.iter().map(|f| dir.join(f)).collect();
             let rows = table(&plain);
@@ -317,7 +317,7 @@ async fn two_runs_of_a_job_at_once_exactly_one_publishes() {
     assert_eq!(c360::cli::exit_code(&lost), c360::cli::exit::LOCKED);
     assert!(lost.next_step().contains("wait for it"));
     // The winner's snapshot is there, and nothing else started.
-    let marker: c360::sink::SuccessMarker = serde_json::from_slice(
+    let marker: c360::outputs::SuccessMarker = serde_json::from_slice(
         &std::fs::read(
             wh.path()
                 .join("customer_360/snapshot_date=2026-02-02/_SUCCESS"),

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use c360::job::{Compression, FileLayout};
-use c360::sink::write_stream;
+use c360::outputs::write_stream;
 use datafusion::arrow::array::{Int64Array, RecordBatch};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::parquet::file::reader::{FileReader, SerializedFileReader};
@@ -34,7 +34,7 @@ fn even_keys() -> Vec<RecordBatch> {
         .collect()
 }
 
-async fn write(dir: &std::path::Path, layout: &FileLayout) -> c360::sink::StagedPartition {
+async fn write(dir: &std::path::Path, layout: &FileLayout) -> c360::outputs::StagedPartition {
     let store: Arc<dyn ObjectStore> = Arc::new(LocalFileSystem::new_with_prefix(dir).unwrap());
     let batches = even_keys();
     let stream = Box::pin(RecordBatchStreamAdapter::new(

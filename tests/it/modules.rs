@@ -10,8 +10,8 @@ use crate::util::repo_root;
 
 /// Top-level modules, lowest first.
 const LAYERS: [&str; 16] = [
-    "clock", "udf", "generate", "engine", "job", "storage", "source", "sink", "commit", "checks",
-    "steps", "erasure", "runlog", "run", "schedule", "cli",
+    "clock", "udf", "generate", "engine", "job", "storage", "outputs", "source", "commit",
+    "checks", "steps", "erasure", "runlog", "run", "schedule", "cli",
 ];
 
 fn rank(module: &str) -> usize {

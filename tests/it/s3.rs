@@ -51,7 +51,7 @@ pub(crate) async fn upload(store: &Arc<dyn ObjectStore>, local: &Path, prefix: &
 
 /// Every row of a committed partition, formatted and sorted, for comparisons.
 async fn committed_rows(store: &Arc<dyn ObjectStore>, partition: &ObjectPath) -> Vec<String> {
-    let files = c360::sink::committed_files(store, partition)
+    let files = c360::outputs::committed_files(store, partition)
         .await
         .unwrap()
         .unwrap_or_else(|| panic!("{partition} is not committed"));
@@ -196,7 +196,7 @@ async fn two_runs_against_one_s3_warehouse_exactly_one_publishes() {
         .bytes()
         .await
         .unwrap();
-    let marker: c360::sink::SuccessMarker = serde_json::from_slice(&bytes).unwrap();
+    let marker: c360::outputs::SuccessMarker = serde_json::from_slice(&bytes).unwrap();
     assert_eq!(marker.run_id, won.run_id);
     // tests/fixtures/tiny_raw has five customers (see run.rs).
     assert_eq!(marker.rows, 5);

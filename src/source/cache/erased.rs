@@ -8,8 +8,8 @@ use object_store::ObjectStore;
 use object_store::path::Path;
 
 use super::{MANIFEST, delete, parquet_file, put_manifest, read_manifest};
-use crate::erasure::ErasedIdentifiers;
-use crate::sink::SinkError;
+use crate::outputs::SinkError;
+use crate::source::ErasedIdentifiers;
 use crate::source::StagingError;
 
 /// Deletes the cache entries of `days` under `dir` whose rows or rejects carry

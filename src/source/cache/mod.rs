@@ -37,7 +37,7 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use serde::{Deserialize, Serialize};
 
-use crate::sink::{SinkError, WrittenFile};
+use crate::outputs::{SinkError, WrittenFile};
 use crate::source::StagingError;
 use crate::source::{self, Listing, RawFile, SourceError, SourceInput, SourceReport};
 

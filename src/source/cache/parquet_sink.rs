@@ -11,7 +11,7 @@ use object_store::path::Path;
 
 use super::EXTRACT_COLUMN;
 use crate::job::{Compression, FileLayout, SourceSpec};
-use crate::sink::ParquetFileWriter;
+use crate::outputs::ParquetFileWriter;
 use crate::source::StagingError;
 use crate::source::{self, BatchSink, SourceError};
 

@@ -16,9 +16,9 @@ use datafusion::prelude::SessionContext;
 use futures::StreamExt;
 
 use super::DuplicatesAt;
-use crate::checks::ident;
+use crate::engine::sql_ident as ident;
 use crate::job::{Compression, DedupRule, FileLayout, Winner};
-use crate::sink::{self, ParquetFileWriter, WrittenFile};
+use crate::outputs::{self, ParquetFileWriter, WrittenFile};
 use crate::source::StagingError;
 use crate::source::{FILE_COLUMN, LINE_COLUMN};
 
@@ -227,7 +227,7 @@ pub(super) async fn group(
             Some(w) => w,
             None => writer.insert(ParquetFileWriter::create(
                 at.store.clone(),
-                at.dir.clone().join(sink::part_name(0)),
+                at.dir.clone().join(outputs::part_name(0)),
                 schema.clone(),
                 Compression::Snappy,
                 &FileLayout::staging(),

@@ -35,9 +35,9 @@ use object_store::path::Path;
 
 mod groups;
 
-use crate::checks::ident;
+use crate::engine::sql_ident as ident;
 use crate::job::{DedupRule, SourceSpec, deduped_table};
-use crate::sink::WrittenFile;
+use crate::outputs::WrittenFile;
 use crate::source::SourceReport;
 use crate::source::StagingError;
 use crate::source::{FILE_COLUMN, LINE_COLUMN};

@@ -19,7 +19,7 @@ use object_store::{ObjectStore, ObjectStoreExt};
 use super::IdentityError;
 use super::intern::Interner;
 use super::keys::Previous;
-use crate::sink::{self, CommittedSnapshot};
+use crate::outputs::{self, CommittedSnapshot};
 
 /// The latest committed `snapshot_date=` partition under `output` before `date`.
 pub async fn latest_before(
@@ -27,7 +27,7 @@ pub async fn latest_before(
     output: &Path,
     date: NaiveDate,
 ) -> Result<Option<CommittedSnapshot>, IdentityError> {
-    sink::latest_committed_before(store, output, date)
+    outputs::latest_committed_before(store, output, date)
         .await
         .map_err(|e| IdentityError::Previous {
             path: output.to_string(),

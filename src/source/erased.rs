@@ -1,4 +1,6 @@
-//! Whether a reject row's raw text carries an erased identifier.
+//! Whether a reject row's raw text (or a typed row's identifiers, joined as
+//! text: `cache`) carries an erased identifier. The erasure steps say who is
+//! erased (`crate::erasure`); this layer owns the matcher it needs.
 //!
 //! Reject rows are text that failed to parse, so the match is on text, not on
 //! columns, and errs towards removing a row (docs/rules.md "Erasure"):

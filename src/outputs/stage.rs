@@ -1,32 +1,17 @@
-//! Output staging: each output's step result is written, sorted by its keys, to
-//! the run's staging folder; `run` publishes them only when all are written.
+//! Output staging: an output's step result written, sorted by its keys, to the
+//! run's staging folder; the run publishes every output only when all are
+//! written and checked (`crate::commit`).
 
+use chrono::NaiveDate;
 use datafusion::prelude::{SessionContext, ident};
 use object_store::path::Path;
 
-use super::{Bound, RunError};
+use super::{SinkError, StagedPartition};
 use crate::job::OutputSpec;
-use crate::sink::{self, StagedPartition};
-use crate::steps::PublishedLocations;
-
-/// Where each output is published (store and folder), by output name; builtin
-/// steps read their own previous snapshots there.
-pub(super) fn published_locations(
-    bound: &Bound,
-    outputs: &[OutputSpec],
-) -> Result<PublishedLocations, RunError> {
-    let mut locations = PublishedLocations::new();
-    for output in outputs {
-        let path = crate::job::interpolate(&output.path, &bound.vars)
-            .map_err(|e| RunError::Bind(format!("output {}: {e}", output.name)))?;
-        let location = bound.registry.resolve_for_write(&path)?;
-        locations.insert(output.name.clone(), (location.store, location.prefix));
-    }
-    Ok(locations)
-}
+use crate::storage::StorageLocation;
 
 /// One output written to staging.
-pub(super) struct StagedOutput {
+pub struct StagedOutput {
     pub name: String,
     /// The output's folder (`{warehouse}/customer_360`).
     pub root: Path,
@@ -42,11 +27,11 @@ pub(super) struct StagedOutput {
 /// The first problem of `output`'s keys against `columns`, those of the table
 /// it publishes: a partition other than the logical date, a sort or bloom filter
 /// key that is not a column.
-pub(super) fn key_problem(output: &OutputSpec, columns: &[String]) -> Option<String> {
+pub fn key_problem(output: &OutputSpec, columns: &[String]) -> Option<String> {
     if let Some(other) = output
         .partition_by
         .iter()
-        .find(|k| k.as_str() != sink::SNAPSHOT_COLUMN)
+        .find(|k| k.as_str() != super::SNAPSHOT_COLUMN)
     {
         return Some(format!(
             "partition_by `{other}`: only snapshot_date (the logical date) is supported"
@@ -65,28 +50,30 @@ pub(super) fn key_problem(output: &OutputSpec, columns: &[String]) -> Option<Str
     })
 }
 
-/// Writes one output's partition for this run to staging, sorted by its keys.
-pub(super) async fn stage_output(
+/// Writes `output`'s partition of `date` to staging under `tmp` (in the
+/// warehouse's store), sorted by its keys; `location` is the output's folder,
+/// which must be in the same store.
+pub async fn stage_output(
     ctx: &SessionContext,
-    bound: &Bound,
     output: &OutputSpec,
+    location: &StorageLocation,
+    warehouse: &StorageLocation,
+    date: NaiveDate,
     tmp: &Path,
-) -> Result<StagedOutput, RunError> {
-    let query_err = |source| RunError::Query {
-        what: format!("output {}", output.name),
+) -> Result<StagedOutput, SinkError> {
+    let query_err = |source| SinkError::Query {
+        output: output.name.clone(),
         source,
     };
-    let path = crate::job::interpolate(&output.path, &bound.vars)
-        .map_err(|e| RunError::Bind(format!("output {}: {e}", output.name)))?;
-    let location = bound.registry.resolve_for_write(&path)?;
-    if location.store_url != bound.warehouse.store_url {
-        return Err(RunError::OutputSpec {
-            output: output.name.clone(),
-            message: format!(
-                "path {} must be in the warehouse's store ({})",
-                location.url, bound.warehouse.url
-            ),
-        });
+    let spec_err = |message| SinkError::Spec {
+        output: output.name.clone(),
+        message,
+    };
+    if location.store_url != warehouse.store_url {
+        return Err(spec_err(format!(
+            "path {} must be in the warehouse's store ({})",
+            location.url, warehouse.url
+        )));
     }
     let mut frame = ctx.table(output.name.as_str()).await.map_err(query_err)?;
     let columns: Vec<String> = frame
@@ -96,15 +83,12 @@ pub(super) async fn stage_output(
         .map(|f| f.name().clone())
         .collect();
     if let Some(message) = key_problem(output, &columns) {
-        return Err(RunError::OutputSpec {
-            output: output.name.clone(),
-            message,
-        });
+        return Err(spec_err(message));
     }
     let partition: Vec<String> = output
         .partition_by
         .iter()
-        .map(|_| sink::snapshot_partition(bound.date))
+        .map(|_| super::snapshot_partition(date))
         .collect();
     if columns.iter().any(|c| output.partition_by.contains(c)) {
         // Hive layout: partition values live in the path, not in the files.
@@ -134,10 +118,10 @@ pub(super) async fn stage_output(
         .iter()
         .fold(location.prefix.clone(), |dir, part| dir.join(part.as_str()));
     let (plan, stream) = crate::engine::execute(frame).await.map_err(query_err)?;
-    let staged = sink::write_stream(
+    let staged = super::write_stream(
         &output.name,
         stream,
-        bound.warehouse.store.clone(),
+        warehouse.store.clone(),
         &staging_dir,
         output.compression,
         &output.layout,

@@ -1,9 +1,10 @@
-//! Writing Parquet: staging files and publishing partitions.
+//! Outputs: writing Parquet, staging each output, and reading published data back.
 //!
 //! Every Parquet file c360 writes (typed source rows, rejects, outputs) goes
 //! through [`ParquetFileWriter`], so compression, statistics and types are the
-//! same everywhere. Outputs are first written under a run-private staging folder
-//! ([`write_stream`]) and then committed into `<output>/<key>=<value>/…`.
+//! same everywhere. Each output is first written, sorted by its keys, under a
+//! run-private staging folder (`stage.rs`, [`write_stream`]) and then committed
+//! into `<output>/<key>=<value>/…`.
 //!
 //! Making staged files visible is the commit protocol's job (`crate::commit`);
 //! `committed.rs` owns the `_SUCCESS` marker format and [`committed_files`], the
@@ -28,11 +29,13 @@ use object_store::{ObjectStore, ObjectStoreExt};
 use crate::job::{Compression, FileLayout};
 
 mod committed;
+mod stage;
 
 pub use committed::{
     CommittedSnapshot, SNAPSHOT_COLUMN, SUCCESS_MARKER, SuccessMarker, committed_files,
     latest_committed_before, read_marker, snapshot_partition,
 };
+pub use stage::{StagedOutput, key_problem, stage_output};
 
 /// Distinct values a bloom filter is first sized for; the writer folds it down
 /// to what the row group really held, so this only bounds the false-positive rate.
@@ -48,6 +51,9 @@ pub enum SinkError {
         output: String,
         source: DataFusionError,
     },
+    /// An output's declaration does not fit its step (a job problem).
+    #[error("output {output}: {message}")]
+    Spec { output: String, message: String },
     #[error("sink: unreadable marker {path}: {message}")]
     Marker { path: String, message: String },
     #[error("sink: storage error on {path}: {}", crate::storage::describe(source))]
