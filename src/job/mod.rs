@@ -9,6 +9,7 @@
 
 mod builtins;
 mod checks_spec;
+mod confine;
 pub mod cron;
 mod dag;
 mod dedup;
@@ -31,6 +32,7 @@ mod units;
 pub use builtins::{
     Builtin, BuiltinSettings, ClvSettings, ClvTimeUnit, SettingError, StitchSettings,
 };
+pub use confine::within;
 pub use dedup::{DedupRule, Winner, deduped_table};
 pub use diagnostic::{Diagnostic, Diagnostics};
 pub use interpolate::{InterpolateError, interpolate, template_position};

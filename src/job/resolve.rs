@@ -92,6 +92,10 @@ pub(crate) fn resolve(
     let mut outputs = Vec::new();
     for (name, raw) in draft.outputs {
         undefined_check(&name, "outputs", &tables, report);
+        if let Some(problem) = super::confine::output_path_problem(&raw.path.value) {
+            let message = format!("outputs.{}.path: {problem}", name.value);
+            report.at(raw.path.line, raw.path.column, message);
+        }
         check_placeholders(
             &raw.path,
             &format!("outputs.{}.path", name.value),

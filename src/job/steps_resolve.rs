@@ -203,7 +203,17 @@ fn read_sql_step(
     report: &mut Reporter,
 ) -> Option<(PathBuf, String, Vec<String>)> {
     let file = PathBuf::from(&sql_path.value);
-    let template = match std::fs::read_to_string(scope.base_dir.join(&file)) {
+    let full = scope.base_dir.join(&file);
+    if !super::confine::within(scope.base_dir, &full) {
+        let message = format!(
+            "SQL file `{}` is outside the job's project folder `{}` (SQL files are read only from there)",
+            sql_path.value,
+            scope.base_dir.display()
+        );
+        report.at(sql_path.line, sql_path.column, message);
+        return None;
+    }
+    let template = match std::fs::read_to_string(&full) {
         Ok(text) => text,
         Err(e) => {
             let message = format!("cannot read SQL file `{}`: {e}", sql_path.value);

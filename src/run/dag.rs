@@ -204,9 +204,19 @@ async fn run_steps(
 }
 
 /// Where `output` is published, its path bound to the run.
-fn output_location(bound: &Bound, output: &OutputSpec) -> Result<StorageLocation, RunError> {
+pub(super) fn output_location(
+    bound: &Bound,
+    output: &OutputSpec,
+) -> Result<StorageLocation, RunError> {
     let path = crate::job::interpolate(&output.path, &bound.vars)
         .map_err(|e| RunError::Bind(format!("output {}: {e}", output.name)))?;
+    let location = bound.registry.resolve(&path)?;
+    if !bound.warehouse.contains(&location) {
+        return Err(RunError::Bind(format!(
+            "output {}: {} is not under the warehouse {} (outputs are written only there)",
+            output.name, location.url, bound.warehouse.url
+        )));
+    }
     Ok(bound.registry.resolve_for_write(&path)?)
 }
 

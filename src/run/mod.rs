@@ -127,6 +127,10 @@ struct Progress {
 pub async fn run(job: &Job, options: &RunOptions) -> Result<RunSummary, RunError> {
     let started = Instant::now();
     let bound = bind(job, options)?;
+    // Every output under the warehouse, before anything is read or written.
+    for output in &job.outputs {
+        dag::output_location(&bound, output)?;
+    }
     let run_id = format!(
         "{}-{}",
         options.clock.now().format("%Y%m%dT%H%M%SZ"),

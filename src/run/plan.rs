@@ -25,6 +25,7 @@ use crate::engine::{self, EngineOptions};
 use crate::job::{CheckSpec, Diagnostic, Job, StepKind, StepSpec, template_position};
 use crate::source::dedup::register_deduped;
 use crate::steps::{PublishedLocations, StepEnv, StepError};
+use crate::storage::StorageRegistry;
 
 /// What planning a job found.
 #[derive(Debug, Default)]
@@ -55,8 +56,15 @@ pub async fn plan_job(job: &Job) -> PlanFindings {
     let date = chrono::Utc::now().date_naive();
     let mut vars = job.params.clone();
     vars.insert("date".into(), date.to_string());
-    vars.insert("raw".into(), job.storage.raw.clone());
-    vars.insert("warehouse".into(), job.storage.warehouse.clone());
+    for (root, template) in [
+        ("raw", &job.storage.raw),
+        ("warehouse", &job.storage.warehouse),
+    ] {
+        let bound = crate::job::interpolate(template, &vars).unwrap_or_else(|_| template.clone());
+        vars.insert(root.into(), bound);
+    }
+    let registry = StorageRegistry::for_job(job.base_dir.clone(), &job.storage);
+    let warehouse = registry.resolve(&vars["warehouse"]).ok();
 
     for spec in &job.sources {
         let schema = crate::source::typed_schema(spec.schema);
@@ -103,6 +111,19 @@ pub async fn plan_job(job: &Job) -> PlanFindings {
             continue;
         }
         let place = job.places.outputs.get(&output.name);
+        // Symlinks out of the warehouse, where the folders exist already.
+        let location = crate::job::interpolate(&output.path, &vars)
+            .ok()
+            .and_then(|path| registry.resolve(&path).ok());
+        if let (Some(warehouse), Some(location)) = (&warehouse, &location)
+            && !warehouse.contains(location)
+        {
+            let message = format!(
+                "outputs.{}.path: {} is not under the warehouse {} (outputs are written only there)",
+                output.name, location.url, warehouse.url
+            );
+            findings.errors.push(at_job(place, message));
+        }
         let columns: Vec<String> = match ctx.table(output.name.as_str()).await {
             Ok(frame) => frame
                 .schema()

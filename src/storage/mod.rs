@@ -108,6 +108,19 @@ impl StorageLocation {
     pub fn is_local_disk(&self) -> bool {
         self.store_url.as_str().starts_with("file://")
     }
+
+    /// Whether `inner` is strictly below this location in the same store: on
+    /// local disk with symlinks resolved ([`crate::job::within`]), in an object
+    /// store by path segments.
+    pub fn contains(&self, inner: &StorageLocation) -> bool {
+        if self.store_url != inner.store_url || self.url == inner.url {
+            return false;
+        }
+        match (self.url.to_file_path(), inner.url.to_file_path()) {
+            (Ok(root), Ok(path)) => crate::job::within(&root, &path),
+            _ => inner.prefix.prefix_matches(&self.prefix),
+        }
+    }
 }
 
 /// Removes, from local folder `dir` (a store path of a root `LocalFileSystem`),

@@ -377,3 +377,71 @@ async fn the_bundled_job_plans_without_errors_or_warnings() {
         .collect();
     assert!(all.is_empty(), "{all:#?}");
 }
+
+// Outputs are written only under the warehouse and SQL is read only from the
+// project folder: `..` and other roots are refused when the job is loaded, a
+// symlink out of the warehouse when it is planned (and again when it runs).
+#[test]
+fn paths_out_of_the_warehouse_or_the_project_are_refused() {
+    let orders = "SELECT transaction_id, line_no FROM transactions_deduped\n";
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("evil.sql"), orders).unwrap();
+    let escaping = SMALL_JOB
+        .replace("{warehouse}/orders", "{warehouse}/../../escaped")
+        .replace(
+            "sql: sql/leftover.sql",
+            &format!("sql: {}", outside.path().join("evil.sql").display()),
+        );
+    let dir = project(&[
+        ("jobs/small.yaml", &escaping),
+        ("sql/orders.sql", orders),
+        ("sql/leftover.sql", orders),
+    ]);
+    let (code, stderr) = validate_in(dir.path());
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("jobs/small.yaml:14:19: outputs.orders.path: must not contain `..`"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("jobs/small.yaml:8:28: SQL file `")
+            && stderr.contains("is outside the job's project folder"),
+        "{stderr}"
+    );
+
+    // A symlink inside the warehouse that leads out of it.
+    let job = SMALL_JOB.replace("not_null: [ordre_ts]", "not_null: [order_ts]");
+    std::fs::write(dir.path().join("jobs/small.yaml"), job).unwrap();
+    std::fs::remove_file(dir.path().join("sql/leftover.sql")).unwrap();
+    std::fs::write(
+        dir.path().join("sql/leftover.sql"),
+        "SELECT COUNT(*) AS n FROM transactions\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("sql/orders.sql"),
+        "SELECT transaction_id, order_ts, line_no FROM transactions_deduped\n",
+    )
+    .unwrap();
+    let (code, stderr) = validate_in(dir.path());
+    assert_eq!(code, 0, "{stderr}");
+    std::fs::create_dir_all(dir.path().join("wh")).unwrap();
+    std::os::unix::fs::symlink(outside.path(), dir.path().join("wh/orders")).unwrap();
+    let (code, stderr) = validate_in(dir.path());
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("jobs/small.yaml:14:3: outputs.orders.path: ")
+            && stderr.contains("is not under the warehouse"),
+        "{stderr}"
+    );
+    // A run refuses it before reading anything, and writes nothing out there.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_c360"))
+        .args(["run", "jobs/small.yaml", "--date", "2026-01-02"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("is not under the warehouse"), "{stderr}");
+    assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 1);
+}
