@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 use crate::clock::SystemClock;
 use crate::run::{RunOptions, RunSummary};
 
+mod query;
 mod schedule;
 
 /// Exit codes, documented in the README and `--help`.
@@ -31,7 +32,7 @@ pub mod exit {
     name = "c360",
     version,
     about,
-    after_help = "Examples:\n  c360 run jobs/customer_360.yaml --date 2026-03-01\n  c360 run jobs/customer_360.yaml --set warehouse=/tmp/wh --set fatigue_days=14\n  c360 validate jobs/*.yaml\n  c360 generate --customers 2000 --days 60 --seed 7 --out sample_data/raw\n  c360 status jobs/customer_360.yaml\n  c360 scheduler jobs/\n  c360 backfill jobs/customer_360.yaml --from 2026-02-01 --to 2026-03-01\n\nExit codes: 0 success, 1 run failed, 2 invalid job or usage, 3 another run holds the warehouse lease."
+    after_help = "Examples:\n  c360 run jobs/customer_360.yaml --date 2026-03-01\n  c360 run jobs/customer_360.yaml --set warehouse=/tmp/wh --set fatigue_days=14\n  c360 validate jobs/*.yaml\n  c360 generate --customers 2000 --days 60 --seed 7 --out sample_data/raw\n  c360 query \"SELECT value_segment, COUNT(*) FROM customer_360 GROUP BY 1\"\n  c360 status jobs/customer_360.yaml\n  c360 scheduler jobs/\n  c360 backfill jobs/customer_360.yaml --from 2026-02-01 --to 2026-03-01\n\nExit codes: 0 success, 1 run failed, 2 invalid job or usage, 3 another run holds the warehouse lease."
 )]
 pub struct Cli {
     /// Log format on stderr.
@@ -85,6 +86,23 @@ pub enum Command {
         /// How many runs to show.
         #[arg(long, default_value_t = 20)]
         limit: usize,
+    },
+    /// Run SQL on the committed outputs of a warehouse (latest snapshots).
+    Query {
+        /// The SQL; none: an interactive prompt (or the SQL on stdin when it is not a terminal).
+        sql: Option<String>,
+        /// A job file: its warehouse.
+        #[arg(long)]
+        job: Option<PathBuf>,
+        /// The warehouse (path or URL); default: the job's, else `warehouse`.
+        #[arg(long)]
+        warehouse: Option<String>,
+        /// Read the latest snapshot on or before this date instead of the latest.
+        #[arg(long)]
+        date: Option<NaiveDate>,
+        /// How rows are written.
+        #[arg(long, value_enum, default_value_t = query::QueryFormat::Table)]
+        format: query::QueryFormat,
     },
     /// Write deterministic synthetic raw extracts (and their ground truth).
     Generate {
@@ -212,6 +230,13 @@ pub async fn dispatch(cli: Cli) -> ExitCode {
             warehouse,
             limit,
         } => status(job, warehouse, limit).await,
+        Command::Query {
+            sql,
+            job,
+            warehouse,
+            date,
+            format,
+        } => query(sql, job, warehouse, date, format).await,
         Command::Generate {
             customers,
             days,
@@ -247,7 +272,11 @@ pub fn exit_code(error: &crate::run::RunError) -> u8 {
     }
 }
 
-async fn status(job: Option<PathBuf>, warehouse: Option<String>, limit: usize) -> ExitCode {
+/// The warehouse of `job` (or `warehouse`, else `./warehouse`), and the job's name.
+fn warehouse_of(
+    job: Option<PathBuf>,
+    warehouse: Option<String>,
+) -> Result<(Option<String>, crate::storage::StorageLocation), ExitCode> {
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
     let (job, registry, root) = match job {
         Some(path) => match crate::job::load(&path) {
@@ -259,7 +288,7 @@ async fn status(job: Option<PathBuf>, warehouse: Option<String>, limit: usize) -
             }
             Err(diagnostics) => {
                 eprintln!("{diagnostics}");
-                return ExitCode::from(exit::INVALID);
+                return Err(ExitCode::from(exit::INVALID));
             }
         },
         None => (
@@ -268,12 +297,19 @@ async fn status(job: Option<PathBuf>, warehouse: Option<String>, limit: usize) -
             warehouse.unwrap_or_else(|| "warehouse".into()),
         ),
     };
-    let location = match registry.resolve(&root) {
-        Ok(location) => location,
+    match registry.resolve(&root) {
+        Ok(location) => Ok((job, location)),
         Err(e) => {
             eprintln!("error: {e}");
-            return ExitCode::from(exit::INVALID);
+            Err(ExitCode::from(exit::INVALID))
         }
+    }
+}
+
+async fn status(job: Option<PathBuf>, warehouse: Option<String>, limit: usize) -> ExitCode {
+    let (job, location) = match warehouse_of(job, warehouse) {
+        Ok(found) => found,
+        Err(code) => return code,
     };
     let log = crate::runlog::RunLog::new(location.store.clone(), &location.prefix);
     match log.recent(job.as_deref(), limit).await {
@@ -283,6 +319,64 @@ async fn status(job: Option<PathBuf>, warehouse: Option<String>, limit: usize) -
         }
         Err(e) => {
             eprintln!("error: {e}");
+            ExitCode::from(exit::RUN_FAILED)
+        }
+    }
+}
+
+async fn query(
+    sql: Option<String>,
+    job: Option<PathBuf>,
+    warehouse: Option<String>,
+    date: Option<NaiveDate>,
+    format: query::QueryFormat,
+) -> ExitCode {
+    use std::io::{IsTerminal, Read};
+    let (_, location) = match warehouse_of(job, warehouse) {
+        Ok(found) => found,
+        Err(code) => return code,
+    };
+    let (ctx, tables) = match query::session(&location, date).await {
+        Ok(session) => session,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(exit::RUN_FAILED);
+        }
+    };
+    let sql = match sql {
+        Some(sql) => sql,
+        None if std::io::stdin().is_terminal() => {
+            return match query::prompt(&ctx, &tables).await {
+                Ok(()) => ExitCode::from(exit::SUCCESS),
+                Err(e) => {
+                    eprintln!("{e}");
+                    ExitCode::from(exit::RUN_FAILED)
+                }
+            };
+        }
+        None => {
+            let mut text = String::new();
+            if let Err(e) = std::io::stdin().read_to_string(&mut text) {
+                eprintln!("error: reading SQL from stdin: {e}");
+                return ExitCode::from(exit::INVALID);
+            }
+            text
+        }
+    };
+    let mut stdout = std::io::BufWriter::new(std::io::stdout());
+    let result = query::run_sql(&ctx, &sql, format, &mut stdout).await;
+    let flushed = std::io::Write::flush(&mut stdout);
+    match (result, flushed) {
+        (Ok(()), Ok(())) => ExitCode::from(exit::SUCCESS),
+        (Err(e), _) => {
+            eprintln!("{e}");
+            if tables.is_empty() {
+                eprintln!("(no committed output under {})", location.url);
+            }
+            ExitCode::from(exit::RUN_FAILED)
+        }
+        (_, Err(e)) => {
+            eprintln!("error: writing the result: {e}");
             ExitCode::from(exit::RUN_FAILED)
         }
     }

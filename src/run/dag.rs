@@ -203,11 +203,12 @@ async fn run_steps(
     Ok(StepsDone { outputs, records })
 }
 
-/// Where `output` is published, its path bound to the run.
-pub(super) fn output_location(
+/// Where `output` is published, its path bound to the run, refused when it is
+/// not under the warehouse (SECURITY.md). Creates no folder.
+pub(super) fn confined_location(
     bound: &Bound,
     output: &OutputSpec,
-) -> Result<StorageLocation, RunError> {
+) -> Result<(String, StorageLocation), RunError> {
     let path = crate::job::interpolate(&output.path, &bound.vars)
         .map_err(|e| RunError::Bind(format!("output {}: {e}", output.name)))?;
     let location = bound.registry.resolve(&path)?;
@@ -217,6 +218,12 @@ pub(super) fn output_location(
             output.name, location.url, bound.warehouse.url
         )));
     }
+    Ok((path, location))
+}
+
+/// Where `output` is published, ready for writing (a local folder is created).
+fn output_location(bound: &Bound, output: &OutputSpec) -> Result<StorageLocation, RunError> {
+    let (path, _) = confined_location(bound, output)?;
     Ok(bound.registry.resolve_for_write(&path)?)
 }
 

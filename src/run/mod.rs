@@ -129,7 +129,7 @@ pub async fn run(job: &Job, options: &RunOptions) -> Result<RunSummary, RunError
     let bound = bind(job, options)?;
     // Every output under the warehouse, before anything is read or written.
     for output in &job.outputs {
-        dag::output_location(&bound, output)?;
+        dag::confined_location(&bound, output)?;
     }
     let run_id = format!(
         "{}-{}",

@@ -13,6 +13,7 @@ mod incremental;
 mod layout;
 mod materialize;
 mod modules;
+mod query;
 mod run;
 mod s3;
 mod s3_errors;
