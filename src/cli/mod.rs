@@ -32,7 +32,7 @@ pub mod exit {
     name = "c360",
     version,
     about,
-    after_help = "Examples:\n  c360 run jobs/customer_360.yaml --date 2026-03-01\n  c360 run jobs/customer_360.yaml --set warehouse=/tmp/wh --set fatigue_days=14\n  c360 validate jobs/*.yaml\n  c360 generate --customers 2000 --days 60 --seed 7 --out sample_data/raw\n  c360 query \"SELECT value_segment, COUNT(*) FROM customer_360 GROUP BY 1\"\n  c360 status jobs/customer_360.yaml\n  c360 scheduler jobs/\n  c360 backfill jobs/customer_360.yaml --from 2026-02-01 --to 2026-03-01\n\nExit codes: 0 success, 1 run failed, 2 invalid job or usage, 3 another run holds the warehouse lease."
+    after_help = "Examples:\n  c360 run jobs/customer_360.yaml --date 2026-03-01\n  c360 run jobs/customer_360.yaml --set warehouse=/tmp/wh --set fatigue_days=14\n  c360 validate jobs/*.yaml\n  c360 explain jobs/customer_360.yaml --date 2026-03-01\n  c360 generate --customers 2000 --days 60 --seed 7 --out sample_data/raw\n  c360 query \"SELECT value_segment, COUNT(*) FROM customer_360 GROUP BY 1\"\n  c360 status jobs/customer_360.yaml\n  c360 scheduler jobs/\n  c360 backfill jobs/customer_360.yaml --from 2026-02-01 --to 2026-03-01\n\nExit codes: 0 success, 1 run failed, 2 invalid job or usage, 3 another run holds the warehouse lease."
 )]
 pub struct Cli {
     /// Log format on stderr.
@@ -69,6 +69,20 @@ pub enum Command {
         /// cache (`<warehouse>/_c360/staging/`), and rewrite its entries.
         #[arg(long)]
         full_refresh: bool,
+    },
+    /// Show what a run would do: sources and the days it reads, steps as a DAG, checks, outputs.
+    Explain {
+        /// The job file.
+        job: PathBuf,
+        /// Logical date (YYYY-MM-DD); default: today in the job's time zone.
+        #[arg(long)]
+        date: Option<NaiveDate>,
+        /// Override a storage root (`raw`, `warehouse`) or a param: `--set key=value`.
+        #[arg(long = "set", value_parser = parse_key_value)]
+        sets: Vec<(String, String)>,
+        /// Add each step's DataFusion logical and physical plan.
+        #[arg(long)]
+        verbose: bool,
     },
     /// Check job files and report every problem as file:line:col.
     Validate {
@@ -230,6 +244,12 @@ pub async fn dispatch(cli: Cli) -> ExitCode {
             warehouse,
             limit,
         } => status(job, warehouse, limit).await,
+        Command::Explain {
+            job,
+            date,
+            sets,
+            verbose,
+        } => explain(job, date, sets, verbose).await,
         Command::Query {
             sql,
             job,
@@ -320,6 +340,38 @@ async fn status(job: Option<PathBuf>, warehouse: Option<String>, limit: usize) -
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::from(exit::RUN_FAILED)
+        }
+    }
+}
+
+async fn explain(
+    path: PathBuf,
+    date: Option<NaiveDate>,
+    sets: Vec<(String, String)>,
+    verbose: bool,
+) -> ExitCode {
+    let job = match crate::job::load(&path) {
+        Ok(job) => job,
+        Err(diagnostics) => {
+            eprintln!("{diagnostics}");
+            return ExitCode::from(exit::INVALID);
+        }
+    };
+    let options = RunOptions {
+        date,
+        overrides: sets,
+        memory_limit: None,
+        clock: Arc::new(SystemClock),
+        full_refresh: false,
+    };
+    match crate::run::explain(&job, &options, verbose).await {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::from(exit::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(exit_code(&e))
         }
     }
 }

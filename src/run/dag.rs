@@ -128,15 +128,13 @@ async fn run_steps(
         let tables = std::iter::once(&step.name).chain(&step.also_defines);
         let mut done = Done::default();
         for table in tables {
-            let is_table = step.materialize == Materialize::Table
-                || (job.erasure.as_ref()).is_some_and(|e| e.steps().contains(&table.as_str()));
             let result = if let Some(output) = by_name.get(table.as_str()) {
                 let out = stage_output(ctx, bound, output, tmp).await?;
                 register_staged(ctx, bound, &out).await?;
                 let result = (out.staged.clone(), out.spills, "output");
                 staged.insert(table.clone(), out);
                 result
-            } else if is_table {
+            } else if materialized(job, step, table) == Materialized::Table {
                 let dir = tmp.clone().join("steps").join(table.as_str());
                 let m = crate::steps::materialize(
                     ctx,
@@ -251,6 +249,33 @@ async fn stage_output(
     let location = output_location(bound, output)?;
     let (warehouse, date) = (&bound.warehouse, bound.date);
     Ok(outputs::stage_output(ctx, output, &location, warehouse, date, tmp).await?)
+}
+
+/// How a run computes table `table` of `step` (the step itself or a builtin's
+/// companion).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Materialized {
+    /// Written sorted as an output's staged partition, which readers scan.
+    Output,
+    /// Written once to run-private Parquet, which readers scan.
+    Table,
+    /// Planned into each reader.
+    View,
+}
+
+/// How a run computes `table` of `step`: an output is staged, a `table` step
+/// and the erasure steps are written once (the erasure steps are read by nearly
+/// every later step), anything else is a view.
+pub(super) fn materialized(job: &Job, step: &crate::job::StepSpec, table: &str) -> Materialized {
+    if job.outputs.iter().any(|o| o.name == table) {
+        Materialized::Output
+    } else if step.materialize == Materialize::Table
+        || (job.erasure.as_ref()).is_some_and(|e| e.steps().contains(&table))
+    {
+        Materialized::Table
+    } else {
+        Materialized::View
+    }
 }
 
 /// Figures of one step, summed over its tables (a builtin's companions too).

@@ -23,6 +23,7 @@ mod accounting;
 mod checking;
 mod dag;
 mod error;
+mod explain;
 mod plan;
 mod publish;
 mod record;
@@ -47,6 +48,7 @@ use crate::runlog::{RunLog, RunRecord};
 use crate::source::SourceReport;
 use crate::storage::{StorageLocation, StorageRegistry};
 pub use error::RunError;
+pub use explain::explain;
 pub use plan::{PlanFindings, plan_job};
 
 /// What the caller chose for this run.

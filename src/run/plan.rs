@@ -19,6 +19,7 @@ use std::sync::Arc;
 
 use datafusion::datasource::MemTable;
 use datafusion::error::DataFusionError;
+use datafusion::prelude::SessionContext;
 use tracing::instrument::WithSubscriber;
 
 use crate::engine::{self, EngineOptions};
@@ -39,6 +40,12 @@ pub struct PlanFindings {
 /// Plans every step, output and check of `job` (loaded and valid) over empty
 /// tables of the sources' typed schemas.
 pub async fn plan_job(job: &Job) -> PlanFindings {
+    planned(job).await.1
+}
+
+/// [`plan_job`], and the session the steps are registered on (`None` when it
+/// could not be built): `c360 explain --verbose` prints each step's plans.
+pub(super) async fn planned(job: &Job) -> (Option<SessionContext>, PlanFindings) {
     let mut findings = PlanFindings::default();
     let at_job = |place: Option<&(u32, u32)>, message: String| {
         let (line, column) = place.copied().unwrap_or((1, 1));
@@ -50,7 +57,7 @@ pub async fn plan_job(job: &Job) -> PlanFindings {
             findings
                 .errors
                 .push(at_job(None, format!("cannot plan the job: {e}")));
-            return findings;
+            return (None, findings);
         }
     };
     let date = chrono::Utc::now().date_naive();
@@ -103,6 +110,27 @@ pub async fn plan_job(job: &Job) -> PlanFindings {
         if let Err(e) = registered {
             findings.errors.push(step_problem(job, step, &e, &vars));
             broken.extend(tables);
+            continue;
+        }
+        // What a run writes once, later steps scan: an empty table of its
+        // schema, so each step's plan is its own SQL over its inputs.
+        for table in tables {
+            if super::dag::materialized(job, step, table) == super::dag::Materialized::View {
+                continue;
+            }
+            let replaced = async {
+                let schema = Arc::clone(ctx.table(table).await?.schema().inner());
+                ctx.deregister_table(table)?;
+                let empty = MemTable::try_new(schema, vec![Vec::new()])?;
+                ctx.register_table(table, Arc::new(empty))
+            }
+            .await;
+            if let Err(e) = replaced {
+                let message = format!("step {}: {}", step.name, message(&e));
+                findings
+                    .errors
+                    .push(at_job(job.places.steps.get(&step.name), message));
+            }
         }
     }
 
@@ -161,11 +189,11 @@ pub async fn plan_job(job: &Job) -> PlanFindings {
         .into_iter()
         .map(|(place, message)| at_job(place, format!("warning: {message}")))
         .collect();
-    findings
+    (Some(ctx), findings)
 }
 
 /// A small session with c360's UDFs that keeps the spans of SQL it plans.
-fn session() -> Result<datafusion::prelude::SessionContext, crate::engine::EngineError> {
+fn session() -> Result<SessionContext, crate::engine::EngineError> {
     let options = EngineOptions {
         memory_limit: Some(256 << 20),
         spill_dir: None,

@@ -187,7 +187,7 @@ async fn copy_rejects(
 
 /// Reject rows name their file relative to the raw root when the source lives
 /// under it, else relative to the source's own location.
-fn reject_root(raw: &StorageLocation, location: &StorageLocation) -> Path {
+pub(crate) fn reject_root(raw: &StorageLocation, location: &StorageLocation) -> Path {
     if location.url.as_str().starts_with(raw.url.as_str()) {
         raw.prefix.clone()
     } else {

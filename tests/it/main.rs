@@ -7,6 +7,7 @@ mod commit;
 mod crash;
 mod engagement;
 mod erasure;
+mod explain;
 mod generate;
 mod identity;
 mod incremental;

@@ -430,3 +430,38 @@ fn store_err(path: &Path) -> impl FnOnce(object_store::Error) -> SinkError {
     let path = path.to_string();
     move |source| SinkError::Store { path, source }
 }
+
+/// How many days of `listing` (a partitioned source's raw files) have a cache
+/// entry under `dir` parsed from the same raw files (names, sizes, versions):
+/// the days a run reuses, unless the contract, the format, the currency codes
+/// or c360 itself changed since (`c360 explain`).
+pub(crate) async fn days_cached(
+    store: &Arc<dyn ObjectStore>,
+    dir: &Path,
+    listing: &Listing,
+) -> Result<usize, StagingError> {
+    let mut days: Vec<(NaiveDate, Vec<InputFile>)> = Vec::new();
+    for file in &listing.files {
+        let Some(dt) = file.dt else { continue };
+        let input = InputFile {
+            rel: file.rel.clone(),
+            size: file.size,
+            version: file.version.clone(),
+        };
+        match days.last_mut() {
+            Some((d, files)) if *d == dt => files.push(input),
+            _ => days.push((dt, vec![input])),
+        }
+    }
+    let mut cached = 0;
+    for (dt, files) in days {
+        let path = dir.clone().join(format!("dt={dt}")).join(MANIFEST);
+        if read_manifest(store, &path)
+            .await?
+            .is_some_and(|m| m.key.files == files)
+        {
+            cached += 1;
+        }
+    }
+    Ok(cached)
+}
