@@ -11,10 +11,6 @@ use tracing_subscriber::EnvFilter;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// Info for c360; object_store logs each retry at info, which would repeat every
-/// failed request several times, so only its warnings are shown by default.
-const DEFAULT_LOG: &str = "info,object_store=warn";
-
 /// Stack of every runtime thread. DataFusion plans a job's chain of views
 /// (customer_360 reads a dozen of them) by recursion, which in a debug build can
 /// outgrow tokio's 2 MiB default on the worker threads the scheduler runs jobs on.
@@ -72,8 +68,10 @@ fn main() -> ExitCode {
 
 async fn run() -> ExitCode {
     let cli = Cli::parse();
+    // By default info for c360; object_store logs each retry at info, which would
+    // repeat every failed request several times, so only its warnings show.
     let filter =
-        EnvFilter::try_from_env("C360_LOG").unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG));
+        EnvFilter::try_from_env("C360_LOG").unwrap_or_else(|_| EnvFilter::new(cli.log_filter()));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -38,8 +38,26 @@ pub struct Cli {
     /// Log format on stderr.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// More detail: `-v` logs c360 at debug (and `explain` adds each step's plans), `-vv` at trace.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Warnings and errors only.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
     #[command(subcommand)]
     pub command: Command,
+}
+
+impl Cli {
+    /// The log filter these flags ask for; `C360_LOG` (an `EnvFilter`) wins over them.
+    pub fn log_filter(&self) -> &'static str {
+        match (self.quiet, self.verbose) {
+            (true, _) => "warn",
+            (false, 0) => "info,object_store=warn",
+            (false, 1) => "info,c360=debug,object_store=warn",
+            (false, _) => "info,c360=trace,object_store=info",
+        }
+    }
 }
 
 /// Log output formats.
@@ -80,9 +98,6 @@ pub enum Command {
         /// Override a storage root (`raw`, `warehouse`) or a param: `--set key=value`.
         #[arg(long = "set", value_parser = parse_key_value)]
         sets: Vec<(String, String)>,
-        /// Add each step's DataFusion logical and physical plan.
-        #[arg(long)]
-        verbose: bool,
     },
     /// Check job files and report every problem as file:line:col.
     Validate {
@@ -244,12 +259,7 @@ pub async fn dispatch(cli: Cli) -> ExitCode {
             warehouse,
             limit,
         } => status(job, warehouse, limit).await,
-        Command::Explain {
-            job,
-            date,
-            sets,
-            verbose,
-        } => explain(job, date, sets, verbose).await,
+        Command::Explain { job, date, sets } => explain(job, date, sets, cli.verbose > 0).await,
         Command::Query {
             sql,
             job,
