@@ -229,12 +229,9 @@ pub async fn dispatch(cli: Cli) -> ExitCode {
             memory_limit,
             full_refresh,
         } => {
-            let job = match crate::job::load(&job) {
+            let job = match load_job(&job) {
                 Ok(job) => job,
-                Err(diagnostics) => {
-                    eprintln!("{diagnostics}");
-                    return ExitCode::from(exit::INVALID);
-                }
+                Err(code) => return code,
             };
             let options = RunOptions {
                 date,
@@ -311,6 +308,14 @@ pub fn exit_code(error: &crate::run::RunError) -> u8 {
     }
 }
 
+/// Loads a job file; its problems are printed and give the exit code (2).
+pub(crate) fn load_job(path: &std::path::Path) -> Result<crate::job::Job, ExitCode> {
+    crate::job::load(path).map_err(|diagnostics| {
+        eprintln!("{diagnostics}");
+        ExitCode::from(exit::INVALID)
+    })
+}
+
 /// The warehouse of `job` (or `warehouse`, else `./warehouse`), and the job's name.
 fn warehouse_of(
     job: Option<PathBuf>,
@@ -318,18 +323,13 @@ fn warehouse_of(
 ) -> Result<(Option<String>, crate::storage::StorageLocation), ExitCode> {
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
     let (job, registry, root) = match job {
-        Some(path) => match crate::job::load(&path) {
-            Ok(job) => {
-                let registry =
-                    crate::storage::StorageRegistry::for_job(job.base_dir.clone(), &job.storage);
-                let root = warehouse.unwrap_or_else(|| job.storage.warehouse.clone());
-                (Some(job.name), registry, root)
-            }
-            Err(diagnostics) => {
-                eprintln!("{diagnostics}");
-                return Err(ExitCode::from(exit::INVALID));
-            }
-        },
+        Some(path) => {
+            let job = load_job(&path)?;
+            let registry =
+                crate::storage::StorageRegistry::for_job(job.base_dir.clone(), &job.storage);
+            let root = warehouse.unwrap_or_else(|| job.storage.warehouse.clone());
+            (Some(job.name), registry, root)
+        }
         None => (
             None,
             crate::storage::StorageRegistry::new(cwd, Default::default()),
@@ -429,12 +429,9 @@ async fn explain(
     sets: Vec<(String, String)>,
     verbose: bool,
 ) -> ExitCode {
-    let job = match crate::job::load(&path) {
+    let job = match load_job(&path) {
         Ok(job) => job,
-        Err(diagnostics) => {
-            eprintln!("{diagnostics}");
-            return ExitCode::from(exit::INVALID);
-        }
+        Err(code) => return code,
     };
     let options = RunOptions {
         date,

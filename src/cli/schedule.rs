@@ -68,12 +68,9 @@ pub async fn backfill_command(
     to: NaiveDate,
     force: bool,
 ) -> ExitCode {
-    let job = match crate::job::load(&job) {
+    let job = match super::load_job(&job) {
         Ok(job) => job,
-        Err(diagnostics) => {
-            eprintln!("{diagnostics}");
-            return ExitCode::from(exit::INVALID);
-        }
+        Err(code) => return code,
     };
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let (runner, history) = real_runner(clock);
