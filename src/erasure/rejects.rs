@@ -1,5 +1,6 @@
 //! Filtering one extract's staged rejects before they are published: a reject row
-//! whose raw text carries an erased identifier is left out (module `matcher`).
+//! whose raw text carries an erased identifier is left out
+//! (`crate::source::ErasedIdentifiers`).
 //!
 //! The staged files were written by this run under its staging folder; the kept
 //! rows go to a sibling folder, which is what the commit then publishes.
