@@ -165,13 +165,7 @@ async fn source_line(bound: &Bound, spec: &crate::job::SourceSpec) -> Result<Str
             listing.partitions.len()
         );
         if spec.schema != crate::job::ContractSchema::Suppressions {
-            let dir = bound
-                .warehouse
-                .prefix
-                .clone()
-                .join("_c360")
-                .join("staging")
-                .join(spec.name.as_str());
+            let dir = source::stage::cache_dir(&bound.warehouse.prefix, &spec.name);
             let cached = source::days_cached(&bound.warehouse.store, &dir, &listing).await?;
             let _ = write!(line, ", {cached} cached for the same raw files");
         }

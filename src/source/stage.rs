@@ -31,6 +31,12 @@ pub(crate) struct StageEnv<'a> {
     pub date: NaiveDate,
 }
 
+/// The typed staging cache folder of `source` in the warehouse at `warehouse`:
+/// `_c360/staging/<source>`.
+pub(crate) fn cache_dir(warehouse: &Path, source: &str) -> Path {
+    warehouse.clone().join("_c360").join("staging").join(source)
+}
+
 /// One source read into staging.
 pub(crate) struct StagedSource {
     pub report: SourceReport,
@@ -87,10 +93,7 @@ pub(crate) async fn stage_source(
     let cached = !spec.partitions.is_empty()
         && !listing.files.is_empty()
         && spec.schema != ContractSchema::Suppressions;
-    let cache_dir = cached.then(|| {
-        let internal = env.warehouse.prefix.clone().join("_c360");
-        internal.join("staging").join(spec.name.as_str())
-    });
+    let cache_dir = cached.then(|| cache_dir(&env.warehouse.prefix, &spec.name));
     let (report, mut typed, days_parsed, days_reused) = if let Some(dir) = &cache_dir {
         let cache = SourceCache {
             store: store.clone(),
