@@ -68,6 +68,14 @@ fn main() -> ExitCode {
 
 async fn run() -> ExitCode {
     let cli = Cli::parse();
+    if !matches!(cli.command, cli::Command::Scheduler { .. }) {
+        // `c360 query … | head` ends quietly when the reader goes, like other
+        // Unix tools; the daemon keeps Rust's default (a write error, not a kill).
+        // SAFETY: sets the disposition of one signal before any thread writes.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     // By default info for c360; object_store logs each retry at info, which would
     // repeat every failed request several times, so only its warnings show.
     let filter =

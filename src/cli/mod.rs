@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 use crate::clock::SystemClock;
 use crate::run::{RunOptions, RunSummary};
 
+mod init;
 mod query;
 mod schedule;
 
@@ -71,24 +72,26 @@ pub enum LogFormat {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a job once for a logical date.
+    #[command(
+        after_help = "Examples:\n  c360 run jobs/customer_360.yaml --date 2026-03-01\n  c360 run jobs/customer_360.yaml --set warehouse=s3://bucket/wh --memory-limit 2GiB\n  c360 run jobs/customer_360.yaml --date 2026-03-01 --full-refresh\n\nExit codes: 0 success, 1 run failed (the last good output stays published), 2 invalid job or usage, 3 another run holds the warehouse lease."
+    )]
     Run {
         /// The job file.
         job: PathBuf,
         /// Logical date (YYYY-MM-DD); default: today in the job's time zone.
         #[arg(long)]
         date: Option<NaiveDate>,
-        /// Override a storage root (`raw`, `warehouse`) or a param: `--set key=value`.
-        #[arg(long = "set", value_parser = parse_key_value)]
-        sets: Vec<(String, String)>,
-        /// Cap DataFusion's memory pool, e.g. `2GiB` or `512MiB`; beyond it sorts spill to disk.
-        #[arg(long, value_parser = crate::job::parse_bytes)]
-        memory_limit: Option<u64>,
+        #[command(flatten)]
+        flags: RunFlags,
         /// Parse every raw partition again instead of reusing the typed staging
         /// cache (`<warehouse>/_c360/staging/`), and rewrite its entries.
         #[arg(long)]
         full_refresh: bool,
     },
     /// Show what a run would do: sources and the days it reads, steps as a DAG, checks, outputs.
+    #[command(
+        after_help = "Examples:\n  c360 explain jobs/customer_360.yaml --date 2026-03-01\n  c360 -v explain jobs/customer_360.yaml   # with each step's logical and physical plan"
+    )]
     Explain {
         /// The job file.
         job: PathBuf,
@@ -100,12 +103,18 @@ pub enum Command {
         sets: Vec<(String, String)>,
     },
     /// Check job files and report every problem as file:line:col.
+    #[command(
+        after_help = "Examples:\n  c360 validate jobs/customer_360.yaml\n  c360 validate jobs/*.yaml\n\nExit codes: 0 valid, 2 problems found (each printed as file:line:col: message)."
+    )]
     Validate {
         /// Job files.
         #[arg(required = true)]
         jobs: Vec<PathBuf>,
     },
     /// Show recent runs (from the warehouse's run log), newest first.
+    #[command(
+        after_help = "Examples:\n  c360 status jobs/customer_360.yaml\n  c360 status --warehouse s3://bucket/wh --limit 5"
+    )]
     Status {
         /// A job file: its warehouse, and only its runs.
         job: Option<PathBuf>,
@@ -120,6 +129,9 @@ pub enum Command {
         status_file: PathBuf,
     },
     /// Run SQL on the committed outputs of a warehouse (latest snapshots).
+    #[command(
+        after_help = "Examples:\n  c360 query \"SELECT value_segment, COUNT(*) FROM customer_360 GROUP BY 1\"\n  c360 query --date 2026-02-01 --format csv \"SELECT * FROM segment_summary\" > segments.csv\n  c360 query --job jobs/customer_360.yaml        # interactive prompt"
+    )]
     Query {
         /// The SQL; none: an interactive prompt (or the SQL on stdin when it is not a terminal).
         sql: Option<String>,
@@ -137,6 +149,9 @@ pub enum Command {
         format: query::QueryFormat,
     },
     /// Write deterministic synthetic raw extracts (and their ground truth).
+    #[command(
+        after_help = "Examples:\n  c360 generate --customers 2000 --days 60 --seed 7 --out sample_data/raw\n  c360 generate --customers 1000000 --days 365 --out /data/raw   # the scale benchmark's extracts"
+    )]
     Generate {
         /// Number of customers (people).
         #[arg(long, default_value_t = 2000)]
@@ -155,6 +170,9 @@ pub enum Command {
         out: String,
     },
     /// Run every job with a `schedule:` block at its cron ticks, until SIGTERM.
+    #[command(
+        after_help = "Examples:\n  c360 scheduler jobs/\n  c360 scheduler jobs/ --set warehouse=s3://bucket/wh --memory-limit 4GiB\n  c360 status jobs/customer_360.yaml    # heartbeat and next runs"
+    )]
     Scheduler {
         /// Folder of job files (reloaded on SIGHUP or when a file changes).
         #[arg(default_value = "jobs")]
@@ -168,8 +186,30 @@ pub enum Command {
         /// How often to wake without a cron tick (file changes, late ticks, health).
         #[arg(long, default_value = "15s", value_parser = crate::job::parse_duration)]
         heartbeat: std::time::Duration,
+        /// Applied to every job's runs.
+        #[command(flatten)]
+        flags: RunFlags,
+    },
+    /// Write a starter project (job, SQL, reference and synthetic raw data) that runs at once.
+    #[command(
+        after_help = "Example:\n  c360 init my-warehouse && cd my-warehouse && c360 run jobs/customer_360.yaml --date 2026-03-01"
+    )]
+    Init {
+        /// The project folder (created if missing; nothing in it is overwritten).
+        dir: PathBuf,
+    },
+    /// Print a shell completion script to stdout.
+    #[command(
+        after_help = "Examples:\n  c360 completions bash > ~/.local/share/bash-completion/completions/c360\n  c360 completions zsh > \"${fpath[1]}/_c360\"\n  c360 completions fish > ~/.config/fish/completions/c360.fish"
+    )]
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
     },
     /// Run a job for each logical date of a range, oldest first; resumable.
+    #[command(
+        after_help = "Examples:\n  c360 backfill jobs/customer_360.yaml --from 2026-02-01 --to 2026-03-01\n  c360 backfill jobs/customer_360.yaml --from 2026-02-01 --to 2026-03-01 --set warehouse=/tmp/wh --force\n\nExit codes: 0 every date succeeded, 1 a date failed (run the same command to resume), 2 invalid job or usage."
+    )]
     Backfill {
         /// The job file.
         job: PathBuf,
@@ -182,7 +222,24 @@ pub enum Command {
         /// Re-run dates that already succeeded.
         #[arg(long)]
         force: bool,
+        #[command(flatten)]
+        flags: RunFlags,
     },
+}
+
+/// How each run of a command is shaped: `run`, `backfill` and `scheduler` take
+/// the same flags.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct RunFlags {
+    /// Override a storage root (`raw`, `warehouse`) or a param: `--set key=value`
+    /// (repeatable).
+    #[arg(long = "set", value_parser = parse_key_value)]
+    pub sets: Vec<(String, String)>,
+    /// Cap DataFusion's memory pool, e.g. `2GiB` or `512MiB`; beyond it sorts,
+    /// aggregations and sort-merge joins spill to disk. Default: the job's
+    /// `engine.memory_limit`, else a share of physical memory.
+    #[arg(long, value_parser = crate::job::parse_bytes)]
+    pub memory_limit: Option<u64>,
 }
 
 fn parse_key_value(text: &str) -> Result<(String, String), String> {
@@ -225,8 +282,7 @@ pub async fn dispatch(cli: Cli) -> ExitCode {
         Command::Run {
             job,
             date,
-            sets,
-            memory_limit,
+            flags,
             full_refresh,
         } => {
             let job = match load_job(&job) {
@@ -235,8 +291,8 @@ pub async fn dispatch(cli: Cli) -> ExitCode {
             };
             let options = RunOptions {
                 date,
-                overrides: sets,
-                memory_limit,
+                overrides: flags.sets,
+                memory_limit: flags.memory_limit,
                 clock: Arc::new(SystemClock),
                 full_refresh,
             };
@@ -285,13 +341,22 @@ pub async fn dispatch(cli: Cli) -> ExitCode {
             status_file,
             grace,
             heartbeat,
-        } => schedule::scheduler(jobs_dir, status_file, grace, heartbeat).await,
+            flags,
+        } => schedule::scheduler(jobs_dir, status_file, grace, heartbeat, flags).await,
         Command::Backfill {
             job,
             from,
             to,
             force,
-        } => schedule::backfill_command(job, from, to, force).await,
+            flags,
+        } => schedule::backfill_command(job, from, to, force, flags).await,
+        Command::Init { dir } => init::init(dir).await,
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            let mut command = Cli::command();
+            clap_complete::generate(shell, &mut command, "c360", &mut std::io::stdout());
+            ExitCode::from(exit::SUCCESS)
+        }
     }
 }
 

@@ -13,7 +13,7 @@ use chrono::NaiveDate;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 
-use super::exit;
+use super::{RunFlags, exit};
 use crate::clock::{Clock, SystemClock};
 use crate::job::RetryPolicy;
 use crate::schedule::WarehouseHistory;
@@ -23,13 +23,18 @@ use crate::schedule::dispatch::Dispatcher;
 use crate::schedule::policy::{AttemptPolicy, random_jitter};
 use crate::schedule::runner::JobRunner;
 
-fn real_runner(clock: Arc<dyn Clock>) -> (Arc<JobRunner>, Arc<WarehouseHistory>) {
+/// The runner of real runs and the history of the warehouses they write, both
+/// after the command's `--set` overrides.
+fn real_runner(clock: Arc<dyn Clock>, flags: RunFlags) -> (Arc<JobRunner>, Arc<WarehouseHistory>) {
+    let history = WarehouseHistory {
+        overrides: flags.sets.clone(),
+    };
     let runner = JobRunner {
         clock,
-        overrides: Vec::new(),
-        memory_limit: None,
+        overrides: flags.sets,
+        memory_limit: flags.memory_limit,
     };
-    (Arc::new(runner), Arc::new(WarehouseHistory))
+    (Arc::new(runner), Arc::new(history))
 }
 
 /// `c360 scheduler [JOBS_DIR]`.
@@ -38,9 +43,10 @@ pub async fn scheduler(
     status_file: PathBuf,
     grace: Duration,
     heartbeat: Duration,
+    flags: RunFlags,
 ) -> ExitCode {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let (runner, history) = real_runner(clock.clone());
+    let (runner, history) = real_runner(clock.clone(), flags);
     let dispatcher = Dispatcher::new(clock.clone(), runner, history, random_jitter());
     let options = DaemonOptions {
         jobs_dir,
@@ -61,19 +67,25 @@ pub async fn scheduler(
     }
 }
 
-/// `c360 backfill JOB --from D --to D [--force]`.
+/// `c360 backfill JOB --from D --to D [--force] [--set k=v] [--memory-limit M]`.
 pub async fn backfill_command(
     job: PathBuf,
     from: NaiveDate,
     to: NaiveDate,
     force: bool,
+    flags: RunFlags,
 ) -> ExitCode {
     let job = match super::load_job(&job) {
         Ok(job) => job,
         Err(code) => return code,
     };
+    // A bad `--set` is a usage error before any date runs.
+    if let Err(e) = crate::job::apply_overrides(&job, &flags.sets) {
+        eprintln!("error: {e}");
+        return ExitCode::from(exit::INVALID);
+    }
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let (runner, history) = real_runner(clock);
+    let (runner, history) = real_runner(clock, flags);
     let schedule = job.schedule.as_ref();
     let policy = AttemptPolicy {
         retries: schedule.map_or_else(RetryPolicy::default, |s| s.retries),

@@ -20,6 +20,7 @@ mod load_tests;
 pub mod model;
 mod node;
 mod node_de;
+mod overrides;
 mod report;
 mod resolve;
 mod sections;
@@ -37,6 +38,7 @@ pub use dedup::{DedupRule, Winner, deduped_table};
 pub use diagnostic::{Diagnostic, Diagnostics};
 pub use interpolate::{InterpolateError, interpolate, template_position};
 pub use model::*;
+pub use overrides::{Overridden, apply_overrides};
 pub use sql_refs::{SqlParseError, referenced_tables};
 pub use units::{parse_bytes, parse_duration};
 

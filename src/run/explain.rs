@@ -10,13 +10,12 @@
 //! printed, so no secret is; URLs never hold credentials (refused at bind).
 
 use std::fmt::Write as _;
-use std::sync::Arc;
 
 use datafusion::physical_plan::displayable;
 
 use super::{Bound, RunError, RunOptions, bind, dag};
 use crate::job::{Job, StepKind};
-use crate::source::{self, SourceInput};
+use crate::source;
 
 /// The explanation of `job` for the run `options` describe.
 pub async fn explain(job: &Job, options: &RunOptions, verbose: bool) -> Result<String, RunError> {
@@ -132,18 +131,7 @@ pub async fn explain(job: &Job, options: &RunOptions, verbose: bool) -> Result<S
 
 /// One source: its location, the raw days a run reads, how many are cached.
 async fn source_line(bound: &Bound, spec: &crate::job::SourceSpec) -> Result<String, RunError> {
-    let path = crate::job::interpolate(&spec.path, &bound.vars)
-        .map_err(|e| RunError::Bind(format!("source {}: {e}", spec.name)))?;
-    let location = bound.registry.resolve(&path)?;
-    let input = SourceInput {
-        spec: Arc::new(spec.clone()),
-        store: location.store.clone(),
-        root: source::stage::reject_root(&bound.raw, &location),
-        location: location.prefix.clone(),
-        date: bound.date,
-        currencies: None,
-        batch_rows: 1,
-    };
+    let (input, location) = source::stage::source_input(&bound.stage_env(), spec, None)?;
     let read_err = |source| {
         RunError::Staging(source::StagingError::Read {
             name: spec.name.clone(),

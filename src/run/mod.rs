@@ -107,6 +107,19 @@ struct Bound {
     warehouse: StorageLocation,
 }
 
+impl Bound {
+    /// What staging a source needs of the bound run.
+    fn stage_env(&self) -> crate::source::stage::StageEnv<'_> {
+        crate::source::stage::StageEnv {
+            vars: &self.vars,
+            registry: &self.registry,
+            raw: &self.raw,
+            warehouse: &self.warehouse,
+            date: self.date,
+        }
+    }
+}
+
 /// The run's shared handles.
 struct Run<'a> {
     job: &'a Job,
@@ -132,6 +145,14 @@ pub async fn run(job: &Job, options: &RunOptions) -> Result<RunSummary, RunError
     // Every output under the warehouse, before anything is read or written.
     for output in &job.outputs {
         dag::confined_location(&bound, output)?;
+    }
+    if let Some(path) = bound.raw.local_path()
+        && !path.exists()
+    {
+        return Err(RunError::Bind(format!(
+            "the raw root {} does not exist (`storage.raw` of the job, or `--set raw=PATH|URL`)",
+            path.display()
+        )));
     }
     let run_id = format!(
         "{}-{}",
@@ -256,29 +277,11 @@ fn bind(job: &Job, options: &RunOptions) -> Result<Bound, RunError> {
     let date = options
         .date
         .unwrap_or_else(|| options.clock.today_in(job.timezone));
-    let mut raw = job.storage.raw.clone();
-    let mut warehouse = job.storage.warehouse.clone();
-    let mut vars = job.params.clone();
-    for (key, value) in &options.overrides {
-        match key.as_str() {
-            "raw" => raw = value.clone(),
-            "warehouse" => warehouse = value.clone(),
-            "date" => {
-                return Err(RunError::Bind(
-                    "use --date to set the logical date, not --set date=".into(),
-                ));
-            }
-            _ if vars.contains_key(key) => {
-                vars.insert(key.clone(), value.clone());
-            }
-            _ => {
-                return Err(RunError::Bind(format!(
-                    "--set {key}=…: `{key}` is neither a storage root (raw, warehouse) nor a param of job {}",
-                    job.name
-                )));
-            }
-        }
-    }
+    let crate::job::Overridden {
+        raw,
+        warehouse,
+        params: mut vars,
+    } = crate::job::apply_overrides(job, &options.overrides).map_err(RunError::Bind)?;
     // Builtin settings as overridden: a bad `--set` fails here, before any source
     // is read (the job file's own values were checked when it was loaded).
     for step in &job.steps {

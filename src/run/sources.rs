@@ -6,7 +6,7 @@ use datafusion::prelude::SessionContext;
 
 use super::{Progress, Run, RunError, SourceSummary, record};
 use crate::job::{ContractSchema, SourceSpec};
-use crate::source::stage::{self, StageEnv, StagedSource};
+use crate::source::stage::{self, StagedSource};
 
 /// The job's sources, each with what staging it produced, in staging order.
 pub(super) type StagedSources<'a> = Vec<(&'a SourceSpec, StagedSource)>;
@@ -21,13 +21,7 @@ pub(super) async fn stage_sources<'a>(
     let tmp = r.committer.staging_dir(&r.run_id);
     let mut ordered: Vec<&'a SourceSpec> = r.job.sources.iter().collect();
     ordered.sort_by_key(|s| s.schema != ContractSchema::FxRates);
-    let env = StageEnv {
-        vars: &r.bound.vars,
-        registry: &r.bound.registry,
-        raw: &r.bound.raw,
-        warehouse: &r.bound.warehouse,
-        date: r.bound.date,
-    };
+    let env = r.bound.stage_env();
     let mut staged_sources = Vec::new();
     for spec in ordered {
         let currencies = match &spec.currencies {

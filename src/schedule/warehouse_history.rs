@@ -10,14 +10,21 @@ use crate::job::Job;
 use crate::runlog::{RunLog, RunStatus};
 use crate::storage::StorageRegistry;
 
-/// Reads run history from the warehouse of the job asked about.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct WarehouseHistory;
+/// Reads run history from the warehouse of the job asked about, as the runs
+/// see it: after the same `--set` overrides.
+#[derive(Debug, Default, Clone)]
+pub struct WarehouseHistory {
+    /// `--set` overrides applied to every job (`crate::job::apply_overrides`).
+    pub overrides: Vec<(String, String)>,
+}
 
 impl WarehouseHistory {
-    /// The run log of `job`'s warehouse (its `storage.warehouse`, params interpolated).
-    fn log_of(job: &Job) -> Result<RunLog, HistoryError> {
-        let warehouse = crate::job::interpolate(&job.storage.warehouse, &job.params)
+    /// The run log of `job`'s warehouse (its `storage.warehouse` after the
+    /// overrides, params interpolated).
+    fn log_of(&self, job: &Job) -> Result<RunLog, HistoryError> {
+        let bound = crate::job::apply_overrides(job, &self.overrides)
+            .map_err(|e| HistoryError(format!("job {}: {e}", job.name)))?;
+        let warehouse = crate::job::interpolate(&bound.warehouse, &bound.params)
             .map_err(|e| HistoryError(format!("job {}: warehouse: {e}", job.name)))?;
         let registry = StorageRegistry::for_job(job.base_dir.clone(), &job.storage);
         let location = registry
@@ -35,7 +42,8 @@ impl RunHistory for WarehouseHistory {
         from: NaiveDate,
         to: NaiveDate,
     ) -> Result<Vec<PastRun>, HistoryError> {
-        let records = Self::log_of(job)?
+        let records = self
+            .log_of(job)?
             .recent(Some(&job.name), usize::MAX)
             .await
             .map_err(|e| HistoryError(e.to_string()))?;
@@ -73,14 +81,14 @@ mod tests {
         job.storage.warehouse = wh.path().display().to_string();
         let day = NaiveDate::from_ymd_opt(2026, 3, 1).unwrap();
         assert!(
-            WarehouseHistory
+            WarehouseHistory::default()
                 .runs(&job, day, day)
                 .await
                 .unwrap()
                 .is_empty()
         );
         assert!(
-            !WarehouseHistory
+            !WarehouseHistory::default()
                 .succeeded_since(&job, day, None)
                 .await
                 .unwrap()

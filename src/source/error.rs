@@ -1,6 +1,7 @@
 //! Errors of the source layer. Each names the file (or location) it came from;
 //! the caller adds the phase (`source`) when it wraps them.
 
+use chrono::NaiveDate;
 use datafusion::arrow::error::ArrowError;
 use datafusion::parquet::errors::ParquetError;
 
@@ -11,8 +12,14 @@ pub enum SourceError {
     #[error("{file}: header lacks contract column `{column}`")]
     MissingColumn { file: String, column: String },
     /// A non-optional source has no data file for the run.
-    #[error("source `{extract}`: no data files at `{location}`")]
-    NoFiles { extract: String, location: String },
+    #[error("no data files at {location}{found}")]
+    NoFiles {
+        extract: String,
+        /// The source's location as a URL.
+        location: String,
+        /// What is there instead.
+        found: Box<NoFilesFound>,
+    },
     /// Listing the source location failed.
     #[error("listing `{location}`: {}", crate::storage::describe(source))]
     List {
@@ -90,6 +97,61 @@ pub enum StagingError {
     Sink(#[from] crate::outputs::SinkError),
 }
 
+/// What a [`SourceError::NoFiles`] found instead of data files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NoFilesFound {
+    /// The logical date: partitions `dt <= date` are read.
+    pub date: NaiveDate,
+    /// Whether the source is a folder of `dt=` partitions.
+    pub partitioned: bool,
+    /// Partitions `dt <= date` that hold no data file of the declared format.
+    pub empty: Vec<NaiveDate>,
+    /// Partitions after the date (not read by this run).
+    pub later: Vec<NaiveDate>,
+}
+
+impl NoFilesFound {
+    /// What to do about it.
+    fn next_step(&self) -> String {
+        match (self.partitioned, self.empty.as_slice(), self.later.as_slice()) {
+            (true, [], [first, .., last] | [first @ last]) => format!(
+                "run a date on or after {first} (`--date {last}` reads every partition there is)"
+            ),
+            (true, [_, ..], _) => "put the day's extract files in those folders (or fix the source's `format:`), then rerun the date".into(),
+            _ => "check the raw root and the source's `path:` (`--set raw=URL` points a run at other extracts; `c360 explain JOB` lists what each source reads)".into(),
+        }
+    }
+}
+
+impl std::fmt::Display for NoFilesFound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let range = |days: &[NaiveDate]| match days {
+            [] => String::new(),
+            [one] => format!("dt={one}"),
+            [first, .., last] => format!("dt={first} … dt={last} ({} partitions)", days.len()),
+        };
+        let date = self.date;
+        match (
+            self.partitioned,
+            self.empty.as_slice(),
+            self.later.as_slice(),
+        ) {
+            (false, _, _) => write!(f, ": nothing of the source's format there"),
+            (true, [], []) => write!(f, ": no dt=YYYY-MM-DD partition there"),
+            (true, [], later) => write!(
+                f,
+                " for {date}: a run reads partitions dt <= {date}, and the extract starts later: {}",
+                range(later)
+            ),
+            (true, empty, _) => write!(
+                f,
+                " for {date}: {} hold no file of the source's format",
+                range(empty)
+            ),
+        }
+    }
+}
+
 impl StagingError {
     /// The layer that failed, as the run log names it.
     pub fn layer(&self) -> &'static str {
@@ -108,6 +170,10 @@ impl StagingError {
         match self {
             Self::Bind(_) => "fix the job file or the command line, then rerun".into(),
             Self::Storage(_) => "check the storage URL, options and credentials".into(),
+            Self::Read {
+                source: SourceError::NoFiles { found, .. },
+                ..
+            } => found.next_step(),
             Self::Read { .. } => {
                 "fix or remove the raw file named in the error, then rerun the date".into()
             }

@@ -44,6 +44,8 @@ pub struct Listing {
     pub files: Vec<RawFile>,
     /// Partitions read (dt <= date), ascending.
     pub partitions: Vec<NaiveDate>,
+    /// Partitions after the date (not read), ascending: what an error can point to.
+    pub later: Vec<NaiveDate>,
     /// Objects and folders ignored (relative to the raw root): foreign extensions,
     /// folders not named `dt=YYYY-MM-DD`.
     pub skipped: Vec<String>,
@@ -110,7 +112,7 @@ pub async fn list_files(
         for folder in top.common_prefixes {
             match folder.filename().and_then(parse_partition) {
                 Some(dt) if dt <= date => partitions.push((dt, folder)),
-                Some(_) => {}
+                Some(dt) => listing.later.push(dt),
                 None => {
                     tracing::warn!(folder = %folder, "skipping folder not named dt=YYYY-MM-DD");
                     listing.skipped.push(relative(&folder, root));
@@ -118,6 +120,7 @@ pub async fn list_files(
             }
         }
         partitions.sort();
+        listing.later.sort();
         for (dt, folder) in partitions {
             let content = list_folder(store, &folder).await?;
             add_files(&mut listing, content.objects, Some(dt), format, root);

@@ -40,7 +40,7 @@ use tokio::sync::mpsc;
 pub(crate) use cache::{CacheUse, days_cached, forget_erased};
 pub use dedup::RowAccounting;
 pub use erased::ErasedIdentifiers;
-pub use error::{SourceError, StagingError};
+pub use error::{NoFilesFound, SourceError, StagingError};
 pub use layout::{Codec, Listing, RawFile, list_files};
 pub use reject::{Reason, rejects_schema};
 pub use rows::FileStats;
@@ -81,6 +81,8 @@ pub struct SourceInput {
     pub root: Path,
     /// The interpolated source path: a folder of `dt=` partitions, or one file / a folder of files.
     pub location: Path,
+    /// `location` as a URL (`file:///…`, `s3://…`), for messages.
+    pub url: String,
     /// The logical date: partitions with `dt <= date` are read.
     pub date: NaiveDate,
     /// Known currency codes (upper case); `unknown_currency` is checked only when set.
@@ -199,7 +201,13 @@ pub async fn list_source(input: &SourceInput) -> Result<Listing, SourceError> {
     if listing.files.is_empty() && !input.spec.optional {
         return Err(SourceError::NoFiles {
             extract: input.spec.name.clone(),
-            location: input.location.to_string(),
+            location: input.url.clone(),
+            found: Box::new(NoFilesFound {
+                date: input.date,
+                partitioned,
+                empty: listing.partitions,
+                later: listing.later,
+            }),
         });
     }
     Ok(listing)

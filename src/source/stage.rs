@@ -64,9 +64,7 @@ pub(crate) async fn stage_source(
     tmp: &Path,
     cache: CacheUse,
 ) -> Result<StagedSource, StagingError> {
-    let path = crate::job::interpolate(&spec.path, env.vars)
-        .map_err(|e| StagingError::Bind(format!("source {}: {e}", spec.name)))?;
-    let location = env.registry.resolve(&path)?;
+    let (input, _) = source_input(env, spec, currencies)?;
     let store = &env.warehouse.store;
     let typed_path = tmp
         .clone()
@@ -76,15 +74,6 @@ pub(crate) async fn stage_source(
     let rejects_dir = tmp.clone().join("rejects").join(spec.name.as_str());
     let mut rejected =
         ParquetSink::rejects(store, rejects_dir.clone().join(outputs::part_name(0)))?;
-    let input = source::SourceInput {
-        spec: Arc::new(spec.clone()),
-        store: location.store.clone(),
-        root: reject_root(env.raw, &location),
-        location: location.prefix.clone(),
-        date: env.date,
-        currencies,
-        batch_rows: SOURCE_BATCH_ROWS,
-    };
     let source_err = |source| StagingError::Read {
         name: spec.name.clone(),
         source,
@@ -188,9 +177,33 @@ async fn copy_rejects(
     Ok(())
 }
 
+/// What the reader of source `spec` needs, and where the source lives: its
+/// path interpolated with the bound variables and resolved, reject files named
+/// relative to the raw root.
+pub(crate) fn source_input(
+    env: &StageEnv<'_>,
+    spec: &SourceSpec,
+    currencies: Option<HashSet<String>>,
+) -> Result<(source::SourceInput, StorageLocation), StagingError> {
+    let path = crate::job::interpolate(&spec.path, env.vars)
+        .map_err(|e| StagingError::Bind(format!("source {}: {e}", spec.name)))?;
+    let location = env.registry.resolve(&path)?;
+    let input = source::SourceInput {
+        spec: Arc::new(spec.clone()),
+        store: location.store.clone(),
+        root: reject_root(env.raw, &location),
+        location: location.prefix.clone(),
+        url: location.url.to_string(),
+        date: env.date,
+        currencies,
+        batch_rows: SOURCE_BATCH_ROWS,
+    };
+    Ok((input, location))
+}
+
 /// Reject rows name their file relative to the raw root when the source lives
 /// under it, else relative to the source's own location.
-pub(crate) fn reject_root(raw: &StorageLocation, location: &StorageLocation) -> Path {
+fn reject_root(raw: &StorageLocation, location: &StorageLocation) -> Path {
     if location.url.as_str().starts_with(raw.url.as_str()) {
         raw.prefix.clone()
     } else {

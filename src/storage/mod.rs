@@ -109,6 +109,15 @@ impl StorageLocation {
         self.store_url.as_str().starts_with("file://")
     }
 
+    /// The location's path on local disk, or `None` for an object store.
+    pub fn local_path(&self) -> Option<std::path::PathBuf> {
+        if self.is_local_disk() {
+            self.url.to_file_path().ok()
+        } else {
+            None
+        }
+    }
+
     /// Whether `inner` is strictly below this location in the same store: on
     /// local disk with symlinks resolved ([`crate::job::within`]), in an object
     /// store by path segments.

@@ -8,16 +8,7 @@ use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use crate::util::{read_partition, repo_root};
-
-fn c360(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_c360"))
-        .args(args)
-        .current_dir(repo_root())
-        .env("C360_LOG", "warn")
-        .output()
-        .unwrap()
-}
+use crate::util::{c360, read_partition};
 
 fn load(wh: &Path, date: &str) {
     let set = format!("--set=warehouse={}", wh.display());

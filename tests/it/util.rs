@@ -7,6 +7,21 @@ use std::path::{Path, PathBuf};
 use datafusion::arrow::array::RecordBatch;
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
+/// Runs the `c360` binary from the repository root with warnings-only logs.
+pub fn c360(args: &[&str]) -> std::process::Output {
+    c360_in(&repo_root(), args)
+}
+
+/// Runs the `c360` binary from `dir` with warnings-only logs.
+pub fn c360_in(dir: &Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_c360"))
+        .args(args)
+        .current_dir(dir)
+        .env("C360_LOG", "warn")
+        .output()
+        .expect("the c360 binary starts")
+}
+
 /// The repository root (where Cargo.toml, jobs/, sql/ and sample_data/ live).
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -277,7 +277,7 @@ impl SourceCache {
         let listing = Listing {
             files,
             partitions: vec![dt],
-            skipped: Vec::new(),
+            ..Listing::default()
         };
         let report = source::read_listing(input, listing, &mut accepted, &mut rejected)
             .await

@@ -76,6 +76,7 @@ pub async fn read_with(
         store,
         root: Path::from("raw"),
         location: Path::from(location),
+        url: format!("memory:///{location}"),
         date,
         currencies: currencies.map(|c| c.iter().map(|s| s.to_string()).collect::<HashSet<_>>()),
         batch_rows,

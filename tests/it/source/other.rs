@@ -44,6 +44,7 @@ async fn a_sink_error_stops_the_read() {
         store: fixtures(),
         root: Path::from("raw"),
         location: Path::from("raw/transactions"),
+        url: "memory:///raw/transactions".into(),
         date: day(5),
         currencies: None,
         batch_rows: 1,
