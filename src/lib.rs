@@ -17,6 +17,7 @@ pub mod erasure;
 pub mod generate;
 pub mod job;
 pub mod outputs;
+pub mod progress;
 pub mod run;
 pub mod runlog;
 pub mod schedule;

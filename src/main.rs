@@ -5,7 +5,13 @@ use std::process::ExitCode;
 
 use c360::cli::{self, Cli, LogFormat};
 use clap::Parser;
+use tracing_indicatif::IndicatifLayer;
+use tracing_indicatif::filter::{IndicatifFilter, hide_indicatif_span_fields};
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::filter_fn;
+use tracing_subscriber::fmt::{self, format::DefaultFields};
+use tracing_subscriber::layer::{Layer, SubscriberExt};
+use tracing_subscriber::util::SubscriberInitExt;
 
 /// The allocator (Cargo.toml says why).
 #[global_allocator]
@@ -80,13 +86,33 @@ async fn run() -> ExitCode {
     // repeat every failed request several times, so only its warnings show.
     let filter =
         EnvFilter::try_from_env("C360_LOG").unwrap_or_else(|_| EnvFilter::new(cli.log_filter()));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal());
+    let terminal = std::io::stderr().is_terminal();
+    let fields = || hide_indicatif_span_fields(DefaultFields::new());
+    let registry = tracing_subscriber::registry().with(filter);
     match cli.log_format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
+        // Progress bars on a terminal; their periodic progress lines only in logs.
+        LogFormat::Text if terminal && !matches!(cli.command, cli::Command::Scheduler { .. }) => {
+            let bars = IndicatifLayer::new().with_span_field_formatter(fields());
+            let lines = fmt::layer()
+                .fmt_fields(fields())
+                .with_writer(bars.get_stderr_writer())
+                .with_filter(filter_fn(|m| m.target() != c360::progress::TARGET));
+            registry
+                .with(lines)
+                .with(bars.with_filter(IndicatifFilter::new(false)))
+                .init();
+        }
+        LogFormat::Text => registry
+            .with(
+                fmt::layer()
+                    .fmt_fields(fields())
+                    .with_writer(std::io::stderr)
+                    .with_ansi(terminal),
+            )
+            .init(),
+        LogFormat::Json => registry
+            .with(fmt::layer().json().with_writer(std::io::stderr))
+            .init(),
     }
     cli::dispatch(cli).await
 }

@@ -110,7 +110,9 @@ async fn run_steps(
         output_specs.iter().map(|o| (o.name.as_str(), o)).collect();
     let mut staged: BTreeMap<String, StagedOutput> = BTreeMap::new();
     let mut records = Vec::new();
+    let progress = crate::progress::Progress::start("steps", steps.len() as u64);
     for step in steps.iter() {
+        progress.working_on(&step.name);
         let started = Instant::now();
         engine::take_peak_memory(ctx);
         let rss = engine::RssPeak::start();
@@ -182,6 +184,7 @@ async fn run_steps(
             spilled_bytes = record.spilled_bytes,
             "step done"
         );
+        progress.done_one(&step.name);
         records.push(record);
     }
     engine::set_hash_joins(ctx, true);

@@ -22,6 +22,7 @@ pub(super) async fn stage_sources<'a>(
     let mut ordered: Vec<&'a SourceSpec> = r.job.sources.iter().collect();
     ordered.sort_by_key(|s| s.schema != ContractSchema::FxRates);
     let env = r.bound.stage_env();
+    let progress = crate::progress::Progress::start("sources", 0);
     let mut staged_sources = Vec::new();
     for spec in ordered {
         let currencies = match &spec.currencies {
@@ -32,6 +33,7 @@ pub(super) async fn stage_sources<'a>(
             run_id: r.run_id.as_str().into(),
             full_refresh: r.options.full_refresh,
             sweep: !p.record.recovered_runs.is_empty(),
+            progress: progress.clone(),
         };
         let staged = stage::stage_source(ctx, &env, spec, currencies, &tmp, cache).await?;
         p.record.sources.push(record::source(&spec.name, &staged));

@@ -112,6 +112,8 @@ pub(crate) struct CacheUse {
     /// Also delete unnamed files of reused entries: set when the run recovered
     /// after killed runs, whose half-written files are the only such files.
     pub sweep: bool,
+    /// Counts each day read, parsed or reused.
+    pub progress: crate::progress::Progress,
 }
 
 /// One source's cache folder and how this run uses it.
@@ -154,6 +156,8 @@ impl SourceCache {
                 _ => days.push((dt, vec![file])),
             }
         }
+        self.using.progress.add_total(days.len() as u64);
+        self.using.progress.working_on(&spec.name);
         let listed: BTreeSet<NaiveDate> = days.iter().map(|(d, _)| *d).collect();
         self.drop_vanished(&listed, input.date).await?;
         let currencies = input.currencies.as_ref().map(|codes| {
@@ -187,6 +191,8 @@ impl SourceCache {
                 let (cache, input) = (self.clone(), input.clone());
                 tokio::spawn(async move {
                     let (manifest, parsed) = cache.day(&input, dt, files, key).await?;
+                    let day = format!("{} dt={dt}", input.spec.name);
+                    cache.using.progress.done_one(&day);
                     Ok::<_, StagingError>((dt, manifest, parsed))
                 })
             }))
