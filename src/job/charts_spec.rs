@@ -8,7 +8,7 @@
 //!       kind: bar
 //!       sql: SELECT segment AS label, customers AS value FROM segment_summary WHERE dimension = 'value_segment'
 //!       compare: previous
-//!     - { title: CLV, kind: histogram, sql: SELECT clv AS value FROM customer_360, bins: 20 }
+//!     - { title: CLV, kind: histogram, sql: SELECT clv FROM customer_360, bins: 20, upper_quantile: 0.95 }
 //! ```
 //! Each chart is decoded on its own, so one bad chart does not hide the others;
 //! its SQL is checked when the job resolves (`resolve`), planned by `c360 validate`.
@@ -105,6 +105,23 @@ fn resolve_chart(raw: ChartRaw, context: &str, report: &mut Reporter) -> ChartDr
         }
         Some(bins) => bins.value,
     };
+    let upper_quantile = match &raw.upper_quantile {
+        None => None,
+        Some(q) if kind != ChartKind::Histogram => {
+            let message = format!(
+                "{context}.upper_quantile: only histograms have one, this chart is a {}",
+                kind.as_str()
+            );
+            report.at(q.line, q.column, message);
+            None
+        }
+        Some(q) if !(q.value > 0.0 && q.value <= 1.0) => {
+            let message = format!("{context}.upper_quantile: must be above 0 and at most 1");
+            report.at(q.line, q.column, message);
+            None
+        }
+        Some(q) => Some(q.value),
+    };
     ChartDraft {
         spec: ChartSpec {
             title: raw.title.value,
@@ -112,6 +129,7 @@ fn resolve_chart(raw: ChartRaw, context: &str, report: &mut Reporter) -> ChartDr
             sql: raw.sql.value.clone(),
             compare_previous: raw.compare.is_some(),
             bins,
+            upper_quantile,
         },
         sql: raw.sql,
     }
@@ -146,6 +164,7 @@ mod tests {
                     sql: "SELECT 1".into(),
                     compare_previous: true,
                     bins: DEFAULT_BINS,
+                    upper_quantile: None,
                 },
                 ChartSpec {
                     title: "B".into(),
@@ -153,6 +172,7 @@ mod tests {
                     sql: "SELECT 2".into(),
                     compare_previous: false,
                     bins: DEFAULT_BINS,
+                    upper_quantile: None,
                 },
             ]
         );
@@ -161,7 +181,7 @@ mod tests {
     #[test]
     fn every_bad_chart_is_reported_where_it_is() {
         let (out, messages) = charts(
-            "charts:\n  - { title: A, kind: pie, sql: SELECT 1 }\n  - { title: B, kind: heatmap, sql: SELECT 1, compare: previous }\n  - { title: C, kind: bar, sql: SELECT 1, bins: 5 }\n  - { title: D, kind: histogram, sql: SELECT 1, bins: 0 }\n  - { title: E, kind: bar, sql: SELECT 1, colour: red }\nlegend: top\n",
+            "charts:\n  - { title: A, kind: pie, sql: SELECT 1 }\n  - { title: B, kind: heatmap, sql: SELECT 1, compare: previous }\n  - { title: C, kind: bar, sql: SELECT 1, bins: 5 }\n  - { title: D, kind: histogram, sql: SELECT 1, bins: 0, upper_quantile: 1.5 }\n  - { title: E, kind: bar, sql: SELECT 1, colour: red }\nlegend: top\n",
         );
         assert_eq!(out.len(), 3);
         assert_eq!(
@@ -171,7 +191,8 @@ mod tests {
                 "j.yaml:3:54: report.charts[1].compare: only bar charts compare with the previous snapshot, this one is a heatmap",
                 "j.yaml:4:46: report.charts[2].bins: only histograms have bins, this chart is a bar",
                 "j.yaml:5:52: report.charts[3].bins: must be 1 to 200",
-                "j.yaml:6:43: report.charts[4]: unknown field `colour`, expected one of `title`, `kind`, `sql`, `compare`, `bins`",
+                "j.yaml:5:71: report.charts[3].upper_quantile: must be above 0 and at most 1",
+                "j.yaml:6:43: report.charts[4]: unknown field `colour`, expected one of `title`, `kind`, `sql`, `compare`, `bins`, `upper_quantile`",
                 "j.yaml:7:1: report: unknown key `legend`, expected charts",
             ]
         );

@@ -62,6 +62,10 @@ pub struct ChartSpec {
     pub compare_previous: bool,
     /// `histogram` only: how many equal-width bins (docs/rules.md "Run report").
     pub bins: usize,
+    /// `histogram` only: the bins end at this quantile of the values, and the
+    /// last bin also counts the values above it (a long tail would otherwise
+    /// squeeze every other value into the first bin).
+    pub upper_quantile: Option<f64>,
 }
 
 /// How a chart draws its query's rows.

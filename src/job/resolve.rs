@@ -85,7 +85,11 @@ pub(crate) fn resolve(
         steps: draft.steps.iter().map(|s| at(&s.name)).collect(),
         outputs: draft.outputs.iter().map(|(n, _)| at(n)).collect(),
         checks: draft.checks.iter().map(|(t, _)| at(t)).collect(),
-        charts: draft.charts.iter().map(|c| (c.sql.line, c.sql.column)).collect(),
+        charts: draft
+            .charts
+            .iter()
+            .map(|c| (c.sql.line, c.sql.column))
+            .collect(),
     };
     let steps = resolve_steps(draft.steps, &scope, report);
     let erasure = resolve_erasure(draft.erasure, &draft.sources, &steps, report);

@@ -80,6 +80,9 @@ pub(crate) struct ChartRaw {
     /// Histograms: how many bins.
     #[serde(default)]
     pub bins: Option<Located<usize>>,
+    /// Histograms: the quantile the bins end at.
+    #[serde(default)]
+    pub upper_quantile: Option<Located<f64>>,
 }
 
 /// `report.charts[].compare:`.

@@ -170,11 +170,13 @@ pub async fn readable_snapshot(
             rows: snapshot.marker.rows,
         }));
     }
-    Ok(read_marker(store, dir).await?.map(|marker| ReadableSnapshot {
-        files: marker.paths(dir),
-        date: None,
-        rows: marker.rows,
-    }))
+    Ok(read_marker(store, dir)
+        .await?
+        .map(|marker| ReadableSnapshot {
+            files: marker.paths(dir),
+            date: None,
+            rows: marker.rows,
+        }))
 }
 
 /// Registers as table `name` on `ctx` the snapshot of the output folder `dir`

@@ -62,6 +62,7 @@ pub(super) enum ChartData {
         axis: String,
         values: Vec<f64>,
         bins: usize,
+        upper_quantile: Option<f64>,
     },
 }
 
@@ -103,7 +104,8 @@ pub(super) async fn chart_data(input: &ReportInput<'_>) -> Result<Charts, Report
     let wh = input.warehouse;
     let mut snapshots = Vec::new();
     for (name, dir) in &input.outputs {
-        let shown = crate::outputs::register_committed(&current, name, wh, dir, on_or_before).await?;
+        let shown =
+            crate::outputs::register_committed(&current, name, wh, dir, on_or_before).await?;
         let mut before_date = None;
         if let Some(date) = shown.as_ref().and_then(|s| s.date) {
             let qualified = format!("{PREVIOUS}.{name}");
@@ -164,7 +166,7 @@ async fn draw_one(
     let data = match spec.kind {
         ChartKind::Bar => bars(&batches),
         ChartKind::Heatmap => heatmap(&batches),
-        ChartKind::Histogram => histogram(&batches, spec.bins),
+        ChartKind::Histogram => histogram(&batches, spec.bins, spec.upper_quantile),
     };
     let mut data = match data {
         Ok(data) => data,
@@ -202,7 +204,12 @@ fn session() -> Result<SessionContext, ReportError> {
 }
 
 fn default_catalog(ctx: &SessionContext) -> String {
-    ctx.state().config().options().catalog.default_catalog.clone()
+    ctx.state()
+        .config()
+        .options()
+        .catalog
+        .default_catalog
+        .clone()
 }
 
 fn no_catalog(ctx: &SessionContext) -> ReportError {
@@ -309,11 +316,20 @@ fn heatmap(batches: &[RecordBatch]) -> Result<ChartData, String> {
     })
 }
 
-fn histogram(batches: &[RecordBatch], bins: usize) -> Result<ChartData, String> {
+fn histogram(
+    batches: &[RecordBatch],
+    bins: usize,
+    upper_quantile: Option<f64>,
+) -> Result<ChartData, String> {
     let (axis, values) = numbers(batches, 0)?;
     Ok(ChartData::Histogram {
         axis,
-        values: values.into_iter().flatten().filter(|v| v.is_finite()).collect(),
+        values: values
+            .into_iter()
+            .flatten()
+            .filter(|v| v.is_finite())
+            .collect(),
         bins,
+        upper_quantile,
     })
 }

@@ -13,7 +13,7 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 use super::ReportError;
 
 /// Width of every chart, in pixels.
-const WIDTH: u32 = 760;
+const WIDTH: u32 = 960;
 /// Labels longer than this are cut with `…`.
 const MAX_LABEL_CHARS: usize = 34;
 const FONT: &str = "sans-serif";
@@ -40,7 +40,8 @@ fn svg(
     let mut out = String::new();
     {
         let root = SVGBackend::with_string(&mut out, (WIDTH, height)).into_drawing_area();
-        root.fill(&WHITE).map_err(|e| failed(chart)(e.to_string()))?;
+        root.fill(&WHITE)
+            .map_err(|e| failed(chart)(e.to_string()))?;
         draw(&root).map_err(failed(chart))?;
         root.present().map_err(|e| failed(chart)(e.to_string()))?;
     }
@@ -58,7 +59,11 @@ fn shown(label: &str) -> String {
 
 /// Pixels a label column needs (plotters' own estimate is about 7 px a character at 13 px).
 fn label_width(labels: &[String]) -> u32 {
-    let chars = labels.iter().map(|l| shown(l).chars().count()).max().unwrap_or(0);
+    let chars = labels
+        .iter()
+        .map(|l| shown(l).chars().count())
+        .max()
+        .unwrap_or(0);
     (chars as u32 * 7 + 16).clamp(40, 260)
 }
 
@@ -107,9 +112,8 @@ pub(super) fn bars(
             labels.push(label.clone());
         }
     }
-    let value = |set: &[(String, f64)], label: &str| {
-        set.iter().find(|(l, _)| l == label).map(|(_, v)| *v)
-    };
+    let value =
+        |set: &[(String, f64)], label: &str| set.iter().find(|(l, _)| l == label).map(|(_, v)| *v);
     let n = labels.len().max(1);
     let per = if previous.is_some() { 38 } else { 26 };
     let legend = if previous.is_some() { 26 } else { 0 };
@@ -151,7 +155,11 @@ pub(super) fn bars(
                 .pos(Pos::new(anchor, VPos::Center))
         };
         let end_label = |y: f64, v: f64| {
-            let (anchor, dx) = if v < 0.0 { (HPos::Right, -4) } else { (HPos::Left, 4) };
+            let (anchor, dx) = if v < 0.0 {
+                (HPos::Right, -4)
+            } else {
+                (HPos::Left, 4)
+            };
             EmptyElement::at((v, y)) + Text::new(number(v), (dx, 0), label_style(anchor))
         };
         for (i, label) in labels.iter().enumerate() {
@@ -160,11 +168,13 @@ pub(super) fn bars(
             if let Some(before) = previous {
                 let was = value(before, label);
                 if let Some(v) = was {
-                    plot.draw_series([bar(y + 0.19, 0.16, v, PREVIOUS)]).map_err(e)?;
+                    plot.draw_series([bar(y + 0.19, 0.16, v, PREVIOUS)])
+                        .map_err(e)?;
                     plot.draw_series([end_label(y + 0.19, v)]).map_err(e)?;
                 }
                 if let Some(v) = now {
-                    plot.draw_series([bar(y - 0.17, 0.18, v, colour(v))]).map_err(e)?;
+                    plot.draw_series([bar(y - 0.17, 0.18, v, colour(v))])
+                        .map_err(e)?;
                     plot.draw_series([end_label(y - 0.17, v)]).map_err(e)?;
                 }
             } else if let Some(v) = now {
@@ -180,8 +190,12 @@ pub(super) fn bars(
             .map_err(e)?;
         }
         if previous.is_some() {
-            legend_row(root, left, &[("previous snapshot", PREVIOUS), ("this snapshot", CURRENT)])
-                .map_err(e)?;
+            legend_row(
+                root,
+                left,
+                &[("previous snapshot", PREVIOUS), ("this snapshot", CURRENT)],
+            )
+            .map_err(e)?;
         }
         Ok(())
     })
@@ -239,13 +253,14 @@ pub(super) fn heatmap(
     let cell_h = 44u32.min(480 / ny as u32).max(16);
     let height = ny as u32 * cell_h + 72;
     let max = cells.iter().map(|c| c.2).fold(0.0f64, f64::max);
-    let left = label_width(&ys) + 22;
+    // Room for the row labels and, left of them, the rotated y axis title.
+    let left = label_width(&ys) + 30;
     svg(chart, height, |root| {
         let e = |e: DrawingAreaErrorKind<_>| e.to_string();
         let mut plot = ChartBuilder::on(root)
             .margin_top(8)
             .margin_right(90)
-            .margin_left(left)
+            .y_label_area_size(left)
             .x_label_area_size(50)
             .build_cartesian_2d(-0.5..(nx as f64 - 0.5), -0.5..(ny as f64 - 0.5))
             .map_err(e)?;
@@ -258,46 +273,71 @@ pub(super) fn heatmap(
             .axis_desc_style((FONT, 13).into_font().color(&TEXT))
             .draw()
             .map_err(e)?;
-        let centred = TextStyle::from((FONT, 12).into_font()).pos(Pos::new(HPos::Center, VPos::Center));
+        let centred =
+            TextStyle::from((FONT, 12).into_font()).pos(Pos::new(HPos::Center, VPos::Center));
         for (x, y, v) in cells {
             let (Some(i), Some(j)) = (position(&xs, x), position(&ys, y)) else {
                 continue;
             };
             let (i, j) = (i as f64, j as f64);
-            let share = if max > 0.0 { (v / max).clamp(0.0, 1.0) } else { 0.0 };
+            let share = if max > 0.0 {
+                (v / max).clamp(0.0, 1.0)
+            } else {
+                0.0
+            };
             let fill = shade(share);
             plot.draw_series([Rectangle::new(
                 [(i - 0.5, j - 0.5), (i + 0.5, j + 0.5)],
                 fill.filled(),
             )])
             .map_err(e)?;
-            let ink = if share > 0.55 { WHITE } else { TEXT };
+            let ink = if share > 0.7 { WHITE } else { TEXT };
             plot.draw_series([Text::new(number(*v), (i, j), centred.clone().color(&ink))])
                 .map_err(e)?;
         }
         for (i, label) in xs.iter().enumerate() {
             let (px, py) = plot.backend_coord(&(i as f64, -0.5));
-            let style = centred.clone().color(&TEXT).pos(Pos::new(HPos::Center, VPos::Top));
-            root.draw(&Text::new(shown(label), (px, py + 6), style)).map_err(e)?;
+            let style = centred
+                .clone()
+                .color(&TEXT)
+                .pos(Pos::new(HPos::Center, VPos::Top));
+            root.draw(&Text::new(shown(label), (px, py + 6), style))
+                .map_err(e)?;
         }
         for (j, label) in ys.iter().enumerate() {
             let (px, py) = plot.backend_coord(&(-0.5, j as f64));
-            let style = centred.clone().color(&TEXT).pos(Pos::new(HPos::Right, VPos::Center));
-            root.draw(&Text::new(shown(label), (px - 6, py), style)).map_err(e)?;
+            let style = centred
+                .clone()
+                .color(&TEXT)
+                .pos(Pos::new(HPos::Right, VPos::Center));
+            root.draw(&Text::new(shown(label), (px - 6, py), style))
+                .map_err(e)?;
         }
         // The scale, titled by the value column: the darkest shade is the largest value.
         let (px, _) = plot.backend_coord(&(nx as f64 - 0.5, 0.0));
         let key_x = px + 16;
-        let title = TextStyle::from((FONT, 12).into_font()).color(&TEXT).pos(Pos::new(HPos::Left, VPos::Center));
-        root.draw(&Text::new(shown(axes.2), (key_x, 14), title)).map_err(e)?;
+        let title = TextStyle::from((FONT, 12).into_font())
+            .color(&TEXT)
+            .pos(Pos::new(HPos::Left, VPos::Center));
+        root.draw(&Text::new(shown(axes.2), (key_x, 14), title))
+            .map_err(e)?;
         for step in 0..=4 {
             let share = f64::from(step) / 4.0;
             let top = 26 + (4 - step) * 18;
-            root.draw(&Rectangle::new([(key_x, top), (key_x + 14, top + 16)], shade(share).filled()))
-                .map_err(e)?;
-            let style = TextStyle::from((FONT, 11).into_font()).color(&TEXT).pos(Pos::new(HPos::Left, VPos::Center));
-            root.draw(&Text::new(number((max * share).round()), (key_x + 18, top + 8), style))
-                .map_err(e)?;
+            root.draw(&Rectangle::new(
+                [(key_x, top), (key_x + 14, top + 16)],
+                shade(share).filled(),
+            ))
+            .map_err(e)?;
+            let style = TextStyle::from((FONT, 11).into_font())
+                .color(&TEXT)
+                .pos(Pos::new(HPos::Left, VPos::Center));
+            root.draw(&Text::new(
+                number((max * share).round()),
+                (key_x + 18, top + 8),
+                style,
+            ))
+            .map_err(e)?;
         }
         Ok(())
     })
@@ -330,35 +370,74 @@ fn position(labels: &[String], label: &str) -> Option<usize> {
     labels.iter().position(|l| l == label)
 }
 
+/// A histogram's bins.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Bins {
+    /// The lower edge of the first bin.
+    pub lo: f64,
+    pub width: f64,
+    pub counts: Vec<u64>,
+    /// Values above the upper edge (an `upper_quantile`), counted in the last bin.
+    pub above: u64,
+    /// The largest value.
+    pub max: f64,
+}
+
 /// The bins of a histogram (docs/rules.md "Run report"): `bins` equal-width
-/// bins from the smallest to the largest value; a value on an inner edge counts
-/// in the bin above it, the largest value in the last bin. Returns the lower
-/// edge of the first bin, the bin width and the count per bin.
-pub(super) fn binned(values: &[f64], bins: usize) -> (f64, f64, Vec<u64>) {
+/// bins from the smallest value to the largest, or to the `upper_quantile`
+/// (nearest rank) of the values; a value on an inner edge counts in the bin
+/// above it, the upper edge and every value above it in the last bin.
+pub(super) fn binned(values: &[f64], bins: usize, upper_quantile: Option<f64>) -> Bins {
     let bins = bins.max(1);
-    let lo = values.iter().copied().fold(f64::INFINITY, f64::min);
-    let hi = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    if values.is_empty() {
-        return (0.0, 1.0, vec![0; bins]);
-    }
-    let width = if hi > lo { (hi - lo) / bins as f64 } else { 1.0 };
+    let mut sorted: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
+    sorted.sort_by(f64::total_cmp);
+    let (Some(&lo), Some(&max)) = (sorted.first(), sorted.last()) else {
+        return Bins {
+            lo: 0.0,
+            width: 1.0,
+            counts: vec![0; bins],
+            above: 0,
+            max: 0.0,
+        };
+    };
+    let hi = match upper_quantile {
+        Some(q) => {
+            let rank = (q * sorted.len() as f64).ceil() as usize;
+            sorted[rank.clamp(1, sorted.len()) - 1]
+        }
+        None => max,
+    };
+    let width = if hi > lo {
+        (hi - lo) / bins as f64
+    } else {
+        1.0
+    };
     let mut counts = vec![0u64; bins];
-    for v in values {
+    let mut above = 0;
+    for v in &sorted {
+        if *v > hi {
+            above += 1;
+        }
         let at = ((v - lo) / width).floor();
-        let at = if at < 0.0 { 0 } else { (at as usize).min(bins - 1) };
+        let at = if at < 0.0 {
+            0
+        } else {
+            (at as usize).min(bins - 1)
+        };
         counts[at] += 1;
     }
-    (lo, width, counts)
+    Bins {
+        lo,
+        width,
+        counts,
+        above,
+        max,
+    }
 }
 
 /// Vertical bars of the counts per bin ([`binned`]).
-pub(super) fn histogram(
-    chart: &str,
-    axis: &str,
-    values: &[f64],
-    bins: usize,
-) -> Result<String, ReportError> {
-    let (lo, width, counts) = binned(values, bins);
+pub(super) fn histogram(chart: &str, axis: &str, bins: &Bins) -> Result<String, ReportError> {
+    let (lo, width, counts) = (bins.lo, bins.width, &bins.counts);
     let hi = lo + width * counts.len() as f64;
     let top = counts.iter().copied().max().unwrap_or(0).max(1) as f64 * 1.12;
     svg(chart, 340, |root| {
@@ -374,7 +453,7 @@ pub(super) fn histogram(
             .disable_x_mesh()
             .max_light_lines(0)
             .bold_line_style(GRID)
-            .x_labels(8)
+            .x_labels(10)
             .y_labels(6)
             .x_label_formatter(&|x| number(*x))
             .y_label_formatter(&|y| number(y.round()))
@@ -384,9 +463,16 @@ pub(super) fn histogram(
             .label_style((FONT, 12).into_font().color(&TEXT))
             .draw()
             .map_err(e)?;
+        let last = counts.len() - 1;
         plot.draw_series(counts.iter().enumerate().map(|(i, count)| {
             let x0 = lo + width * i as f64;
-            let mut bar = Rectangle::new([(x0, 0.0), (x0 + width, *count as f64)], CURRENT.filled());
+            // The last bin holds the tail beyond the upper quantile: another shade.
+            let color = if i == last && bins.above > 0 {
+                PREVIOUS
+            } else {
+                CURRENT
+            };
+            let mut bar = Rectangle::new([(x0, 0.0), (x0 + width, *count as f64)], color.filled());
             bar.set_margin(0, 0, 1, 1);
             bar
         }))
@@ -402,11 +488,25 @@ mod tests {
     #[test]
     fn bins_are_equal_width_and_the_largest_value_is_in_the_last() {
         // 0..10 in 5 bins of 2: [0,2) [2,4) [4,6) [6,8) [8,10]; 2.0 is in the second.
-        let (lo, width, counts) = binned(&[0.0, 1.9, 2.0, 5.0, 9.9, 10.0], 5);
-        assert_eq!((lo, width), (0.0, 2.0));
-        assert_eq!(counts, vec![2, 1, 1, 0, 2]);
+        let bins = binned(&[0.0, 1.9, 2.0, 5.0, 9.9, 10.0], 5, None);
+        assert_eq!((bins.lo, bins.width, bins.above), (0.0, 2.0, 0));
+        assert_eq!(bins.counts, vec![2, 1, 1, 0, 2]);
         // One distinct value: one full bin.
-        assert_eq!(binned(&[3.0, 3.0], 4).2, vec![2, 0, 0, 0]);
+        assert_eq!(binned(&[3.0, 3.0], 4, None).counts, vec![2, 0, 0, 0]);
+    }
+
+    #[test]
+    fn values_above_the_upper_quantile_count_in_the_last_bin() {
+        // Ten values 1..=10 and 100; the 0.8 quantile (nearest rank: the 9th of 11) is 9.
+        let mut values: Vec<f64> = (1..=10).map(f64::from).collect();
+        values.push(100.0);
+        let bins = binned(&values, 4, Some(0.8));
+        assert_eq!(
+            (bins.lo, bins.width, bins.above, bins.max),
+            (1.0, 2.0, 2, 100.0)
+        );
+        // [1,3) [3,5) [5,7) [7,9] + 10 and 100 above.
+        assert_eq!(bins.counts, vec![2, 2, 2, 5]);
     }
 
     #[test]
@@ -425,7 +525,13 @@ mod tests {
 
     #[test]
     fn labels_in_charts_are_escaped() {
-        let svg = bars("t", "customers", &[("<script>x</script>".into(), 3.0)], None).unwrap();
+        let svg = bars(
+            "t",
+            "customers",
+            &[("<script>x</script>".into(), 3.0)],
+            None,
+        )
+        .unwrap();
         assert!(svg.contains("&lt;script&gt;"), "{svg}");
         assert!(!svg.contains("<script>"));
     }

@@ -38,7 +38,10 @@ use crate::storage::StorageLocation;
 /// Errors of the report layer.
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
-    #[error("report: storage error on {path}: {}", crate::storage::describe(source))]
+    #[error(
+        "report: storage error on {path}: {}",
+        crate::storage::describe(source)
+    )]
     Store {
         path: String,
         source: object_store::Error,

@@ -102,7 +102,11 @@ pub(super) fn render(
     // Nothing to load: no script, no request, whatever ends up in the page.
     page.push_str("<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'; img-src data:\">\n");
     page.push_str("<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n");
-    let _ = writeln!(page, "<title>{}</title>\n<style>{STYLE}</style></head><body>", escape(&title));
+    let _ = writeln!(
+        page,
+        "<title>{}</title>\n<style>{STYLE}</style></head><body>",
+        escape(&title)
+    );
     header(&mut page, record);
     page.push_str("<main>\n<nav><a href=\"#rows\">Rows</a><a href=\"#rejects\">Rejects</a><a href=\"#checks\">Checks</a><a href=\"#outputs\">Outputs</a><a href=\"#charts\">Customer base</a><a href=\"#timings\">Timings</a><a href=\"#params\">Parameters</a></nav>\n");
     if let Some(error) = &record.error {
@@ -123,7 +127,9 @@ pub(super) fn render(
     outputs(&mut page, input, charts);
     page.push_str("<section id=\"charts\"><h2>Customer base</h2>\n");
     if charts.charts.is_empty() {
-        page.push_str("<p class=\"note\">The job declares no charts (<code>report.charts</code>).</p>\n");
+        page.push_str(
+            "<p class=\"note\">The job declares no charts (<code>report.charts</code>).</p>\n",
+        );
     }
     for (i, chart) in charts.charts.iter().enumerate() {
         figure(&mut page, i, chart)?;
@@ -147,9 +153,10 @@ fn header(page: &mut String, record: &RunRecord) {
         RunStatus::Failed => "failed",
         RunStatus::Abandoned => "abandoned",
     };
-    let ended = record
-        .ended_at
-        .map_or_else(|| "-".to_string(), |t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string());
+    let ended = record.ended_at.map_or_else(
+        || "-".to_string(),
+        |t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+    );
     let _ = writeln!(
         page,
         "<header><h1>{} · {}</h1><p><span class=\"status {status}\" id=\"status\">{status}</span> \
@@ -223,7 +230,9 @@ fn rejects(page: &mut String, record: &RunRecord, examples: &Examples) {
         page.push_str("<p class=\"note\">No row was rejected.</p>\n");
     }
     if record.rejects.is_empty() && any {
-        page.push_str("<p class=\"note\">The run published no rejects, so no examples are shown.</p>\n");
+        page.push_str(
+            "<p class=\"note\">The run published no rejects, so no examples are shown.</p>\n",
+        );
     }
     for source in record.sources.iter().filter(|s| s.rows_rejected > 0) {
         let _ = writeln!(
@@ -307,7 +316,9 @@ fn outputs(page: &mut String, input: &ReportInput<'_>, charts: &Charts) {
     if record.outputs.is_empty() {
         page.push_str("<p class=\"note\">This run published no output.</p>\n");
     } else {
-        page.push_str("<table><tr><th>output</th><th>rows</th><th>files</th><th>location</th></tr>\n");
+        page.push_str(
+            "<table><tr><th>output</th><th>rows</th><th>files</th><th>location</th></tr>\n",
+        );
         let options = &input.job.storage.options;
         for output in &record.outputs {
             let _ = writeln!(
@@ -324,7 +335,8 @@ fn outputs(page: &mut String, input: &ReportInput<'_>, charts: &Charts) {
     if !charts.snapshots.is_empty() {
         page.push_str("<p class=\"note\">The charts read these committed snapshots:</p><table><tr><th>output</th><th>snapshot</th><th>rows</th><th>previous snapshot</th></tr>\n");
         for s in &charts.snapshots {
-            let date = |d: Option<chrono::NaiveDate>| d.map_or_else(|| "-".to_string(), |d| d.to_string());
+            let date =
+                |d: Option<chrono::NaiveDate>| d.map_or_else(|| "-".to_string(), |d| d.to_string());
             let _ = writeln!(
                 page,
                 "<tr><td>{}</td><td>{}</td><td class=\"n\">{}</td><td>{}</td></tr>",
@@ -348,6 +360,7 @@ fn figure(page: &mut String, i: usize, chart: &Chart) -> Result<(), ReportError>
         spec.kind.as_str(),
         escape(&spec.title)
     );
+    let mut tail = None;
     match &chart.data {
         Err(message) => {
             let _ = writeln!(page, "<p class=\"chart-error\">{}</p>", escape(message));
@@ -360,20 +373,34 @@ fn figure(page: &mut String, i: usize, chart: &Chart) -> Result<(), ReportError>
                     previous,
                     ..
                 } if !rows.is_empty() => draw::bars(&spec.title, axis, rows, previous.as_deref())?,
-                ChartData::Heatmap { axes, cells } if !cells.is_empty() => draw::heatmap(
-                    &spec.title,
-                    (&axes.0, &axes.1, &axes.2),
-                    cells,
-                )?,
-                ChartData::Histogram { axis, values, bins } if !values.is_empty() => {
-                    draw::histogram(&spec.title, axis, values, *bins)?
+                ChartData::Heatmap { axes, cells } if !cells.is_empty() => {
+                    draw::heatmap(&spec.title, (&axes.0, &axes.1, &axes.2), cells)?
+                }
+                ChartData::Histogram {
+                    axis,
+                    values,
+                    bins,
+                    upper_quantile,
+                } if !values.is_empty() => {
+                    let bins = draw::binned(values, *bins, *upper_quantile);
+                    if let (Some(q), true) = (upper_quantile, bins.above > 0) {
+                        let edge = bins.lo + bins.width * bins.counts.len() as f64;
+                        tail = Some(format!(
+                            "The bins end at {} (the {} quantile); the last, grey bin also counts the {} values above it, up to {}.",
+                            number(edge),
+                            q,
+                            count(bins.above),
+                            number(bins.max)
+                        ));
+                    }
+                    draw::histogram(&spec.title, axis, &bins)?
                 }
                 _ => String::from("<p class=\"chart-error\">The query returned no rows.</p>"),
             };
             page.push_str(&svg);
         }
     }
-    if let Some(note) = &chart.note {
+    for note in chart.note.iter().chain(&tail) {
         let _ = writeln!(page, "<p class=\"note\">{}</p>", escape(note));
     }
     let _ = writeln!(
