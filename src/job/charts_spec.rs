@@ -187,11 +187,11 @@ mod tests {
         assert_eq!(
             messages,
             vec![
-                "j.yaml:2:23: report.charts[0].kind: unknown variant `pie`, expected one of `bar`, `heatmap`, `histogram`",
-                "j.yaml:3:54: report.charts[1].compare: only bar charts compare with the previous snapshot, this one is a heatmap",
-                "j.yaml:4:46: report.charts[2].bins: only histograms have bins, this chart is a bar",
-                "j.yaml:5:52: report.charts[3].bins: must be 1 to 200",
-                "j.yaml:5:71: report.charts[3].upper_quantile: must be above 0 and at most 1",
+                "j.yaml:2:23: report.charts[0]: unknown variant `pie`, expected one of `bar`, `heatmap`, `histogram`",
+                "j.yaml:3:56: report.charts[1].compare: only bar charts compare with the previous snapshot, this one is a heatmap",
+                "j.yaml:4:49: report.charts[2].bins: only histograms have bins, this chart is a bar",
+                "j.yaml:5:55: report.charts[3].bins: must be 1 to 200",
+                "j.yaml:5:74: report.charts[3].upper_quantile: must be above 0 and at most 1",
                 "j.yaml:6:43: report.charts[4]: unknown field `colour`, expected one of `title`, `kind`, `sql`, `compare`, `bins`, `upper_quantile`",
                 "j.yaml:7:1: report: unknown key `legend`, expected charts",
             ]

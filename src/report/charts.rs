@@ -124,9 +124,15 @@ pub(super) async fn chart_data(input: &ReportInput<'_>) -> Result<Charts, Report
         });
     }
     let has_previous = snapshots.iter().any(|s| s.previous.is_some());
+    let nothing = snapshots.iter().all(|s| s.rows.is_none());
     let mut charts = Vec::new();
     for spec in specs {
         let chart = match crate::job::interpolate(&spec.sql, &input.record.params) {
+            _ if nothing => Chart {
+                spec: spec.clone(),
+                data: Err("No snapshot of the job's outputs is committed yet.".into()),
+                note: None,
+            },
             Err(e) => Chart {
                 spec: spec.clone(),
                 data: Err(e.to_string()),
