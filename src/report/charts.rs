@@ -17,7 +17,7 @@ use std::sync::Arc;
 use chrono::NaiveDate;
 use datafusion::arrow::array::{Array, AsArray, RecordBatch};
 use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::{DataType, Float64Type};
+use datafusion::arrow::datatypes::{DataType, Float64Type, Schema};
 use datafusion::catalog::MemorySchemaProvider;
 use datafusion::prelude::SessionContext;
 
@@ -26,7 +26,7 @@ use crate::engine::{self, EngineOptions};
 use crate::job::{ChartKind, ChartSpec};
 
 /// The schema holding the previous snapshots in the report's session.
-const PREVIOUS: &str = "previous";
+pub const PREVIOUS: &str = "previous";
 /// Bars drawn at most; a query returning more shows its first ones.
 pub(super) const MAX_BARS: usize = 40;
 /// Heatmap cells drawn at most.
@@ -165,7 +165,7 @@ async fn draw_one(
         let note = "No earlier snapshot is committed: nothing to compare with yet.";
         return chart(Err(note.to_string()), None);
     }
-    let batches = match run(current, sql).await {
+    let batches = match run(current, sql, spec.kind).await {
         Ok(batches) => batches,
         Err(e) => return chart(Err(e), None),
     };
@@ -186,7 +186,7 @@ async fn draw_one(
     } = &mut data
     {
         if spec.compare_previous && has_previous {
-            match run(previous, sql).await.and_then(|b| bars(&b)) {
+            match run(previous, sql, spec.kind).await.and_then(|b| bars(&b)) {
                 Ok(ChartData::Bars { rows, .. }) => *before = Some(rows),
                 Ok(_) => {}
                 Err(e) => note = Some(format!("The previous snapshot could not be charted: {e}")),
@@ -225,9 +225,40 @@ fn no_catalog(ctx: &SessionContext) -> ReportError {
     )))
 }
 
-async fn run(ctx: &SessionContext, sql: &str) -> Result<Vec<RecordBatch>, String> {
+/// The rows of a chart's query, once its columns fit the chart ([`columns_problem`]).
+async fn run(ctx: &SessionContext, sql: &str, kind: ChartKind) -> Result<Vec<RecordBatch>, String> {
     let frame = ctx.sql(sql).await.map_err(|e| e.strip_backtrace())?;
+    if let Some(problem) = columns_problem(kind, frame.schema().as_arrow()) {
+        return Err(problem);
+    }
     frame.collect().await.map_err(|e| e.strip_backtrace())
+}
+
+/// Why a query's columns do not fit a chart of `kind`: too few of them, or a
+/// value column that is not a number. Columns are taken by position: bar
+/// `(label, value)`, heatmap `(x, y, value)`, histogram `(value)`.
+pub fn columns_problem(kind: ChartKind, schema: &Schema) -> Option<String> {
+    let (needed, shape) = match kind {
+        ChartKind::Bar => (2, "(label, value)"),
+        ChartKind::Heatmap => (3, "(x, y, value)"),
+        ChartKind::Histogram => (1, "(value)"),
+    };
+    let found = schema.fields().len();
+    if found < needed {
+        return Some(format!(
+            "the query returns {found} column(s); a {} chart reads {needed}: {shape}",
+            kind.as_str()
+        ));
+    }
+    let value = schema.field(needed - 1);
+    let numeric = value.data_type().is_numeric() || value.data_type() == &DataType::Null;
+    (!numeric).then(|| {
+        format!(
+            "column {needed} (`{}`) is the value and must be a number; it is {}",
+            value.name(),
+            value.data_type()
+        )
+    })
 }
 
 /// Column `i` of every batch as text (NULL: `(none)`), and its name.
@@ -256,17 +287,7 @@ fn numbers(batches: &[RecordBatch], i: usize) -> Result<(String, Vec<Option<f64>
     let mut out = Vec::new();
     for batch in batches {
         let column = column(batch, i)?;
-        let field = batch.schema().field(i).clone();
-        name.get_or_insert_with(|| field.name().clone());
-        let numeric = field.data_type().is_numeric() || field.data_type() == &DataType::Null;
-        if !numeric {
-            return Err(format!(
-                "column {} (`{}`) must be a number, it is {}",
-                i + 1,
-                field.name(),
-                field.data_type()
-            ));
-        }
+        name.get_or_insert_with(|| batch.schema().field(i).name().clone());
         let values = cast(column, &DataType::Float64).map_err(|e| e.to_string())?;
         let values = values.as_primitive::<Float64Type>();
         out.extend(values.iter());

@@ -23,6 +23,8 @@
 
 mod charts;
 mod draw;
+
+pub use charts::{PREVIOUS, columns_problem};
 mod page;
 mod rejects;
 

@@ -353,9 +353,9 @@ fn outputs(page: &mut String, input: &ReportInput<'_>, charts: &Charts) {
 
 fn figure(page: &mut String, i: usize, chart: &Chart) -> Result<(), ReportError> {
     let spec = &chart.spec;
-    let _ = write!(
+    let _ = writeln!(
         page,
-        "<figure class=\"chart\" id=\"chart-{}\" data-kind=\"{}\"><figcaption>{}</figcaption>\n",
+        "<figure class=\"chart\" id=\"chart-{}\" data-kind=\"{}\"><figcaption>{}</figcaption>",
         i + 1,
         spec.kind.as_str(),
         escape(&spec.title)

@@ -79,7 +79,7 @@ fn thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -282,4 +282,61 @@ fn a_failed_run_reports_its_error_with_hostile_reject_text_escaped_and_no_secret
     // Nothing was published, so the charts say what there is: nothing yet.
     assert!(html.contains("This run published no output."));
     assert!(figure(&html, "chart-1").contains("chart-error"));
+}
+
+/// The bundled job with its `report:` section replaced by `charts` (YAML lines).
+fn job_with_charts(dir: &Path, charts: &str) -> std::path::PathBuf {
+    let text = std::fs::read_to_string(repo_root().join("jobs/customer_360.yaml")).unwrap();
+    let head = &text[..text.find("\nreport:").unwrap()];
+    let path = dir.join("job.yaml");
+    std::fs::write(&path, format!("{head}\nreport:\n  charts:\n{charts}")).unwrap();
+    path
+}
+
+#[tokio::test]
+async fn validate_plans_every_chart_where_the_job_file_declares_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = job_with_charts(dir.path(), "");
+    let line = std::fs::read_to_string(&base).unwrap().lines().count() + 1;
+    let path = job_with_charts(
+        dir.path(),
+        "    - { title: A, kind: bar, sql: \"SELECT segment, customers FROM segment_summary\" }\n\
+         \x20   - { title: B, kind: bar, sql: \"SELECT customers, segment FROM segment_summary\" }\n\
+         \x20   - { title: C, kind: heatmap, sql: \"SELECT r_score, f_scor, 1 FROM customer_360\" }\n\
+         \x20   - { title: D, kind: histogram, sql: \"SELECT clv FROM previous.customer_360\" }\n",
+    );
+    let job = c360::job::load_with_base(&path, &repo_root()).unwrap_or_else(|e| panic!("{e}"));
+    let findings = c360::run::plan_job(&job).await;
+    let errors: Vec<String> = findings.errors.iter().map(|d| d.to_string()).collect();
+    let file = path.display();
+    assert_eq!(errors.len(), 2, "{errors:#?}");
+    assert_eq!(
+        errors[0],
+        format!(
+            "{file}:{}:35: report.charts[1] (B): column 2 (`segment`) is the value and must be a number; it is Utf8",
+            line + 1
+        )
+    );
+    assert!(
+        errors[1].starts_with(&format!("{file}:{}:39: report.charts[2] (C): ", line + 2)),
+        "{}",
+        errors[1]
+    );
+    assert!(errors[1].contains("f_scor"), "{}", errors[1]);
+
+    // A chart reads outputs only: a step that is not published is refused at load.
+    let path = job_with_charts(
+        dir.path(),
+        "    - { title: E, kind: bar, sql: \"SELECT 1, 2 FROM rfm JOIN previous.order_lines ON true\" }\n",
+    );
+    let err = c360::job::load_with_base(&path, &repo_root())
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        err,
+        format!(
+            "{}:{line}:35: report.charts[0].sql: `rfm` is not an output of this job (charts read outputs, or previous.<output>)",
+            path.display()
+        )
+    );
 }
