@@ -36,8 +36,9 @@ const MAX_CELLS: usize = 900;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct ShownSnapshot {
     pub output: String,
-    /// `None`: nothing committed (or an unpartitioned output, with `rows`).
+    /// The snapshot's date (`None` also for an unpartitioned output).
     pub current: Option<NaiveDate>,
+    /// Its rows; `None` when nothing of the output is committed.
     pub rows: Option<u64>,
     pub previous: Option<NaiveDate>,
 }

@@ -38,6 +38,15 @@ pub(super) async fn examples(
 ) -> Result<Examples, ReportError> {
     let mut out = Examples::new();
     for published in &record.rejects {
+        // The reasons of the extract's rejected rows: reading stops once each has its examples.
+        let reasons: Vec<&String> = record
+            .sources
+            .iter()
+            .filter(|s| s.name == published.name)
+            .flat_map(|s| s.rejects_by_reason.iter())
+            .filter(|(_, rows)| **rows > 0)
+            .map(|(reason, _)| reason)
+            .collect();
         let partition = crate::outputs::rejects_partition(
             &warehouse.prefix,
             &published.name,
@@ -48,12 +57,23 @@ pub(super) async fn examples(
             .await?
             .unwrap_or_default();
         let by_reason = out.entry(published.name.clone()).or_default();
+        let satisfied = |by_reason: &BTreeMap<String, Vec<RejectExample>>| {
+            reasons.iter().all(|r| {
+                by_reason
+                    .get(*r)
+                    .is_some_and(|e| e.len() >= EXAMPLES_PER_REASON)
+            })
+        };
         for file in files {
+            if satisfied(by_reason) {
+                break;
+            }
             let read_err = |message: String| ReportError::Rejects {
                 path: file.to_string(),
                 message,
             };
-            // Reject files are bounded by the reject budget, so one is read whole.
+            // Reject files are bounded by the reject budget, so one is read whole
+            // (as the erasure filter reads it).
             let bytes = match warehouse.store.get(&file).await {
                 Ok(result) => result.bytes().await,
                 Err(e) => Err(e),
@@ -65,6 +85,9 @@ pub(super) async fn examples(
             for batch in reader {
                 let batch = batch.map_err(|e| read_err(e.to_string()))?;
                 collect(&batch, by_reason).map_err(read_err)?;
+                if satisfied(by_reason) {
+                    break;
+                }
             }
         }
     }

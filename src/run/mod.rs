@@ -176,7 +176,14 @@ pub async fn run(job: &Job, options: &RunOptions) -> Result<RunSummary, RunError
     if let Err(e) = r.log.finish(&record).await {
         tracing::warn!(error = %e, "could not write the run record");
     }
-    write_report(&r, &mut record).await;
+    // A run that found the warehouse locked did nothing and holds no lease: the
+    // report of the date is the running load's to write.
+    if !matches!(
+        result,
+        Err(RunError::Commit(commit::CommitError::Locked(_)))
+    ) {
+        write_report(&r, &mut record).await;
+    }
     result?;
     let summary = record::summary(&record, sources, started.elapsed().as_secs_f64());
     tracing::info!(elapsed_secs = summary.elapsed_secs, "run succeeded");
