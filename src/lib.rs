@@ -4,7 +4,8 @@
 //! raw extracts are read, validated and typed (`source`) from object storage
 //! (`storage`), SQL and builtin steps run on DataFusion (`engine`, `steps`, `udf`),
 //! outputs are written as Hive-partitioned Parquet (`sink`), checked (`checks`)
-//! and published atomically (`commit`), and every run is recorded (`runlog`).
+//! and published atomically (`commit`), and every run is recorded (`runlog`)
+//! and reported as an HTML page (`report`).
 //! `run` ties one load together; `schedule` runs loads at their cron ticks and over
 //! date ranges; `generate` makes synthetic extracts in the contract layout.
 
@@ -18,6 +19,7 @@ pub mod generate;
 pub mod job;
 pub mod outputs;
 pub mod progress;
+pub mod report;
 pub mod run;
 pub mod runlog;
 pub mod schedule;

@@ -13,6 +13,7 @@ use crate::run::{RunOptions, RunSummary};
 
 mod init;
 mod query;
+mod report;
 mod schedule;
 
 /// Exit codes, documented in the README and `--help`.
@@ -147,6 +148,20 @@ pub enum Command {
         /// How rows are written.
         #[arg(long, value_enum, default_value_t = query::QueryFormat::Table)]
         format: query::QueryFormat,
+    },
+    /// Print where the run report of the latest logical date (or of --date) is; --open opens it.
+    Report {
+        /// A job file: its warehouse, and only its reports.
+        job: Option<PathBuf>,
+        /// The warehouse (path or URL); default: the job's, else `warehouse`.
+        #[arg(long)]
+        warehouse: Option<String>,
+        /// The report of this logical date instead of the latest.
+        #[arg(long)]
+        date: Option<NaiveDate>,
+        /// Open it with the system's opener (xdg-open, open); local warehouses only.
+        #[arg(long)]
+        open: bool,
     },
     /// Write deterministic synthetic raw extracts (and their ground truth).
     #[command(
@@ -329,6 +344,12 @@ pub async fn dispatch(cli: Cli) -> ExitCode {
             date,
             format,
         } => query(sql, job, warehouse, date, format).await,
+        Command::Report {
+            job,
+            warehouse,
+            date,
+            open,
+        } => report::report(job, warehouse, date, open).await,
         Command::Generate {
             customers,
             days,

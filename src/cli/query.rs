@@ -95,23 +95,15 @@ pub async fn session(
         if name.starts_with('_') || name == "rejects" {
             continue;
         }
-        let (files, snapshot, rows) =
-            match outputs::latest_committed_before(store, &dir, before).await? {
-                Some(snapshot) => (snapshot.files(), Some(snapshot.date), snapshot.marker.rows),
-                None => match outputs::read_marker(store, &dir).await? {
-                    Some(marker) => (marker.paths(&dir), None, marker.rows),
-                    None => continue,
-                },
-            };
-        if files.is_empty() {
-            continue;
+        if let Some(snapshot) =
+            outputs::register_committed(&ctx, &name, warehouse, &dir, before).await?
+        {
+            tables.push(QueryTable {
+                name,
+                snapshot: snapshot.date,
+                rows: snapshot.rows,
+            });
         }
-        engine::register_staged_files(&ctx, &name, warehouse.store_url.as_str(), &files).await?;
-        tables.push(QueryTable {
-            name,
-            snapshot,
-            rows,
-        });
     }
     Ok((ctx, tables))
 }

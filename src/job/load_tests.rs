@@ -73,7 +73,7 @@ fn unknown_top_level_and_entry_keys() {
         Fixture::new().errors(&yaml),
         vec![
             "6:18: sources.fx: unknown field `fromat`, expected one of `path`, `format`, `schema`, `partitions`, `rejects`, `currencies`, `optional`",
-            "7:1: unknown key `setps`, expected one of name, timezone, schedule, params, storage, engine, sources, steps, erasure, checks, outputs",
+            "7:1: unknown key `setps`, expected one of name, timezone, schedule, params, storage, engine, sources, steps, erasure, checks, outputs, report",
         ]
     );
 }

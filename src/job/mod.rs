@@ -8,6 +8,7 @@
 //! one pass. The result is the plain `model::Job` the rest of the crate runs.
 
 mod builtins;
+mod charts_spec;
 mod checks_spec;
 mod confine;
 pub mod cron;
@@ -33,6 +34,7 @@ mod units;
 pub use builtins::{
     Builtin, BuiltinSettings, ClvSettings, ClvTimeUnit, SettingError, StitchSettings,
 };
+pub use charts_spec::DEFAULT_BINS;
 pub use confine::within;
 pub use dedup::{DedupRule, Winner, deduped_table};
 pub use diagnostic::{Diagnostic, Diagnostics};

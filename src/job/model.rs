@@ -37,8 +37,57 @@ pub struct Job {
     /// Which steps resolve erasure requests (`erasure:`); required with a
     /// `suppressions` source.
     pub erasure: Option<ErasureSpec>,
+    /// The charts of the run report (`report:`); none when the section is absent.
+    pub report: ReportSpec,
     /// Where the job file declares what later validation may point at.
     pub places: Places,
+}
+
+/// `report:`: what the run report charts, each chart a SQL query over the
+/// committed outputs (`crate::report`, docs/job-file.md "Run report").
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ReportSpec {
+    pub charts: Vec<ChartSpec>,
+}
+
+/// One chart of the run report.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChartSpec {
+    pub title: String,
+    pub kind: ChartKind,
+    /// A query over the outputs of the job (the snapshot the report shows), and
+    /// `previous.<output>` (the committed snapshot before it).
+    pub sql: String,
+    /// `bar` only: the same query over the previous snapshot, drawn beside.
+    pub compare_previous: bool,
+    /// `histogram` only: how many equal-width bins (docs/rules.md "Run report").
+    pub bins: usize,
+    /// `histogram` only: the bins end at this quantile of the values, and the
+    /// last bin also counts the values above it (a long tail would otherwise
+    /// squeeze every other value into the first bin).
+    pub upper_quantile: Option<f64>,
+}
+
+/// How a chart draws its query's rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChartKind {
+    /// Columns `label`, `value`: one horizontal bar per row, in row order.
+    Bar,
+    /// Columns `x`, `y`, `value`: a grid of cells shaded by value.
+    Heatmap,
+    /// Column `value`: the values counted into equal-width bins.
+    Histogram,
+}
+
+impl ChartKind {
+    /// The name written in job files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Bar => "bar",
+            Self::Heatmap => "heatmap",
+            Self::Histogram => "histogram",
+        }
+    }
 }
 
 /// Where the job file declares each param, step, output and table's checks
@@ -51,6 +100,8 @@ pub struct Places {
     pub outputs: BTreeMap<String, (u32, u32)>,
     /// The table key under `checks:`.
     pub checks: BTreeMap<String, (u32, u32)>,
+    /// The `sql:` of each chart under `report.charts`, in order.
+    pub charts: Vec<(u32, u32)>,
 }
 
 /// `erasure:`: the steps whose results say who a run erases (docs/rules.md "Erasure").

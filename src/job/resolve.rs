@@ -3,13 +3,14 @@
 //! Names are checked (form, duplicates, references), placeholders are checked
 //! against params and the built-in variables, steps are resolved and ordered.
 
+use super::charts_spec::ChartDraft;
 use super::checks_spec::TableChecks;
 use super::interpolate::interpolate_mapped;
 use super::model::{
     CheckSpec, FileLayout, Job, OutputSpec, Places, RejectBudget, ScheduleSpec, SourceSpec,
     StorageSpec,
 };
-use super::model::{ContractSchema, ErasureSpec, RetryPolicy, StepSpec};
+use super::model::{ContractSchema, ErasureSpec, ReportSpec, RetryPolicy, StepSpec};
 use super::node_de::Located;
 use super::report::Reporter;
 use super::sections::Draft;
@@ -84,10 +85,16 @@ pub(crate) fn resolve(
         steps: draft.steps.iter().map(|s| at(&s.name)).collect(),
         outputs: draft.outputs.iter().map(|(n, _)| at(n)).collect(),
         checks: draft.checks.iter().map(|(t, _)| at(t)).collect(),
+        charts: draft
+            .charts
+            .iter()
+            .map(|c| (c.sql.line, c.sql.column))
+            .collect(),
     };
     let steps = resolve_steps(draft.steps, &scope, report);
     let erasure = resolve_erasure(draft.erasure, &draft.sources, &steps, report);
     let checks = resolve_checks(draft.checks, &scope, report);
+    let report_spec = resolve_report(draft.charts, &scope, report);
 
     let mut outputs = Vec::new();
     for (name, raw) in draft.outputs {
@@ -162,8 +169,47 @@ pub(crate) fn resolve(
         engine: draft.engine,
         schedule,
         erasure,
+        report: report_spec,
         places,
     })
+}
+
+/// A chart reads the committed outputs only: `<output>` (the snapshot the report
+/// shows) and `previous.<output>` (the one before it).
+fn resolve_report(charts: Vec<ChartDraft>, scope: &Scope, report: &mut Reporter) -> ReportSpec {
+    for (i, chart) in charts.iter().enumerate() {
+        let context = format!("report.charts[{i}].sql");
+        let at = (chart.sql.line, chart.sql.column);
+        let mapped = interpolate_mapped(&chart.sql.value, scope.vars);
+        for err in &mapped.errors {
+            report.at(at.0, at.1, format!("{context}: {err}"));
+        }
+        match parse(&mapped.text) {
+            Err(e) => report.at(
+                at.0,
+                at.1,
+                format!(
+                    "{context}: SQL does not parse at line {}, column {} of the query: {}",
+                    e.line, e.column, e.message
+                ),
+            ),
+            Ok(statements) => {
+                for table in table_refs(&statements) {
+                    let output = table.name.strip_prefix("previous.").unwrap_or(&table.name);
+                    if !scope.outputs.contains(output) {
+                        let message = format!(
+                            "{context}: `{}` is not an output of this job (charts read outputs, or previous.<output>)",
+                            table.name
+                        );
+                        report.at(at.0, at.1, message);
+                    }
+                }
+            }
+        }
+    }
+    ReportSpec {
+        charts: charts.into_iter().map(|c| c.spec).collect(),
+    }
 }
 
 /// Source and step names must be SQL-friendly (DataFusion lower-cases unquoted

@@ -1,6 +1,7 @@
 //! First pass over a job file: split the top-level mapping into sections and decode
 //! every entry on its own, so one bad entry does not hide problems in the others.
 
+use super::charts_spec::{ChartDraft, decode_report};
 use super::checks_spec::{TableChecks, decode_checks};
 use super::model::EngineSpec;
 use super::node::{Node, NodeValue};
@@ -13,7 +14,7 @@ use std::collections::BTreeMap;
 /// Top-level keys of a job file, in documentation order.
 const TOP_LEVEL_KEYS: &[&str] = &[
     "name", "timezone", "schedule", "params", "storage", "engine", "sources", "steps", "erasure",
-    "checks", "outputs",
+    "checks", "outputs", "report",
 ];
 
 /// Everything decoded from a job file, with locations for the cross-checks.
@@ -33,6 +34,8 @@ pub(crate) struct Draft {
     pub erasure: Option<ErasureRaw>,
     pub checks: TableChecks,
     pub outputs: Vec<(Located<String>, OutputRaw)>,
+    /// `report.charts`, in file order.
+    pub charts: Vec<ChartDraft>,
     /// Source and step names, including entries that failed to decode, so a broken
     /// entry does not also make every reference to it an error.
     pub defined: Vec<Located<String>>,
@@ -69,6 +72,7 @@ pub(crate) fn decode_sections(root: &Node, report: &mut Reporter) -> Draft {
             "erasure" => draft.erasure = decode_or_report(value, "erasure", report),
             "checks" => draft.checks = decode_checks(value, report),
             "outputs" => draft.outputs = decode_named(value, "outputs", report),
+            "report" => draft.charts = decode_report(value, report),
             _ => report.at(
                 key.line,
                 key.column,

@@ -3,7 +3,9 @@
 //! These types mirror the YAML one entry at a time; `sections` decodes them from
 //! the located tree and turns them into the `model` types once they make sense.
 
-use super::model::{Compression, ContractSchema, Format, JoinStrategy, Overlap, Severity};
+use super::model::{
+    ChartKind, Compression, ContractSchema, Format, JoinStrategy, Overlap, Severity,
+};
 use super::node_de::Located;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -63,6 +65,31 @@ pub(crate) struct ErasureRaw {
     pub requests: Located<String>,
     pub customers: Located<String>,
     pub identifiers: Located<String>,
+}
+
+/// One entry of `report.charts:`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ChartRaw {
+    pub title: Located<String>,
+    pub kind: Located<ChartKindRaw>,
+    pub sql: Located<String>,
+    /// `previous`: a bar chart also draws its query over the previous snapshot.
+    #[serde(default)]
+    pub compare: Option<Located<CompareRaw>>,
+    /// Histograms: how many bins.
+    #[serde(default)]
+    pub bins: Option<Located<usize>>,
+    /// Histograms: the quantile the bins end at.
+    #[serde(default)]
+    pub upper_quantile: Option<Located<f64>>,
+}
+
+/// `report.charts[].compare:`.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum CompareRaw {
+    Previous,
 }
 
 /// One entry of `sources:`.
@@ -287,4 +314,5 @@ yaml_enum!(SchemaRaw => ContractSchema {
 });
 yaml_enum!(CompressionRaw => Compression { Zstd = "zstd" => Zstd, Snappy = "snappy" => Snappy, None = "none" => Uncompressed });
 yaml_enum!(SeverityRaw => Severity { Error = "error" => Error, Warn = "warn" => Warn });
+yaml_enum!(ChartKindRaw => ChartKind { Bar = "bar" => Bar, Heatmap = "heatmap" => Heatmap, Histogram = "histogram" => Histogram });
 yaml_enum!(OverlapRaw => Overlap { Skip = "skip" => Skip, Queue = "queue" => Queue, Replace = "replace" => Replace });

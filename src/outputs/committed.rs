@@ -1,15 +1,17 @@
 //! Reading back what the commit published: the `_SUCCESS` marker of a partition,
 //! the files it lists, and the newest committed daily snapshot before a date.
-//! Readers inside c360 read only marker-listed files, so they never see a
-//! half-published partition.
+//! Readers inside c360 (`c360 query`, the run report) read only marker-listed
+//! files, so they never see a half-published partition.
 
 use std::sync::Arc;
 
 use chrono::NaiveDate;
+use datafusion::prelude::SessionContext;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 
 use super::SinkError;
+use crate::storage::StorageLocation;
 
 /// The marker written last in every published partition.
 pub const SUCCESS_MARKER: &str = "_SUCCESS";
@@ -131,6 +133,75 @@ pub async fn latest_committed_before(
         }
     }
     Ok(None)
+}
+
+/// Where an extract's rejects of the run of `date` are published under the
+/// warehouse `prefix`: `rejects/extract=<extract>/run_date=<date>`.
+pub fn rejects_partition(prefix: &Path, extract: &str, date: NaiveDate) -> Path {
+    prefix
+        .clone()
+        .join("rejects")
+        .join(format!("extract={extract}"))
+        .join(format!("run_date={date}"))
+}
+
+/// What a reader of an output folder sees as of a date.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadableSnapshot {
+    /// The files its `_SUCCESS` lists.
+    pub files: Vec<Path>,
+    /// The snapshot's date; `None` for an output without `snapshot_date=` partitions.
+    pub date: Option<NaiveDate>,
+    pub rows: u64,
+}
+
+/// The committed content of the output folder `dir` strictly before `before`:
+/// the latest `snapshot_date=` partition with a `_SUCCESS` marker, or for an
+/// unpartitioned output the folder's own marker. `None`: nothing committed.
+pub async fn readable_snapshot(
+    store: &Arc<dyn ObjectStore>,
+    dir: &Path,
+    before: NaiveDate,
+) -> Result<Option<ReadableSnapshot>, SinkError> {
+    if let Some(snapshot) = latest_committed_before(store, dir, before).await? {
+        return Ok(Some(ReadableSnapshot {
+            files: snapshot.files(),
+            date: Some(snapshot.date),
+            rows: snapshot.marker.rows,
+        }));
+    }
+    Ok(read_marker(store, dir)
+        .await?
+        .map(|marker| ReadableSnapshot {
+            files: marker.paths(dir),
+            date: None,
+            rows: marker.rows,
+        }))
+}
+
+/// Registers as table `name` on `ctx` the snapshot of the output folder `dir`
+/// (in `warehouse`'s store) strictly before `before` ([`readable_snapshot`]).
+/// `None`, and nothing registered, when nothing is committed there.
+pub async fn register_committed(
+    ctx: &SessionContext,
+    name: &str,
+    warehouse: &StorageLocation,
+    dir: &Path,
+    before: NaiveDate,
+) -> Result<Option<ReadableSnapshot>, SinkError> {
+    let Some(snapshot) = readable_snapshot(&warehouse.store, dir, before).await? else {
+        return Ok(None);
+    };
+    if snapshot.files.is_empty() {
+        return Ok(None);
+    }
+    crate::engine::register_staged_files(ctx, name, warehouse.store_url.as_str(), &snapshot.files)
+        .await
+        .map_err(|source| SinkError::Read {
+            table: name.to_string(),
+            source,
+        })?;
+    Ok(Some(snapshot))
 }
 
 #[cfg(test)]

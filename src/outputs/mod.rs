@@ -32,8 +32,9 @@ mod committed;
 mod stage;
 
 pub use committed::{
-    CommittedSnapshot, SNAPSHOT_COLUMN, SUCCESS_MARKER, SuccessMarker, committed_files,
-    latest_committed_before, read_marker, snapshot_partition,
+    CommittedSnapshot, ReadableSnapshot, SNAPSHOT_COLUMN, SUCCESS_MARKER, SuccessMarker,
+    committed_files, latest_committed_before, read_marker, readable_snapshot, register_committed,
+    rejects_partition, snapshot_partition,
 };
 pub use stage::{StagedOutput, key_problem, stage_output};
 
@@ -54,6 +55,12 @@ pub enum SinkError {
     /// An output's declaration does not fit its step (a job problem).
     #[error("output {output}: {message}")]
     Spec { output: String, message: String },
+    /// A committed output could not be registered as a table for reading.
+    #[error("outputs: cannot read committed {table}: {source}")]
+    Read {
+        table: String,
+        source: DataFusionError,
+    },
     #[error("sink: unreadable marker {path}: {message}")]
     Marker { path: String, message: String },
     #[error("sink: storage error on {path}: {}", crate::storage::describe(source))]

@@ -197,10 +197,50 @@ pub async fn run(job: &Job, options: &RunOptions) -> Result<RunSummary, RunError
     if let Err(e) = r.log.finish(&record).await {
         tracing::warn!(error = %e, "could not write the run record");
     }
+    // A run that found the warehouse locked did nothing and holds no lease: the
+    // report of the date is the running load's to write.
+    if !matches!(
+        result,
+        Err(RunError::Commit(commit::CommitError::Locked(_)))
+    ) {
+        write_report(&r, &mut record).await;
+    }
     result?;
     let summary = record::summary(&record, sources, started.elapsed().as_secs_f64());
     tracing::info!(elapsed_secs = summary.elapsed_secs, "run succeeded");
     Ok(summary)
+}
+
+/// Writes the run report of the finished `record` (`crate::report`) and adds its
+/// time to the record as the stage `report`. A report that cannot be written is
+/// a warning: the load it describes is done either way.
+async fn write_report(r: &Run<'_>, record: &mut RunRecord) {
+    let t = record::StageStart::now();
+    let outputs = r
+        .job
+        .outputs
+        .iter()
+        .filter_map(|o| dag::confined_location(&r.bound, o).ok())
+        .zip(&r.job.outputs)
+        .map(|((_, location), o)| (o.name.clone(), location.prefix))
+        .collect();
+    let input = crate::report::ReportInput {
+        job: r.job,
+        record,
+        warehouse: &r.bound.warehouse,
+        outputs,
+    };
+    match crate::report::write_report(&input).await {
+        Ok(path) => {
+            record::stage(record, "report", t);
+            let secs = record.stages.last().map_or(0.0, |s| s.secs);
+            tracing::info!(path = %path, secs, "run report written");
+            if let Err(e) = r.log.write(record).await {
+                tracing::warn!(error = %e, "could not write the run record");
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "could not write the run report"),
+    }
 }
 
 /// Takes the warehouse lease, recovers from crashed runs, loads, releases.

@@ -7,6 +7,8 @@
 //! steps   ─► SQL planned as views; builtins run over their (empty) inputs
 //! outputs ─► partition, sort and bloom filter keys against the step's columns
 //! checks  ─► every check query planned, none run
+//! charts  ─► every `report.charts` query planned over the outputs and
+//!            `previous.<output>`; its columns must fit the chart's kind
 //! ```
 //! The same code registers steps and dedup views in a real run, so what plans here
 //! plans there. A step that fails is reported once: the steps reading it are
@@ -185,11 +187,85 @@ pub(super) async fn planned(job: &Job) -> (Option<SessionContext>, PlanFindings)
         }
     }
 
+    findings
+        .errors
+        .extend(plan_charts(&ctx, job, &vars, &broken).await);
     findings.warnings = warnings(job)
         .into_iter()
         .map(|(place, message)| at_job(place, format!("warning: {message}")))
         .collect();
     (Some(ctx), findings)
+}
+
+/// Each chart of `report.charts` planned over the outputs as empty tables, and
+/// `previous.<output>` the same; its columns must fit its kind.
+async fn plan_charts(
+    ctx: &SessionContext,
+    job: &Job,
+    vars: &BTreeMap<String, String>,
+    broken: &BTreeSet<&str>,
+) -> Vec<Diagnostic> {
+    if job.report.charts.is_empty() {
+        return Vec::new();
+    }
+    let catalog = ctx
+        .state()
+        .config()
+        .options()
+        .catalog
+        .default_catalog
+        .clone();
+    let previous = Arc::new(datafusion::catalog::MemorySchemaProvider::new());
+    let registered = match ctx.catalog(&catalog) {
+        Some(catalog) => catalog.register_schema(crate::report::PREVIOUS, previous),
+        None => Err(DataFusionError::Plan(format!("no catalog {catalog}"))),
+    };
+    let mut out = Vec::new();
+    let at = |i: usize, message: String| {
+        let (line, column) = job.places.charts.get(i).copied().unwrap_or((1, 1));
+        Diagnostic::new(&job.file, line, column, message)
+    };
+    if let Err(e) = registered {
+        out.push(at(
+            0,
+            format!("report: cannot plan the charts: {}", message(&e)),
+        ));
+        return out;
+    }
+    for output in &job.outputs {
+        if let Ok(frame) = ctx.table(output.name.as_str()).await {
+            let schema = Arc::clone(frame.schema().inner());
+            let name = format!("{}.{}", crate::report::PREVIOUS, output.name);
+            if let Ok(empty) = MemTable::try_new(schema, vec![Vec::new()]) {
+                let _ = ctx.register_table(name.as_str(), Arc::new(empty));
+            }
+        }
+    }
+    for (i, chart) in job.report.charts.iter().enumerate() {
+        let Ok(sql) = crate::job::interpolate(&chart.sql, vars) else {
+            continue; // reported when the job was loaded
+        };
+        let reads_broken = crate::job::referenced_tables(&sql).is_ok_and(|tables| {
+            tables
+                .iter()
+                .any(|t| broken.contains(t.strip_prefix("previous.").unwrap_or(t)))
+        });
+        if reads_broken {
+            continue;
+        }
+        let context = format!("report.charts[{i}] ({})", chart.title);
+        match ctx.sql(&sql).await {
+            Err(e) => out.push(at(i, format!("{context}: {}", message(&e)))),
+            Ok(frame) => {
+                if let Some(problem) =
+                    crate::report::columns_problem(chart.kind, frame.schema().as_arrow())
+                {
+                    out.push(at(i, format!("{context}: {problem}")));
+                }
+            }
+        }
+    }
+    out
 }
 
 /// A small session with c360's UDFs that keeps the spans of SQL it plans.

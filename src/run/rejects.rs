@@ -20,13 +20,7 @@ use crate::erasure::{self, ErasedIdentifiers, ErasureRecord};
 
 /// Where an extract's rejects of this run are published.
 pub(super) fn target(bound: &Bound, extract: &str) -> Path {
-    bound
-        .warehouse
-        .prefix
-        .clone()
-        .join("rejects")
-        .join(format!("extract={extract}"))
-        .join(format!("run_date={}", bound.date))
+    crate::outputs::rejects_partition(&bound.warehouse.prefix, extract, bound.date)
 }
 
 /// The published location of an extract's rejects, as the run log names it.

@@ -47,6 +47,7 @@ pub fn job(name: &str, tz: chrono_tz::Tz, schedule: ScheduleSpec) -> Job {
         engine: Default::default(),
         schedule: Some(schedule),
         erasure: None,
+        report: Default::default(),
         places: Default::default(),
     }
 }

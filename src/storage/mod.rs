@@ -34,6 +34,13 @@ mod redact;
 
 pub use describe::{describe, one_line};
 
+/// `text` as it may be shown to anyone: a password in a URL, the values of
+/// `options` (`storage.options`) and secret-looking cloud environment variables
+/// are replaced by `***`.
+pub fn redact_secrets(text: &str, options: &BTreeMap<String, String>) -> String {
+    redact::redact(&redact::redact_url(text), options)
+}
+
 /// Errors of the storage layer. Messages never contain option values or secrets.
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {

@@ -211,6 +211,24 @@ async fn a_request_erases_the_person_from_every_output_from_its_utc_date_on() {
     assert_no_trace(&values, &erased_traces(&[eve, cara]));
     assert!(values.iter().any(|(_, v)| v == "bob@example.com"));
     assert!(values.iter().any(|(_, v)| v == "brown"));
+
+    // The run reports show reject examples as published: Eve's rows on the
+    // day before her request, none of hers or Cara's from the day it applies.
+    let report = |day: &str| {
+        let path = wh
+            .path()
+            .join(format!("_c360/reports/customer_360/{day}.html"));
+        std::fs::read_to_string(path).unwrap().to_lowercase()
+    };
+    assert!(report("2026-02-04").contains("eve@example.com"));
+    let after_report = report("2026-02-05");
+    assert!(
+        after_report.contains("bob@example.com"),
+        "Bob's rejects stay"
+    );
+    for trace in erased_traces(&[eve, cara]) {
+        assert!(!after_report.contains(&trace), "{trace} in the report");
+    }
 }
 
 /// The shipped job and its SQL copied under `root` with the erasure steps renamed

@@ -15,6 +15,7 @@ mod layout;
 mod materialize;
 mod modules;
 mod query;
+mod report;
 mod run;
 mod s3;
 mod s3_errors;
