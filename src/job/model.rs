@@ -391,6 +391,21 @@ pub enum Severity {
     Warn,
 }
 
+/// What an output does with a column of personal data (`pii:`, docs/rules.md
+/// "Personal data in outputs").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PiiPolicy {
+    /// Published as computed.
+    #[default]
+    Keep,
+    /// Replaced by `pii_hash(column)`: keyed HMAC-SHA256, hex.
+    Hash,
+    /// Replaced by `pii_mask(column)`.
+    Mask,
+    /// Left out of the output.
+    Drop,
+}
+
 /// Parquet compression codec of an output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Compression {
@@ -457,4 +472,6 @@ pub struct OutputSpec {
     pub sort_by: Vec<String>,
     pub compression: Compression,
     pub layout: FileLayout,
+    /// Column policies for personal data; a column not named is kept.
+    pub pii: std::collections::BTreeMap<String, PiiPolicy>,
 }

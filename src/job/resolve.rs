@@ -149,6 +149,11 @@ pub(crate) fn resolve(
             sort_by: raw.sort_by,
             compression: raw.compression.into(),
             layout,
+            pii: raw
+                .pii
+                .into_iter()
+                .map(|(column, policy)| (column, policy.into()))
+                .collect(),
         });
     }
 

@@ -4,7 +4,7 @@
 //! the located tree and turns them into the `model` types once they make sense.
 
 use super::model::{
-    ChartKind, Compression, ContractSchema, Format, JoinStrategy, Overlap, Severity,
+    ChartKind, Compression, ContractSchema, Format, JoinStrategy, Overlap, PiiPolicy, Severity,
 };
 use super::node_de::Located;
 use serde::Deserialize;
@@ -217,6 +217,9 @@ pub(crate) struct OutputRaw {
     pub row_group_size: Option<Located<String>>,
     #[serde(default)]
     pub bloom_filter: Vec<String>,
+    /// Column → `keep | hash | mask | drop`.
+    #[serde(default)]
+    pub pii: std::collections::BTreeMap<String, PiiPolicyRaw>,
 }
 
 /// `unique: {columns: [...], severity: warn}` (the short form is a plain list).
@@ -313,6 +316,7 @@ yaml_enum!(SchemaRaw => ContractSchema {
     RfmSegments = "rfm_segments" => RfmSegments,
 });
 yaml_enum!(CompressionRaw => Compression { Zstd = "zstd" => Zstd, Snappy = "snappy" => Snappy, None = "none" => Uncompressed });
+yaml_enum!(PiiPolicyRaw => PiiPolicy { Keep = "keep" => Keep, Hash = "hash" => Hash, Mask = "mask" => Mask, Drop = "drop" => Drop });
 yaml_enum!(SeverityRaw => Severity { Error = "error" => Error, Warn = "warn" => Warn });
 yaml_enum!(ChartKindRaw => ChartKind { Bar = "bar" => Bar, Heatmap = "heatmap" => Heatmap, Histogram = "histogram" => Histogram });
 yaml_enum!(OverlapRaw => Overlap { Skip = "skip" => Skip, Queue = "queue" => Queue, Replace = "replace" => Replace });

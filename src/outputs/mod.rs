@@ -36,7 +36,7 @@ pub use committed::{
     committed_files, latest_committed_before, read_marker, readable_snapshot, register_committed,
     rejects_partition, snapshot_partition,
 };
-pub use stage::{StagedOutput, key_problem, stage_output};
+pub use stage::{StagedOutput, hashes_pii, key_problem, stage_output, unprotected_pii};
 
 /// Distinct values a bloom filter is first sized for; the writer folds it down
 /// to what the row group really held, so this only bounds the false-positive rate.

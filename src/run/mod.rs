@@ -146,6 +146,21 @@ pub async fn run(job: &Job, options: &RunOptions) -> Result<RunSummary, RunError
     for output in &job.outputs {
         dag::confined_location(&bound, output)?;
     }
+    // The hash key is checked before anything is read, not when the output is written.
+    if crate::outputs::hashes_pii(&job.outputs) {
+        match crate::udf::pii::PiiKey::from_env() {
+            Ok(Some(_)) => {}
+            Ok(None) => {
+                return Err(RunError::Bind(format!(
+                    "an output hashes personal data (pii: hash) and no key is set: put a random secret of at least {} bytes in {} or in the file {} names",
+                    crate::udf::pii::MIN_KEY_BYTES,
+                    crate::udf::pii::KEY_ENV,
+                    crate::udf::pii::KEY_FILE_ENV
+                )));
+            }
+            Err(e) => return Err(RunError::Bind(e)),
+        }
+    }
     if let Some(path) = bound.raw.local_path()
         && !path.exists()
     {

@@ -136,6 +136,7 @@ pub(super) async fn planned(job: &Job) -> (Option<SessionContext>, PlanFindings)
         }
     }
 
+    let mut pii_warnings = Vec::new();
     for output in &job.outputs {
         if broken.contains(output.name.as_str()) {
             continue;
@@ -154,22 +155,25 @@ pub(super) async fn planned(job: &Job) -> (Option<SessionContext>, PlanFindings)
             );
             findings.errors.push(at_job(place, message));
         }
-        let columns: Vec<String> = match ctx.table(output.name.as_str()).await {
-            Ok(frame) => frame
-                .schema()
-                .fields()
-                .iter()
-                .map(|f| f.name().clone())
-                .collect(),
+        let fields: Vec<_> = match ctx.table(output.name.as_str()).await {
+            Ok(frame) => frame.schema().fields().iter().cloned().collect(),
             Err(e) => {
                 let message = format!("outputs.{}: {}", output.name, message(&e));
                 findings.errors.push(at_job(place, message));
                 continue;
             }
         };
+        let columns: Vec<String> = fields.iter().map(|f| f.name().clone()).collect();
         if let Some(problem) = crate::outputs::key_problem(output, &columns) {
             let message = format!("outputs.{}: {problem}", output.name);
             findings.errors.push(at_job(place, message));
+        }
+        for column in crate::outputs::unprotected_pii(output, &fields) {
+            let message = format!(
+                "warning: outputs.{}: column `{column}` looks like personal contact data and has no pii policy (keep, hash, mask or drop)",
+                output.name
+            );
+            pii_warnings.push(at_job(place, message));
         }
     }
 
@@ -193,6 +197,7 @@ pub(super) async fn planned(job: &Job) -> (Option<SessionContext>, PlanFindings)
     findings.warnings = warnings(job)
         .into_iter()
         .map(|(place, message)| at_job(place, format!("warning: {message}")))
+        .chain(pii_warnings)
         .collect();
     (Some(ctx), findings)
 }

@@ -3,6 +3,8 @@
 //!
 //! - `normalize_email(text) -> text`: the contract's email identifier, or NULL.
 //! - `normalize_phone(text, country_code) -> text`: the E.164 phone identifier, or NULL.
+//! - `pii_hash(text) -> text`, `pii_mask(text) -> text`: personal data hashed
+//!   (keyed HMAC-SHA256) or masked, as output column policies apply them (`pii`).
 //!
 //! `engine` calls [`register_all`] on every `SessionContext` it builds (and a
 //! Ballista executor registers [`all`] in its function registry), so the same
@@ -12,6 +14,7 @@
 
 pub mod email;
 pub mod phone;
+pub mod pii;
 
 use datafusion::arrow::array::{Array, ArrayRef, LargeStringArray, StringArray, StringViewArray};
 use datafusion::common::{DataFusionError, Result, ScalarValue};
@@ -22,10 +25,15 @@ pub use email::NormalizeEmail;
 pub use phone::NormalizePhone;
 
 /// Every c360 UDF, for registries other than a `SessionContext` (e.g. Ballista's).
+/// `pii_hash` is keyed from the environment ([`pii::PiiKey::from_env`]); without
+/// a usable key its calls fail and say how to set one.
 pub fn all() -> Vec<ScalarUDF> {
+    let key = pii::PiiKey::from_env().ok().flatten();
     vec![
         ScalarUDF::new_from_impl(NormalizeEmail::new()),
         ScalarUDF::new_from_impl(NormalizePhone::new()),
+        ScalarUDF::new_from_impl(pii::PiiHash::new(key)),
+        ScalarUDF::new_from_impl(pii::PiiMask::new()),
     ]
 }
 

@@ -14,6 +14,7 @@ mod incremental;
 mod layout;
 mod materialize;
 mod modules;
+mod pii;
 mod query;
 mod report;
 mod run;
