@@ -1,5 +1,7 @@
 //! `c360 status`: recent runs as a table, newest first; a failed or abandoned
-//! run gets two more lines with its error and the next step.
+//! run gets two more lines with its error and the next step. `erased` is the
+//! customers the run's erasure requests removed (docs/rules.md "Erasure"), `-`
+//! when the run resolved none.
 
 use std::fmt::Write;
 
@@ -15,8 +17,17 @@ pub fn status_table(records: &[RunRecord]) -> String {
     }
     let _ = writeln!(
         out,
-        "{:<26} {:<16} {:<10} {:<10} {:<19} {:>8} {:>10} {:>7} {:>8}",
-        "run", "job", "date", "status", "started (UTC)", "secs", "rows out", "checks", "rejected"
+        "{:<26} {:<16} {:<10} {:<10} {:<19} {:>8} {:>10} {:>7} {:>8} {:>7}",
+        "run",
+        "job",
+        "date",
+        "status",
+        "started (UTC)",
+        "secs",
+        "rows out",
+        "checks",
+        "rejected",
+        "erased"
     );
     for r in records {
         let status = match r.status {
@@ -36,9 +47,14 @@ pub fn status_table(records: &[RunRecord]) -> String {
             Some(_) => format!("{:.1}", r.elapsed_secs()),
             None => "-".into(),
         };
+        let erased = r
+            .erasure
+            .as_ref()
+            .and_then(|e| e.erased_customers)
+            .map_or_else(|| "-".to_string(), |n| n.to_string());
         let _ = writeln!(
             out,
-            "{:<26} {:<16} {:<10} {:<10} {:<19} {:>8} {:>10} {:>7} {:>8}",
+            "{:<26} {:<16} {:<10} {:<10} {:<19} {:>8} {:>10} {:>7} {:>8} {:>7}",
             r.run_id,
             r.job,
             r.logical_date.to_string(),
@@ -51,7 +67,8 @@ pub fn status_table(records: &[RunRecord]) -> String {
                 rows.to_string()
             },
             format!("{passed}/{}", r.checks.len()),
-            rejected
+            rejected,
+            erased
         );
         if let Some(error) = &r.error {
             let _ = writeln!(out, "    error [{}]: {}", error.layer, error.message);
@@ -112,6 +129,21 @@ mod tests {
         );
         assert_eq!(lines[3], "    next: fix the data");
         assert!(lines[4].contains("succeeded"), "{table}");
+        assert!(lines[4].ends_with(" -"), "no erasure recorded: {table}");
         assert_eq!(status_table(&[]), "no runs recorded\n");
+    }
+
+    #[test]
+    fn the_customers_a_run_erased_are_shown() {
+        let mut run = record("r3", RunStatus::Succeeded);
+        run.erasure = Some(crate::erasure::ErasureRecord {
+            requested_identifiers: 5,
+            erased_customers: Some(4),
+            reject_rows_removed: Default::default(),
+        });
+        let table = status_table(&[run]);
+        let lines: Vec<&str> = table.lines().collect();
+        assert!(lines[0].ends_with(" erased"), "{table}");
+        assert!(lines[1].ends_with(" 4"), "{table}");
     }
 }
