@@ -91,6 +91,15 @@ pub fn hashes_pii(outputs: &[OutputSpec]) -> bool {
         .any(|o| o.pii.values().any(|p| *p == PiiPolicy::Hash))
 }
 
+fn column_names(frame: &DataFrame) -> Vec<String> {
+    frame
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect()
+}
+
 /// `frame` with `output`'s pii policies applied: hashed and masked columns
 /// replaced (as text) under their own names, dropped ones left out.
 fn apply_pii(
@@ -145,13 +154,7 @@ pub async fn stage_output(
         )));
     }
     let mut frame = ctx.table(output.name.as_str()).await.map_err(query_err)?;
-    let columns: Vec<String> = frame
-        .schema()
-        .fields()
-        .iter()
-        .map(|f| f.name().clone())
-        .collect();
-    if let Some(message) = key_problem(output, &columns) {
+    if let Some(message) = key_problem(output, &column_names(&frame)) {
         return Err(spec_err(message));
     }
     let partition: Vec<String> = output
@@ -160,12 +163,7 @@ pub async fn stage_output(
         .map(|_| super::snapshot_partition(date))
         .collect();
     frame = apply_pii(ctx, output, frame).map_err(query_err)?;
-    let columns: Vec<String> = frame
-        .schema()
-        .fields()
-        .iter()
-        .map(|f| f.name().clone())
-        .collect();
+    let columns = column_names(&frame);
     if columns.iter().any(|c| output.partition_by.contains(c)) {
         // Hive layout: partition values live in the path, not in the files.
         let keep = columns

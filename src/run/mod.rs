@@ -212,12 +212,10 @@ pub async fn run(job: &Job, options: &RunOptions) -> Result<RunSummary, RunError
     if let Err(e) = r.log.finish(&record).await {
         tracing::warn!(error = %e, "could not write the run record");
     }
-    // A run that found the warehouse locked did nothing and holds no lease: the
-    // report of the date is the running load's to write.
-    if !matches!(
-        result,
-        Err(RunError::Commit(commit::CommitError::Locked(_)))
-    ) {
+    // A run that never held the warehouse lease did nothing: another load holds
+    // it (the date's report is that load's to write) or the warehouse cannot be
+    // reached (nor written to).
+    if record.stages.iter().any(|s| s.stage == LEASE_STAGE) {
         write_report(&r, &mut record).await;
     }
     result?;
@@ -258,6 +256,9 @@ async fn write_report(r: &Run<'_>, record: &mut RunRecord) {
     }
 }
 
+/// The stage a run records once it holds the warehouse lease and recovered.
+const LEASE_STAGE: &str = "lease_and_recovery";
+
 /// Takes the warehouse lease, recovers from crashed runs, loads, releases.
 async fn with_lease(r: &Run<'_>, p: &mut Progress) -> Result<(), RunError> {
     let t = record::StageStart::now();
@@ -277,7 +278,7 @@ async fn with_lease(r: &Run<'_>, p: &mut Progress) -> Result<(), RunError> {
         let dead: Vec<String> = recovery.dead_runs.into_iter().collect();
         r.log.mark_abandoned(&dead, r.options.clock.now()).await;
         p.record.recovered_runs = dead;
-        record::stage(&mut p.record, "lease_and_recovery", t);
+        record::stage(&mut p.record, LEASE_STAGE, t);
         load(r, &lease, p).await
     }
     .await;
