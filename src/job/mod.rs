@@ -46,7 +46,7 @@ pub use units::{parse_bytes, parse_duration};
 
 use node::Node;
 use report::Reporter;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// Loads and validates a job file; relative SQL paths resolve against the current
 /// directory, which becomes `Job::base_dir`.
@@ -89,15 +89,4 @@ fn load_text(text: &str, path: &Path, base_dir: &Path, report: &mut Reporter) ->
             resolve::resolve(draft, path, base_dir, report)
         }
     }
-}
-
-/// Validates every job file and returns every problem found, in file order.
-pub fn validate_paths(paths: &[PathBuf]) -> Vec<Diagnostic> {
-    paths
-        .iter()
-        .flat_map(|p| match load(p) {
-            Ok(_) => Vec::new(),
-            Err(d) => d.0,
-        })
-        .collect()
 }

@@ -6,7 +6,7 @@ use c360::job::{
     self, CheckSpec, Compression, ContractSchema, Format, Overlap, RejectBudget, RetryPolicy,
     ScheduleSpec, Severity, StepKind,
 };
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 const MANY_MISTAKES: &str = "\
@@ -35,18 +35,24 @@ fn many_mistakes_are_all_reported_with_locations() {
 }
 
 #[test]
-fn validate_paths_reports_every_file() {
-    let paths = [
-        PathBuf::from("tests/fixtures/jobs/customer_360.yaml"),
-        PathBuf::from("tests/fixtures/jobs/many_mistakes.yaml"),
-        PathBuf::from("tests/fixtures/jobs/absent.yaml"),
-    ];
-    let diagnostics = job::validate_paths(&paths);
-    assert_eq!(diagnostics.len(), 18);
-    let last = diagnostics[17].to_string();
+fn validate_reports_every_file_in_one_pass() {
+    let out = crate::util::c360(&[
+        "validate",
+        "tests/fixtures/jobs/customer_360.yaml",
+        "tests/fixtures/jobs/many_mistakes.yaml",
+        "tests/fixtures/jobs/absent.yaml",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    // Every mistake of many_mistakes.yaml (the test above lists them), then the
+    // missing file: nothing stops at the first bad file.
+    for line in MANY_MISTAKES.lines() {
+        assert!(stderr.contains(line), "{line} missing in\n{stderr}");
+    }
+    let last = stderr.lines().rev().nth(1).unwrap_or_default();
     assert!(
         last.starts_with("tests/fixtures/jobs/absent.yaml:1:1: cannot read job file:"),
-        "{last}"
+        "{stderr}"
     );
 }
 
