@@ -10,7 +10,7 @@ mod other;
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
-use c360::job::{ContractSchema, Format, RejectBudget, SourceSpec};
+use c360::job::{ContractSchema, Format, RejectBudget, SourceLimits, SourceSpec};
 use c360::source::{
     BatchSink, CollectSink, SourceError, SourceInput, SourceReport, read_source, rejects_schema,
     typed_schema,
@@ -42,6 +42,7 @@ pub fn spec(name: &str, format: Format, schema: ContractSchema, partitioned: boo
             Vec::new()
         },
         rejects: RejectBudget::default(),
+        limits: SourceLimits::default(),
         currencies: None,
         optional: false,
     }
