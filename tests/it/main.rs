@@ -9,6 +9,8 @@ mod engagement;
 mod erasure;
 mod explain;
 mod generate;
+#[cfg(target_os = "linux")]
+mod hostile;
 mod identity;
 mod incremental;
 mod layout;

@@ -2,9 +2,10 @@
 //! (plain text of the compressed ones in `tests/fixtures/make_raw.py`). Every
 //! expected file, line and reason below was worked out by reading the fixtures.
 //! `csv`: CSV extracts (plain, gzip, zstd, CRLF + BOM); `other`: NDJSON, Parquet,
-//! optional sources and sink errors.
+//! optional sources and sink errors; `hostile`: hostile input at the parser level.
 
 mod csv;
+mod hostile;
 mod other;
 
 use std::collections::{BTreeMap, HashSet};
