@@ -8,6 +8,7 @@ mod crash;
 mod engagement;
 mod erasure;
 mod explain;
+mod fuzz;
 mod generate;
 #[cfg(target_os = "linux")]
 mod hostile;
