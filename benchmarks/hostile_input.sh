@@ -19,7 +19,7 @@ name: hostile
 storage: { raw: raw, warehouse: wh }
 sources:
   events: { path: "{raw}/communications", format: ndjson, schema: communications,
-            partitions: [dt], rejects: { max_fraction: 1 }, limits: { max_decompressed_bytes: 64MiB } }
+            partitions: [dt], rejects: { max_fraction: 1 }, limits: { max_decompressed_bytes: 2GiB } }
   fx: { path: "{raw}/fx/fx_rates.csv", format: csv, schema: fx_rates, rejects: { max_fraction: 1 } }
 steps:
   - { name: counts, sql: counts.sql }
@@ -93,5 +93,5 @@ for _ in $(seq 1024); do cat "$WORK/member.gz"; done > raw/communications/dt=202
 measure "gzip bomb $(stat -c %s raw/communications/dt=2026-01-01/bomb.ndjson.gz) B -> 16 GiB"
 
 project
-printf 'currency,rate_to_reporting,note\nEUR,1,"=HYPERLINK(""http://x"",""y"")"\n"=HYPERLINK(""http://x"",""y"")",-1\n' > raw/fx/fx_rates.csv
+printf 'currency,rate_to_reporting,note\nEUR,1,"=HYPERLINK(""http://x"",""y"")"\n"=HYPERLINK(""http://x"",""y"")",-1,@SUM(A1)\n' > raw/fx/fx_rates.csv
 measure "formula-like text"

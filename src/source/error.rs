@@ -118,7 +118,7 @@ pub(crate) fn human_bytes(n: u64) -> String {
     ];
     UNITS
         .iter()
-        .find(|(size, _)| n >= *size && n % size == 0)
+        .find(|(size, _)| n >= *size && n.is_multiple_of(*size))
         .map(|(size, unit)| format!("{} {unit}", n / size))
         .unwrap_or_else(|| format!("{n} bytes"))
 }
