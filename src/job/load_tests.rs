@@ -54,7 +54,49 @@ fn minimal_job_loads_with_defaults() {
     assert_eq!(job.timezone, chrono_tz::UTC);
     assert_eq!(job.params.get("cur").map(String::as_str), Some("EUR"));
     assert_eq!(job.sources[0].rejects, RejectBudget::default());
+    assert_eq!(job.sources[0].limits, SourceLimits::default());
     assert!(job.schedule.is_none());
+}
+
+#[test]
+fn source_limits_parse_as_sizes_and_bad_ones_are_located() {
+    let good = format!(
+        "{BASE}  fx: {{ path: p, format: csv, schema: fx_rates, limits: {{ max_field_bytes: 64KiB, max_record_bytes: 1048576, max_decompressed_bytes: 2GB, max_columns: 40 }} }}\n"
+    );
+    let job = Fixture::new().load(&good).unwrap();
+    let expected = SourceLimits {
+        max_field_bytes: 65_536,
+        max_record_bytes: 1_048_576,
+        max_decompressed_bytes: 2_000_000_000,
+        max_columns: 40,
+    };
+    assert_eq!(job.sources[1].limits, expected);
+    // The defaults: 1 MiB, 8 MiB, 16 GiB, 1000 (docs/rules.md).
+    let defaults = SourceLimits::default();
+    let sizes = (defaults.max_field_bytes, defaults.max_record_bytes);
+    assert_eq!(sizes, (1_048_576, 8_388_608));
+    assert_eq!(defaults.max_decompressed_bytes, 17_179_869_184);
+    assert_eq!(defaults.max_columns, 1000);
+    let bad = format!(
+        "{BASE}  fx: {{ path: p, format: csv, schema: fx_rates, limits: {{ max_field_bytes: 1mb, max_record_bytes: 0, max_columns: 0, max_rows: 3 }} }}\n"
+    );
+    assert_eq!(
+        Fixture::new().errors(&bad),
+        vec![
+            "6:118: sources.fx: unknown field `max_rows`, expected one of `max_field_bytes`, `max_record_bytes`, `max_decompressed_bytes`, `max_columns`",
+        ]
+    );
+    let bad = format!(
+        "{BASE}  fx: {{ path: p, format: csv, schema: fx_rates, limits: {{ max_field_bytes: 1mb, max_record_bytes: 0, max_columns: 0 }} }}\n"
+    );
+    assert_eq!(
+        Fixture::new().errors(&bad),
+        vec![
+            "6:76: sources.fx.limits.max_field_bytes: invalid size `1mb`: expected e.g. `512MiB`, `4GiB`, `2GB`",
+            "6:99: sources.fx.limits.max_record_bytes: must be more than 0",
+            "6:115: sources.fx.limits.max_columns: must be more than 0",
+        ]
+    );
 }
 
 #[test]
@@ -72,7 +114,7 @@ fn unknown_top_level_and_entry_keys() {
     assert_eq!(
         Fixture::new().errors(&yaml),
         vec![
-            "6:18: sources.fx: unknown field `fromat`, expected one of `path`, `format`, `schema`, `partitions`, `rejects`, `currencies`, `optional`",
+            "6:18: sources.fx: unknown field `fromat`, expected one of `path`, `format`, `schema`, `partitions`, `rejects`, `limits`, `currencies`, `optional`",
             "7:1: unknown key `setps`, expected one of name, timezone, schedule, params, storage, engine, sources, steps, erasure, checks, outputs, report",
         ]
     );

@@ -250,6 +250,48 @@ impl Default for RejectBudget {
     }
 }
 
+/// Size limits of a source's raw files (docs/rules.md, "Hostile input"): what a
+/// file may hold before c360 stops reading it (a file error) or rejects a row.
+/// The defaults are far above any real extract and bound memory and time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SourceLimits {
+    /// Largest field (CSV field after unquoting, NDJSON or Parquet value text):
+    /// a row with a larger one is rejected `field_too_large`.
+    pub max_field_bytes: u64,
+    /// Largest record (CSV record or NDJSON line as written, without its line
+    /// break): a larger one is rejected `record_too_large`; a larger CSV header
+    /// is a file error.
+    pub max_record_bytes: u64,
+    /// Most bytes a CSV or NDJSON file may hold once decompressed (its size when
+    /// not compressed); past it the read stops with a file error.
+    pub max_decompressed_bytes: u64,
+    /// Most columns of a CSV header (more: a file error) and fields of an NDJSON
+    /// object (more: `record_too_large`).
+    pub max_columns: u64,
+}
+
+impl SourceLimits {
+    /// 1 MiB: the contract's longest values are addresses and names.
+    pub const DEFAULT_MAX_FIELD_BYTES: u64 = 1 << 20;
+    /// 8 MiB: a record of many large fields, and still little memory per parser.
+    pub const DEFAULT_MAX_RECORD_BYTES: u64 = 8 << 20;
+    /// 16 GiB: a whole history in one file passes, a compression bomb stops.
+    pub const DEFAULT_MAX_DECOMPRESSED_BYTES: u64 = 16 << 30;
+    /// 1,000: the widest contract has 17 columns; extra columns are allowed.
+    pub const DEFAULT_MAX_COLUMNS: u64 = 1_000;
+}
+
+impl Default for SourceLimits {
+    fn default() -> Self {
+        Self {
+            max_field_bytes: Self::DEFAULT_MAX_FIELD_BYTES,
+            max_record_bytes: Self::DEFAULT_MAX_RECORD_BYTES,
+            max_decompressed_bytes: Self::DEFAULT_MAX_DECOMPRESSED_BYTES,
+            max_columns: Self::DEFAULT_MAX_COLUMNS,
+        }
+    }
+}
+
 /// One raw extract.
 #[derive(Debug, Clone)]
 pub struct SourceSpec {
@@ -261,6 +303,8 @@ pub struct SourceSpec {
     /// Hive partition columns of the raw layout; `[dt]` for daily extracts, empty for reference files.
     pub partitions: Vec<String>,
     pub rejects: RejectBudget,
+    /// Size limits of its raw files.
+    pub limits: SourceLimits,
     /// Name of the source holding fx rates (for `unknown_currency`), transactions only.
     pub currencies: Option<String>,
     /// A missing folder is an empty source instead of an error (e.g. suppressions).

@@ -7,14 +7,14 @@ use super::charts_spec::ChartDraft;
 use super::checks_spec::TableChecks;
 use super::interpolate::interpolate_mapped;
 use super::model::{
-    CheckSpec, FileLayout, Job, OutputSpec, Places, RejectBudget, ScheduleSpec, SourceSpec,
-    StorageSpec,
+    CheckSpec, FileLayout, Job, OutputSpec, Places, RejectBudget, ScheduleSpec, SourceLimits,
+    SourceSpec, StorageSpec,
 };
 use super::model::{ContractSchema, ErasureSpec, ReportSpec, RetryPolicy, StepSpec};
 use super::node_de::Located;
 use super::report::Reporter;
 use super::sections::Draft;
-use super::spec::{ErasureRaw, ScheduleRaw, SourceRaw};
+use super::spec::{ErasureRaw, LimitsRaw, ScheduleRaw, SourceRaw};
 use super::sql_refs::{parse, table_refs};
 use super::steps_resolve::{Scope, resolve_steps};
 use super::storage_retry::resolve_storage_retry;
@@ -365,6 +365,11 @@ fn resolve_source(
         }
         rejects.max_rows = r.max_rows;
     }
+    let limits = raw
+        .limits
+        .as_ref()
+        .map(|l| resolve_limits(l, &context, report))
+        .unwrap_or_default();
     SourceSpec {
         name: name.value.clone(),
         path: raw.path.value.clone(),
@@ -372,9 +377,50 @@ fn resolve_source(
         schema,
         partitions: raw.partitions.clone(),
         rejects,
+        limits,
         currencies: raw.currencies.as_ref().map(|c| c.value.clone()),
         optional: raw.optional,
     }
+}
+
+/// `sources.<name>.limits:`: each value above 0; an unset one keeps its default.
+fn resolve_limits(raw: &LimitsRaw, context: &str, report: &mut Reporter) -> SourceLimits {
+    let mut limits = SourceLimits::default();
+    let mut size = |loc: &Option<Located<String>>, key: &str, value: &mut u64| {
+        let Some(loc) = loc else { return };
+        match parse_bytes(&loc.value) {
+            Ok(0) => {
+                let message = format!("{context}.limits.{key}: must be more than 0");
+                report.at(loc.line, loc.column, message);
+            }
+            Ok(bytes) => *value = bytes,
+            Err(m) => report.at(loc.line, loc.column, format!("{context}.limits.{key}: {m}")),
+        }
+    };
+    size(
+        &raw.max_field_bytes,
+        "max_field_bytes",
+        &mut limits.max_field_bytes,
+    );
+    size(
+        &raw.max_record_bytes,
+        "max_record_bytes",
+        &mut limits.max_record_bytes,
+    );
+    size(
+        &raw.max_decompressed_bytes,
+        "max_decompressed_bytes",
+        &mut limits.max_decompressed_bytes,
+    );
+    if let Some(columns) = &raw.max_columns {
+        if columns.value == 0 {
+            let message = format!("{context}.limits.max_columns: must be more than 0");
+            report.at(columns.line, columns.column, message);
+        } else {
+            limits.max_columns = columns.value;
+        }
+    }
+    limits
 }
 
 fn resolve_checks(

@@ -104,6 +104,8 @@ pub(crate) struct SourceRaw {
     #[serde(default)]
     pub rejects: Option<RejectsRaw>,
     #[serde(default)]
+    pub limits: Option<LimitsRaw>,
+    #[serde(default)]
     pub currencies: Option<Located<String>>,
     #[serde(default)]
     pub optional: bool,
@@ -117,6 +119,20 @@ pub(crate) struct RejectsRaw {
     pub max_fraction: Option<Located<f64>>,
     #[serde(default)]
     pub max_rows: Option<u64>,
+}
+
+/// `sources.<name>.limits:`: sizes as `parse_bytes` reads them, a column count.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct LimitsRaw {
+    #[serde(default)]
+    pub max_field_bytes: Option<Located<String>>,
+    #[serde(default)]
+    pub max_record_bytes: Option<Located<String>>,
+    #[serde(default)]
+    pub max_decompressed_bytes: Option<Located<String>>,
+    #[serde(default)]
+    pub max_columns: Option<Located<u64>>,
 }
 
 /// One entry of `steps:`.

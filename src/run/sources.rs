@@ -18,6 +18,18 @@ pub(super) async fn stage_sources<'a>(
     p: &mut Progress,
 ) -> Result<StagedSources<'a>, RunError> {
     let t = record::StageStart::now();
+    let staged = stage_all(r, ctx, p).await;
+    // Timed whether or not it failed: a source that fails the run (e.g. over its
+    // `limits`) still shows what reading it cost.
+    record::stage(&mut p.record, "sources", t);
+    staged
+}
+
+async fn stage_all<'a>(
+    r: &Run<'a>,
+    ctx: &SessionContext,
+    p: &mut Progress,
+) -> Result<StagedSources<'a>, RunError> {
     let tmp = r.committer.staging_dir(&r.run_id);
     let mut ordered: Vec<&'a SourceSpec> = r.job.sources.iter().collect();
     ordered.sort_by_key(|s| s.schema != ContractSchema::FxRates);
@@ -43,6 +55,5 @@ pub(super) async fn stage_sources<'a>(
         });
         staged_sources.push((spec, staged));
     }
-    record::stage(&mut p.record, "sources", t);
     Ok(staged_sources)
 }

@@ -1,98 +1,272 @@
 //! CSV files: header mapping, record parsing and each record's raw text and line.
 //!
-//! The `csv` crate parses (quotes, doubled quotes, line breaks in fields, CRLF); a
-//! tee under its reader keeps the bytes of the current record so that a reject
-//! carries the record's exact original text and the physical line it starts on
-//! (a quoted line break makes physical lines and record numbers differ). Only the
-//! read-ahead window plus the current record is ever held.
+//! `csv_core` (the state machine under the `csv` crate) parses: quotes, doubled
+//! quotes, line breaks in fields, CRLF, blank lines, a byte-order mark. It writes
+//! into buffers this reader owns ([`RecordReader`]), so their size is ours to
+//! bound: the consumed bytes of the current record are kept as its raw text (a
+//! reject carries the record's exact original text and the physical line it
+//! starts on; a quoted line break makes physical lines and record numbers
+//! differ), and a record or field over the source's `limits` stops being kept
+//! and is read past to its end: a 1 GB line costs a few MiB, not 1 GB. Such a
+//! row is rejected `record_too_large` / `field_too_large` with a prefix of its
+//! text; a header over a limit (or wider than `max_columns`) is a file error.
 
-use std::cell::RefCell;
 use std::io::{self, Read};
-use std::rc::Rc;
 
-use csv::ByteRecord;
-
-use super::error::SourceError;
-use super::reject::Reason;
+use super::decode::read_error;
+use super::error::{SourceError, human_bytes};
+use super::reject::{RAW_PREFIX_BYTES, Reason};
 use super::rows::{FileRows, FileStats, Output};
+use crate::job::SourceLimits;
 
-/// Bytes read from the file but not yet attributed to a record.
-struct RawWindow {
-    buf: Vec<u8>,
-    /// Byte offset (in the decompressed file) of `buf[0]`.
-    start: u64,
-    /// Physical line (1-based) at offset `start`.
-    line: u64,
+/// Why a record stopped being kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Overflow {
+    /// More bytes than `max_record_bytes`.
+    Record,
+    /// A field longer than `max_field_bytes` (after unquoting).
+    Field,
+    /// More fields than `max_columns`.
+    Columns,
 }
 
-/// Where one record sits in the window.
-struct RecordSpan {
-    /// Physical line the record starts on.
-    line: u64,
-    /// The record's own bytes: without the blank lines before it and its line break.
-    text: std::ops::Range<usize>,
-    /// Bytes to drop from the window once the record is handled.
-    consumed: usize,
-    /// Physical line at the end of the consumed bytes.
-    next_line: u64,
-}
-
-impl RawWindow {
-    /// The record that the parser consumed up to absolute offset `end`. The bytes
-    /// since the previous record may start with the line break left over from it
-    /// (the `\n` of a CRLF) and blank lines the parser skipped.
-    fn span(&self, end: u64) -> RecordSpan {
-        let consumed = usize::try_from(end.saturating_sub(self.start))
-            .unwrap_or(usize::MAX)
-            .min(self.buf.len());
-        let bytes = &self.buf[..consumed];
-        let is_break = |b: &u8| *b == b'\r' || *b == b'\n';
-        let lead = bytes.iter().take_while(|b| is_break(b)).count();
-        let newlines = |s: &[u8]| s.iter().filter(|b| **b == b'\n').count() as u64;
-        let mut stop = consumed;
-        if stop > lead && bytes[stop - 1] == b'\n' {
-            stop -= 1;
-        }
-        if stop > lead && bytes[stop - 1] == b'\r' {
-            stop -= 1;
-        }
-        RecordSpan {
-            line: self.line + newlines(&bytes[..lead]),
-            text: lead..stop,
-            consumed,
-            next_line: self.line + newlines(bytes),
-        }
-    }
-
-    fn advance(&mut self, span: &RecordSpan) {
-        self.buf.drain(..span.consumed);
-        self.start += span.consumed as u64;
-        self.line = span.next_line;
+impl Overflow {
+    /// The one that names a record passing several limits: the size limits
+    /// first, as rows over them are not parsed further.
+    fn first(field: bool, record: bool, columns: bool) -> Option<Self> {
+        [
+            (field, Self::Field),
+            (record, Self::Record),
+            (columns, Self::Columns),
+        ]
+        .into_iter()
+        .find_map(|(over, which)| over.then_some(which))
     }
 }
 
-/// Copies everything read into the shared window.
-struct Tee<R> {
+/// One record read: where it starts and whether it was kept whole.
+#[derive(Debug, Clone, Copy)]
+struct RecordInfo {
+    /// Physical line (1-based) the record starts on.
+    line: u64,
+    overflow: Option<Overflow>,
+}
+
+/// Reads records with bounded buffers: at most `max_record_bytes` of field
+/// bytes and of raw text, and `max_columns + 1` field ends.
+struct RecordReader<R> {
     inner: R,
-    window: Rc<RefCell<RawWindow>>,
+    core: csv_core::Reader,
+    input: Box<[u8]>,
+    pos: usize,
+    len: usize,
+    eof: bool,
+    /// The current record's fields, unquoted, back to back; `ends[i]` ends field i.
+    out: Vec<u8>,
+    ends: Vec<usize>,
+    nout: usize,
+    nend: usize,
+    /// The current record's raw text (from its first byte), or a prefix of it.
+    raw: Vec<u8>,
+    /// Physical line at the input position.
+    line: u64,
+    max_record: usize,
+    max_field: usize,
+    max_columns: usize,
 }
 
-impl<R: Read> Read for Tee<R> {
-    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(out)?;
-        self.window.borrow_mut().buf.extend_from_slice(&out[..n]);
-        Ok(n)
+impl<R: Read> RecordReader<R> {
+    fn new(inner: R, limits: SourceLimits) -> Self {
+        let size = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
+        Self {
+            inner,
+            core: csv_core::Reader::new(),
+            input: vec![0; 64 * 1024].into_boxed_slice(),
+            pos: 0,
+            len: 0,
+            eof: false,
+            out: vec![0; 4096],
+            ends: vec![0; 32.min(size(limits.max_columns).saturating_add(1))],
+            nout: 0,
+            nend: 0,
+            raw: Vec::new(),
+            line: 1,
+            max_record: size(limits.max_record_bytes),
+            max_field: size(limits.max_field_bytes),
+            max_columns: size(limits.max_columns),
+        }
+    }
+
+    /// The next record, or `None` at the end of the file. With `fail_fast`, a
+    /// record returns as soon as it passes a limit (its rest unread): for the
+    /// header, whose overflow ends the file anyway.
+    ///
+    /// Which limits a record passes does not depend on how the input arrives in
+    /// chunks: every field length and the record length are checked, also
+    /// while the record's bytes are being read past.
+    fn next(&mut self, fail_fast: bool) -> io::Result<Option<RecordInfo>> {
+        use csv_core::ReadRecordResult as R;
+        self.raw.clear();
+        (self.nout, self.nend) = (0, 0);
+        let mut started = false;
+        let mut start_line = self.line;
+        // Record totals: input bytes (after blank lines), output bytes, fields;
+        // the end of the last finished field in output bytes (csv_core's `ends`
+        // count from the record's start, across calls).
+        let (mut record_bytes, mut total_out, mut fields, mut last_end) = (0, 0, 0, 0);
+        let (mut field_over, mut record_over, mut columns_over) = (false, false, false);
+        loop {
+            if self.pos == self.len && !self.eof {
+                self.len = loop {
+                    match self.inner.read(&mut self.input) {
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        other => break other?,
+                    }
+                };
+                self.pos = 0;
+                self.eof = self.len == 0;
+            }
+            let input = &self.input[self.pos..self.len];
+            let (result, nin, nout, nend) = self.core.read_record(
+                input,
+                &mut self.out[self.nout..],
+                &mut self.ends[self.nend..],
+            );
+            let mut consumed = &input[..nin];
+            self.pos += nin;
+            self.line += consumed.iter().filter(|b| **b == b'\n').count() as u64;
+            if !started {
+                // Line breaks before a record are blank lines (or the `\n` of the
+                // previous record's CRLF) that the parser skips.
+                let lead = consumed
+                    .iter()
+                    .take_while(|b| matches!(b, b'\r' | b'\n'))
+                    .count();
+                start_line += consumed[..lead].iter().filter(|b| **b == b'\n').count() as u64;
+                consumed = &consumed[lead..];
+                started = !consumed.is_empty();
+            }
+            // A record over a limit keeps the first bytes of its text only, the
+            // same however the input is chunked.
+            let over = field_over || record_over || columns_over;
+            let keep = if over {
+                RAW_PREFIX_BYTES
+            } else {
+                self.max_record
+            };
+            if self.raw.len() < keep {
+                let room = keep - self.raw.len();
+                self.raw
+                    .extend_from_slice(&consumed[..consumed.len().min(room)]);
+            }
+            record_bytes += consumed.len();
+            // The record's line break comes with its last call and is not text.
+            let ends_line = result == R::Record && matches!(consumed.last(), Some(b'\r' | b'\n'));
+            let text_bytes = record_bytes - usize::from(ends_line);
+            for &end in &self.ends[self.nend..self.nend + nend] {
+                field_over |= end.saturating_sub(last_end) > self.max_field;
+                last_end = end;
+            }
+            total_out += nout;
+            fields += nend;
+            field_over |= total_out.saturating_sub(last_end) > self.max_field;
+            record_over |= text_bytes > self.max_record;
+            columns_over |= fields > self.max_columns;
+            (self.nout, self.nend) = (self.nout + nout, self.nend + nend);
+            let over = field_over || record_over || columns_over;
+            match result {
+                R::InputEmpty => {}
+                R::OutputFull if !over && self.out.len() < self.max_record => {
+                    let grown = self.out.len().saturating_mul(2).min(self.max_record);
+                    self.out.resize(grown, 0);
+                }
+                // One more output byte than `max_record_bytes`: more text too.
+                R::OutputFull if !over => record_over = true,
+                R::OutputEndsFull if !over && self.ends.len() <= self.max_columns => {
+                    let grown = self.ends.len().saturating_mul(2);
+                    self.ends
+                        .resize(grown.min(self.max_columns.saturating_add(1)), 0);
+                }
+                R::OutputEndsFull if !over => columns_over = true,
+                R::OutputFull | R::OutputEndsFull => {}
+                R::Record => {
+                    // Without its line break (`\r` or `\n`; the `\n` of a CRLF
+                    // is the next record's lead), when the text is all there.
+                    if self.raw.len() == record_bytes && ends_line {
+                        self.raw.pop();
+                    }
+                    return Ok(Some(RecordInfo {
+                        line: start_line,
+                        overflow: Overflow::first(field_over, record_over, columns_over),
+                    }));
+                }
+                R::End => return Ok(None),
+            }
+            if field_over || record_over || columns_over {
+                if fail_fast {
+                    return Ok(Some(RecordInfo {
+                        line: start_line,
+                        overflow: Overflow::first(field_over, record_over, columns_over),
+                    }));
+                }
+                // Over a limit: only the raw prefix is kept; the rest of the record
+                // is parsed into the start of the same buffers, again and again.
+                self.raw.truncate(RAW_PREFIX_BYTES);
+                (self.nout, self.nend) = (0, 0);
+            }
+        }
+    }
+
+    /// The fields of the record just read (meaningless after an overflow).
+    fn fields(&self) -> impl ExactSizeIterator<Item = &[u8]> {
+        (0..self.nend).map(|i| {
+            let start = if i == 0 { 0 } else { self.ends[i - 1] };
+            &self.out[start..self.ends[i]]
+        })
+    }
+
+    fn field(&self, i: usize) -> Option<&[u8]> {
+        let end = *self.ends[..self.nend].get(i)?;
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        self.out.get(start..end)
+    }
+
+    fn raw_text(&self) -> String {
+        String::from_utf8_lossy(&self.raw).into_owned()
     }
 }
 
-fn read_error(path: &str, e: csv::Error) -> SourceError {
-    let source = match e.into_kind() {
-        csv::ErrorKind::Io(io) => io,
-        other => io::Error::other(format!("{other:?}")),
+/// The file error of a header over a limit.
+fn header_over_limit(
+    path: &str,
+    line: u64,
+    overflow: Overflow,
+    limits: SourceLimits,
+) -> SourceError {
+    let (what, limit) = match overflow {
+        Overflow::Columns => (
+            format!("header has more than {} columns", limits.max_columns),
+            "max_columns",
+        ),
+        Overflow::Field => (
+            format!(
+                "header has a name longer than {}",
+                human_bytes(limits.max_field_bytes)
+            ),
+            "max_field_bytes",
+        ),
+        Overflow::Record => (
+            format!(
+                "header is longer than {}",
+                human_bytes(limits.max_record_bytes)
+            ),
+            "max_record_bytes",
+        ),
     };
-    SourceError::Read {
-        file: path.to_string(),
-        source,
+    SourceError::OverLimit {
+        at: format!("{path}:{line}"),
+        what,
+        limit,
     }
 }
 
@@ -103,63 +277,45 @@ pub(crate) fn read_csv(
     path: &str,
     emit: &mut dyn FnMut(Output) -> Result<(), SourceError>,
 ) -> Result<FileStats, SourceError> {
-    let window = Rc::new(RefCell::new(RawWindow {
-        buf: Vec::new(),
-        start: 0,
-        line: 1,
-    }));
-    let tee = Tee {
-        inner: reader,
-        window: window.clone(),
-    };
-    let mut parser = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .from_reader(tee);
-    let mut record = ByteRecord::new();
-
-    // The header is read as an ordinary record so the window stays in step.
-    if !parser
-        .read_byte_record(&mut record)
-        .map_err(|e| read_error(path, e))?
-    {
+    let limits = rows.limits();
+    let mut records = RecordReader::new(reader, limits);
+    let Some(head) = records.next(true).map_err(|e| read_error(path, e))? else {
         // A zero-byte file has no header to check and no rows.
         tracing::warn!(file = path, "empty CSV file");
         return finish(rows, emit);
+    };
+    if let Some(overflow) = head.overflow {
+        return Err(header_over_limit(path, head.line, overflow, limits));
     }
-    let span = window.borrow().span(parser.position().byte());
-    window.borrow_mut().advance(&span);
-    let header = header_names(&record, path, span.line)?;
+    let header = header_names(records.fields(), path, head.line)?;
     let columns = map_columns(&header, &mut rows, path)?;
 
-    loop {
-        if !parser
-            .read_byte_record(&mut record)
-            .map_err(|e| read_error(path, e))?
-        {
-            break;
-        }
-        let span = window.borrow().span(parser.position().byte());
-        {
-            let w = window.borrow();
-            let raw = || Some(String::from_utf8_lossy(&w.buf[span.text.clone()]).into_owned());
-            let line = i64::try_from(span.line).unwrap_or(i64::MAX);
-            if record.len() != header.len() {
-                rows.reject(line, Reason::WrongColumnCount, raw().as_deref());
-            } else {
+    while let Some(record) = records.next(false).map_err(|e| read_error(path, e))? {
+        let line = i64::try_from(record.line).unwrap_or(i64::MAX);
+        let raw = || Some(records.raw_text());
+        match record.overflow {
+            Some(Overflow::Record) => rows.reject(line, Reason::RecordTooLarge, raw().as_deref()),
+            Some(Overflow::Field) => rows.reject(line, Reason::FieldTooLarge, raw().as_deref()),
+            // The header has at most `max_columns` columns, so this row has more.
+            Some(Overflow::Columns) => {
+                rows.reject(line, Reason::WrongColumnCount, raw().as_deref())
+            }
+            None if records.nend != header.len() => {
+                rows.reject(line, Reason::WrongColumnCount, raw().as_deref())
+            }
+            None => {
                 let values = columns
                     .iter()
-                    .map(|&i| record.get(i).map(std::str::from_utf8).transpose())
+                    .map(|&i| records.field(i).map(std::str::from_utf8).transpose())
                     .collect::<Result<Vec<_>, _>>()
                     .map_err(|_| SourceError::Malformed {
                         file: path.to_string(),
-                        line: span.line,
+                        line: record.line,
                         message: "field is not valid UTF-8".into(),
                     })?;
                 rows.push(&values, line, raw);
             }
         }
-        window.borrow_mut().advance(&span);
         while let Some(batch) = rows.take_ready() {
             emit(batch)?;
         }
@@ -179,9 +335,12 @@ fn finish(
 }
 
 /// Header names, trimmed, without a byte-order mark.
-fn header_names(record: &ByteRecord, path: &str, line: u64) -> Result<Vec<String>, SourceError> {
-    record
-        .iter()
+fn header_names<'a>(
+    fields: impl Iterator<Item = &'a [u8]>,
+    path: &str,
+    line: u64,
+) -> Result<Vec<String>, SourceError> {
+    fields
         .enumerate()
         .map(|(i, field)| {
             let name = std::str::from_utf8(field).map_err(|_| SourceError::Malformed {
@@ -189,7 +348,7 @@ fn header_names(record: &ByteRecord, path: &str, line: u64) -> Result<Vec<String
                 line,
                 message: "header is not valid UTF-8".into(),
             })?;
-            // csv strips a BOM only when its first buffer holds all three bytes.
+            // csv_core strips a BOM only when its first buffer holds all three bytes.
             let name = if i == 0 {
                 name.trim_start_matches('\u{feff}')
             } else {
@@ -253,22 +412,30 @@ mod tests {
         }
     }
 
-    fn fx_rows() -> FileRows {
+    fn fx_rows(limits: SourceLimits) -> FileRows {
         let ctx = FileContext {
             extract: "fx_rates".into(),
             file: "reference/fx.csv".into(),
             schema: ContractSchema::FxRates,
             currencies: None,
             batch_rows: 100,
+            limits,
         };
         FileRows::new(ctx).unwrap()
     }
 
     fn run(bytes: &[u8]) -> Result<(Vec<Output>, FileStats), SourceError> {
+        run_limited(bytes, SourceLimits::default())
+    }
+
+    fn run_limited(
+        bytes: &[u8],
+        limits: SourceLimits,
+    ) -> Result<(Vec<Output>, FileStats), SourceError> {
         let mut out = Vec::new();
         let stats = read_csv(
             OneByte(bytes),
-            fx_rows(),
+            fx_rows(limits),
             "raw/reference/fx.csv",
             &mut |o| {
                 out.push(o);
@@ -329,31 +496,97 @@ mod tests {
         }
     }
 
-    fn window(text: &[u8], start: u64, line: u64) -> RawWindow {
-        RawWindow {
-            buf: text.to_vec(),
-            start,
-            line,
+    /// (line, reason, raw) of every reject.
+    fn rejected(out: &[Output]) -> Vec<(i64, String, String)> {
+        let mut all = Vec::new();
+        for o in out {
+            if let Output::Rejected(b) = o {
+                let lines = b.column(2).as_primitive::<Int64Type>();
+                let reasons = b.column(3).as_string::<i32>();
+                let raw = b.column(4).as_string::<i32>();
+                for i in 0..b.num_rows() {
+                    let row = (lines.value(i), reasons.value(i), raw.value(i));
+                    all.push((row.0, row.1.to_string(), row.2.to_string()));
+                }
+            }
+        }
+        all
+    }
+
+    fn small() -> SourceLimits {
+        // The header `currency,rate_to_reporting` (26 bytes) is within them.
+        SourceLimits {
+            max_field_bytes: 17,
+            max_record_bytes: 30,
+            max_decompressed_bytes: u64::MAX,
+            max_columns: 3,
         }
     }
 
     #[test]
-    fn span_skips_leftover_line_break_and_blank_lines() {
-        // "\n" left from the previous CRLF, one blank line, then the record.
-        let w = window(b"\n\r\na,b\r\nnext", 10, 3);
-        let s = w.span(10 + 8);
-        assert_eq!(s.line, 5);
-        assert_eq!(&w.buf[s.text.clone()], b"a,b");
-        assert_eq!(s.consumed, 8);
-        assert_eq!(s.next_line, 6);
+    fn rows_over_the_limits_are_rejected_with_a_prefix_and_reading_goes_on() {
+        let long_field = format!("\"{}\",1", "x".repeat(18));
+        // More columns than the header too: the size reason wins, however the
+        // bytes arrive (here one at a time, so the columns pass first).
+        let long_record = format!("EUR,1,{}", "y,".repeat(13));
+        let file = format!(
+            "currency,rate_to_reporting\n{long_field}\nGBP,1\n{long_record}\n\"quoted\n{}\",1\nUSD,2\n",
+            "z".repeat(30)
+        );
+        let (out, stats) = run_limited(file.as_bytes(), small()).unwrap();
+        assert_eq!((stats.rows_read, stats.rows_accepted), (5, 2));
+        let got = rejected(&out);
+        assert_eq!(got[0], (2, "field_too_large".into(), long_field.clone()));
+        assert_eq!(got[1].0, 4);
+        assert_eq!(got[1].1, "record_too_large");
+        // A quoted line break in an oversize record still counts as a line.
+        assert_eq!((got[2].0, got[2].1.as_str()), (5, "field_too_large"));
+        // USD on line 7: the physical lines after the oversize rows are right.
+        let Output::Accepted(b) = &out[0] else {
+            panic!("accepted rows first")
+        };
+        let lines = b.column(3).as_primitive::<Int64Type>();
+        assert_eq!((b.num_rows(), lines.value(0), lines.value(1)), (2, 3, 7));
     }
 
     #[test]
-    fn span_keeps_line_breaks_inside_the_record() {
-        let w = window(b"1,\"two\nlines\"\n2,x\n", 0, 2);
-        let s = w.span(14);
-        assert_eq!(s.line, 2);
-        assert_eq!(&w.buf[s.text.clone()], b"1,\"two\nlines\"");
-        assert_eq!(s.next_line, 4);
+    fn a_header_over_a_limit_is_a_file_error_naming_the_limit() {
+        let wide = "currency,rate_to_reporting,a,b\nEUR,1,2,3\n";
+        let err = run_limited(wide.as_bytes(), small()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "raw/reference/fx.csv:1: header has more than 3 columns, the source's limits.max_columns"
+        );
+        let long = "\n\ncurrency,rate_to_reporting,abcd\n";
+        let err = run_limited(long.as_bytes(), small()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "raw/reference/fx.csv:3: header is longer than 30 bytes, the source's limits.max_record_bytes"
+        );
+    }
+
+    #[test]
+    fn a_huge_line_is_read_in_bounded_memory() {
+        // 64 MiB in one field, streamed: the reader never holds more than the limits.
+        struct Field(u64);
+        impl Read for Field {
+            fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+                let n = (out.len() as u64).min(self.0) as usize;
+                out[..n].fill(b'x');
+                self.0 -= n as u64;
+                Ok(n)
+            }
+        }
+        let file = io::Cursor::new(&b"currency,rate_to_reporting\nEUR,1\n"[..])
+            .chain(Field(64 << 20))
+            .chain(&b",1\nGBP,1\n"[..]);
+        let mut records = RecordReader::new(file, SourceLimits::default());
+        let mut seen = Vec::new();
+        while let Some(r) = records.next(false).unwrap() {
+            seen.push((r.line, r.overflow, records.raw.len()));
+            assert!(records.out.len() <= 8 << 20 && records.raw.capacity() <= 9 << 20);
+        }
+        assert_eq!(seen[2], (3, Some(Overflow::Field), RAW_PREFIX_BYTES));
+        assert_eq!(seen[3], (4, None, 5));
     }
 }

@@ -41,6 +41,17 @@ pub enum SourceError {
         line: u64,
         message: String,
     },
+    /// A file over one of its source's `limits` (docs/rules.md, "Hostile input"):
+    /// a CSV header too long or too wide, or too many bytes once decompressed.
+    /// `at` is `file:line`, or the file alone when no line applies; `what`
+    /// states the limit's value.
+    #[error("{at}: {what}, the source's limits.{limit}")]
+    OverLimit {
+        at: String,
+        what: String,
+        /// The limit's key under `limits:`, e.g. `max_decompressed_bytes`.
+        limit: &'static str,
+    },
     /// A Parquet file could not be decoded.
     #[error("{file}: {source}")]
     Parquet {
@@ -95,6 +106,21 @@ pub enum StagingError {
     },
     #[error(transparent)]
     Sink(#[from] crate::outputs::SinkError),
+}
+
+/// A byte count as a person would write the limit: `1 MiB`, `16 GiB`, `1500 bytes`.
+pub(crate) fn human_bytes(n: u64) -> String {
+    const UNITS: [(u64, &str); 4] = [
+        (1 << 40, "TiB"),
+        (1 << 30, "GiB"),
+        (1 << 20, "MiB"),
+        (1 << 10, "KiB"),
+    ];
+    UNITS
+        .iter()
+        .find(|(size, _)| n >= *size && n.is_multiple_of(*size))
+        .map(|(size, unit)| format!("{} {unit}", n / size))
+        .unwrap_or_else(|| format!("{n} bytes"))
 }
 
 /// What a [`SourceError::NoFiles`] found instead of data files.
@@ -174,6 +200,12 @@ impl StagingError {
                 source: SourceError::NoFiles { found, .. },
                 ..
             } => found.next_step(),
+            Self::Read {
+                name,
+                source: SourceError::OverLimit { limit, .. },
+            } => format!(
+                "if the file is a genuine extract, raise `sources.{name}.limits.{limit}` in the job; otherwise remove it from the raw zone; then rerun the date"
+            ),
             Self::Read { .. } => {
                 "fix or remove the raw file named in the error, then rerun the date".into()
             }

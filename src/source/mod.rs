@@ -243,6 +243,7 @@ pub async fn read_listing(
         schema: input.spec.schema,
         currencies: currencies.clone(),
         batch_rows: input.batch_rows.max(1),
+        limits: input.spec.limits,
     };
     let done = |report: &mut SourceReport, file: &RawFile, stats: FileStats| {
         tracing::debug!(
@@ -323,13 +324,11 @@ async fn start_text_file(
 ) -> Result<tokio::task::JoinHandle<Result<FileStats, SourceError>>, SourceError> {
     let bridge = decode::open_object(&input.store, file).await?;
     let (compression, format) = (file.compression, input.spec.format);
+    let max_decompressed = input.spec.limits.max_decompressed_bytes;
     let task_path = file.path.to_string();
     Ok(tokio::task::spawn_blocking(move || {
-        let reader =
-            decode::decompress(bridge, compression).map_err(|source| SourceError::Read {
-                file: task_path.clone(),
-                source,
-            })?;
+        let reader = decode::decompress(bridge, compression, max_decompressed)
+            .map_err(|source| decode::read_error(&task_path, source))?;
         let mut emit = |out: Output| {
             tx.blocking_send(out).map_err(|_| SourceError::Task {
                 file: task_path.clone(),

@@ -5,6 +5,13 @@
 //! JSON, or valid JSON but not an object, is `broken_json`. Blank lines are not
 //! rows: they are skipped without a reject (a trailing newline at the end of a
 //! file is common and carries no data), but they still count as physical lines.
+//!
+//! Hostile lines stay cheap (docs/rules.md, "Hostile input"): a line longer than
+//! `limits.max_record_bytes` is `record_too_large`, read past without being held
+//! (only a prefix is kept, for its `raw`); an object with more than
+//! `limits.max_columns` fields is `record_too_large` too; nesting deeper than
+//! serde_json's limit (128) is `broken_json`. Unknown field names are collected
+//! for the run log up to `max_columns` per file, and counted beyond.
 
 use std::borrow::Cow;
 use std::io::{BufRead, BufReader, Read};
@@ -25,17 +32,16 @@ pub(crate) fn read_ndjson(
     emit: &mut dyn FnMut(Output) -> Result<(), SourceError>,
 ) -> Result<FileStats, SourceError> {
     let contract = rows.contract();
-    let mut reader = BufReader::new(reader);
+    let limits = rows.limits();
+    let max_record = usize::try_from(limits.max_record_bytes).unwrap_or(usize::MAX);
+    let max_fields = usize::try_from(limits.max_columns).unwrap_or(usize::MAX);
+    let mut reader = BufReader::with_capacity(64 * 1024, reader);
     let mut buf = Vec::new();
     let mut line: i64 = 0;
     loop {
         buf.clear();
-        let n = reader
-            .read_until(b'\n', &mut buf)
-            .map_err(|source| SourceError::Read {
-                file: path.to_string(),
-                source,
-            })?;
+        let (n, cut) = read_line(&mut reader, &mut buf, max_record)
+            .map_err(|source| super::decode::read_error(path, source))?;
         if n == 0 {
             break;
         }
@@ -54,14 +60,24 @@ pub(crate) fn read_ndjson(
             continue;
         }
         let raw = || Some(String::from_utf8_lossy(text).into_owned());
+        if cut || text.len() > max_record {
+            // `text` is the line's first bytes only; the reject keeps a prefix of them.
+            let prefix = &text[..text.len().min(super::reject::RAW_PREFIX_BYTES)];
+            let prefix = String::from_utf8_lossy(prefix);
+            rows.reject(line, Reason::RecordTooLarge, Some(&prefix));
+            continue;
+        }
         // The text of each contract field, borrowed from the line where JSON
         // needs no unescaping; the names of unknown fields.
         let mut values: Vec<Option<Cow<'_, str>>> = vec![None; contract.fields.len()];
         let mut unknown: Vec<Cow<'_, str>> = Vec::new();
+        let mut too_many_fields = false;
         let row = RowSeed {
             fields: contract.fields,
             values: &mut values,
             unknown: &mut unknown,
+            max_fields,
+            too_many_fields: &mut too_many_fields,
         };
         let mut json = serde_json::Deserializer::from_slice(text);
         if row
@@ -69,12 +85,20 @@ pub(crate) fn read_ndjson(
             .and_then(|()| json.end())
             .is_err()
         {
-            rows.reject(line, Reason::BrokenJson, raw().as_deref());
+            let reason = if too_many_fields {
+                Reason::RecordTooLarge
+            } else {
+                Reason::BrokenJson
+            };
+            rows.reject(line, reason, raw().as_deref());
             continue;
         }
         rows.stats.unknown_fields += unknown.len() as u64;
         for name in &unknown {
-            if !rows.stats.extra_columns.contains(name.as_ref()) {
+            // Bounded: a file of lines with ever new keys must not grow the run log.
+            if rows.stats.extra_columns.len() < max_fields
+                && !rows.stats.extra_columns.contains(name.as_ref())
+            {
                 rows.stats.extra_columns.insert(name.to_string());
             }
         }
@@ -91,14 +115,38 @@ pub(crate) fn read_ndjson(
     Ok(stats)
 }
 
+/// Reads one line (up to and with its `\n`) into `buf`, keeping at most
+/// `max_text + 2` bytes (the text and a CRLF); the rest of a longer line is read
+/// past, not held. Returns the bytes the line took in the file (0 at the end)
+/// and whether it was cut.
+fn read_line(
+    reader: &mut impl BufRead,
+    buf: &mut Vec<u8>,
+    max_text: usize,
+) -> std::io::Result<(usize, bool)> {
+    let keep = max_text.saturating_add(2);
+    let n = reader
+        .by_ref()
+        .take(u64::try_from(keep).unwrap_or(u64::MAX))
+        .read_until(b'\n', buf)?;
+    if n < keep || buf.ends_with(b"\n") {
+        return Ok((n, false));
+    }
+    let rest = reader.skip_until(b'\n')?;
+    Ok((n + rest, rest > 0))
+}
+
 /// Decodes one line's object straight into the contract fields' text, without
 /// building a `serde_json::Value` map per line: strings without escapes stay
 /// borrowed from the line. Anything but an object is an error (`broken_json`).
-/// A repeated key keeps its last value, as a JSON map would.
+/// A repeated key keeps its last value, as a JSON map would. More than
+/// `max_fields` keys stop the decoding and set `too_many_fields`.
 struct RowSeed<'a, 'de> {
     fields: &'static [FieldSpec],
     values: &'a mut Vec<Option<Cow<'de, str>>>,
     unknown: &'a mut Vec<Cow<'de, str>>,
+    max_fields: usize,
+    too_many_fields: &'a mut bool,
 }
 
 impl<'de> DeserializeSeed<'de> for RowSeed<'_, 'de> {
@@ -117,7 +165,13 @@ impl<'de> Visitor<'de> for RowSeed<'_, 'de> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut keys = 0usize;
         while let Some(Text(key)) = map.next_key::<Text<'de>>()? {
+            keys += 1;
+            if keys > self.max_fields {
+                *self.too_many_fields = true;
+                return Err(de::Error::custom("too many fields"));
+            }
             match self.fields.iter().position(|f| f.name == key.as_ref()) {
                 Some(i) => self.values[i] = map.next_value::<FieldText<'de>>()?.0,
                 None => {
@@ -233,6 +287,8 @@ mod tests {
             fields,
             values: &mut values,
             unknown: &mut unknown,
+            max_fields: 1000,
+            too_many_fields: &mut false,
         };
         let mut json = serde_json::Deserializer::from_slice(line.as_bytes());
         seed.deserialize(&mut json).and_then(|()| json.end()).ok()?;
@@ -264,6 +320,35 @@ mod tests {
         assert!(decode(r#"["E3"]"#).is_none());
         assert!(decode(r#"{"event_id":"E4"} x"#).is_none());
         assert!(decode(r#"{"event_id":"E5""#).is_none());
+    }
+
+    #[test]
+    fn nesting_past_serde_jsons_limit_is_broken_json_not_a_stack_overflow() {
+        let deep = format!(
+            r#"{{"event_id":{}1{}}}"#,
+            "[".repeat(100_000),
+            "]".repeat(100_000)
+        );
+        assert!(decode(&deep).is_none());
+        // Within the limit a nested value is text (and fails its field's check).
+        let shallow = format!(r#"{{"x":{}1{}}}"#, "[".repeat(100), "]".repeat(100));
+        assert!(decode(&shallow).is_some());
+    }
+
+    #[test]
+    fn a_line_over_the_limit_is_read_past_and_cut() {
+        let file = format!("{}\nab\r\n{}", "x".repeat(50), "y".repeat(7));
+        let mut reader = BufReader::with_capacity(8, file.as_bytes());
+        let mut buf = Vec::new();
+        assert_eq!(read_line(&mut reader, &mut buf, 5).unwrap(), (51, true));
+        assert_eq!(buf, b"xxxxxxx");
+        buf.clear();
+        assert_eq!(read_line(&mut reader, &mut buf, 5).unwrap(), (4, false));
+        assert_eq!(buf, b"ab\r\n");
+        buf.clear();
+        // The last line, without a line break, is cut too.
+        assert_eq!(read_line(&mut reader, &mut buf, 5).unwrap(), (7, false));
+        assert_eq!(buf.len(), 7);
     }
 
     #[test]

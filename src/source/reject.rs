@@ -3,7 +3,9 @@
 //! A raw row that breaks the contract becomes one reject row: `extract`, `file`
 //! (relative to the raw root), `line`, `reason`, `raw`. `Reason` is declared in the
 //! contract's precedence order, so the derived `Ord` picks the reason that wins
-//! when a row breaks several rules.
+//! when a row breaks several rules. The two size reasons come first: a row over
+//! a source's `limits` is not parsed further, so no other rule can be checked
+//! (docs/rules.md, "Hostile input"); its `raw` keeps only a prefix.
 
 use std::sync::{Arc, LazyLock};
 
@@ -14,6 +16,11 @@ use datafusion::arrow::record_batch::RecordBatch;
 /// Why a raw row was rejected, in the contract's order: the smallest applicable wins.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Reason {
+    /// A CSV record or NDJSON line over `limits.max_record_bytes`, or an NDJSON
+    /// object with more than `limits.max_columns` fields.
+    RecordTooLarge,
+    /// A field over `limits.max_field_bytes`.
+    FieldTooLarge,
     /// A CSV row with more or fewer fields than its header.
     WrongColumnCount,
     /// An NDJSON line that is not a JSON object.
@@ -42,7 +49,9 @@ pub enum Reason {
 
 impl Reason {
     /// Every reason, in precedence order.
-    pub const ALL: [Reason; 12] = [
+    pub const ALL: [Reason; 14] = [
+        Reason::RecordTooLarge,
+        Reason::FieldTooLarge,
         Reason::WrongColumnCount,
         Reason::BrokenJson,
         Reason::MissingRequired,
@@ -57,9 +66,16 @@ impl Reason {
         Reason::NoCustomerIdentifier,
     ];
 
+    /// Whether the row was cut short for its size: its `raw` is a prefix.
+    pub fn is_size(self) -> bool {
+        matches!(self, Reason::RecordTooLarge | Reason::FieldTooLarge)
+    }
+
     /// The name written to the `reason` column.
     pub fn as_str(self) -> &'static str {
         match self {
+            Reason::RecordTooLarge => "record_too_large",
+            Reason::FieldTooLarge => "field_too_large",
             Reason::WrongColumnCount => "wrong_column_count",
             Reason::BrokenJson => "broken_json",
             Reason::MissingRequired => "missing_required",
@@ -74,6 +90,22 @@ impl Reason {
             Reason::NoCustomerIdentifier => "no_customer_identifier",
         }
     }
+}
+
+/// The most bytes of `raw` kept for a row rejected for its size: enough to find
+/// the row upstream, never the megabytes that made it too large.
+pub const RAW_PREFIX_BYTES: usize = 4096;
+
+/// `text` cut to at most [`RAW_PREFIX_BYTES`], on a character boundary.
+pub(crate) fn raw_prefix(text: &str) -> &str {
+    if text.len() <= RAW_PREFIX_BYTES {
+        return text;
+    }
+    let mut end = RAW_PREFIX_BYTES;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
 }
 
 static REJECTS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
@@ -117,7 +149,13 @@ impl RejectRows {
         }
     }
 
+    /// One reject row; the raw text of a size reject is cut to its prefix.
     pub(crate) fn push(&mut self, line: i64, reason: Reason, raw: Option<&str>) {
+        let raw = if reason.is_size() {
+            raw.map(raw_prefix)
+        } else {
+            raw
+        };
         self.extract_col.append_value(&self.extract);
         self.file_col.append_value(&self.file);
         self.line.append_value(line);
@@ -150,6 +188,7 @@ impl RejectRows {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use datafusion::arrow::array::{Array, AsArray};
 
     #[test]
     fn reasons_sort_in_contract_order() {
@@ -174,6 +213,21 @@ mod tests {
         let mut all = Reason::ALL;
         all.sort();
         assert_eq!(all, Reason::ALL);
+    }
+
+    #[test]
+    fn size_rejects_keep_a_prefix_cut_on_a_character_boundary() {
+        // 4095 ASCII bytes then a 2-byte character: byte 4096 is inside it.
+        let text = format!("{}é and more", "a".repeat(RAW_PREFIX_BYTES - 1));
+        assert_eq!(raw_prefix(&text).len(), RAW_PREFIX_BYTES - 1);
+        assert_eq!(raw_prefix("short"), "short");
+        let mut rows = RejectRows::new("x".into(), "f".into());
+        rows.push(2, Reason::FieldTooLarge, Some(&text));
+        rows.push(3, Reason::WrongColumnCount, Some(&text));
+        let batch = rows.finish();
+        let raw = batch.column(4).as_string::<i32>();
+        assert_eq!(raw.value(0).len(), RAW_PREFIX_BYTES - 1);
+        assert_eq!(raw.value(1), text);
     }
 
     #[test]

@@ -20,7 +20,7 @@ use datafusion::arrow::record_batch::RecordBatch;
 use super::reject::{Reason, RejectRows};
 use super::schema::{ContractFields, contract_fields, typed_schema};
 use super::typing::{Value, type_value};
-use crate::job::ContractSchema;
+use crate::job::{ContractSchema, SourceLimits};
 
 /// What one file contributed, merged into the `SourceReport`.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -51,6 +51,8 @@ pub(crate) struct FileContext {
     pub schema: ContractSchema,
     pub currencies: Option<Arc<HashSet<String>>>,
     pub batch_rows: usize,
+    /// The source's size limits; `push` applies `max_field_bytes`.
+    pub limits: SourceLimits,
 }
 
 enum ColumnBuilder {
@@ -159,6 +161,11 @@ impl FileRows {
         })
     }
 
+    /// The source's size limits, for the format readers.
+    pub(crate) fn limits(&self) -> SourceLimits {
+        self.ctx.limits
+    }
+
     /// The contract columns, in the order `push` expects values.
     pub(crate) fn contract(&self) -> ContractFields {
         self.contract
@@ -202,6 +209,12 @@ impl FileRows {
 
     fn classify<'v>(&self, values: &[Option<&'v str>]) -> Result<Vec<Value<'v>>, Reason> {
         let currencies = self.ctx.currencies.as_deref();
+        // A value over the field limit is not typed at all (the CSV reader stops
+        // collecting such a field; NDJSON and Parquet values are checked here).
+        let max_field = usize::try_from(self.ctx.limits.max_field_bytes).unwrap_or(usize::MAX);
+        if values.iter().flatten().any(|v| v.len() > max_field) {
+            return Err(Reason::FieldTooLarge);
+        }
         let mut typed = Vec::with_capacity(self.contract.fields.len());
         let mut worst: Option<Reason> = None;
         for (i, field) in self.contract.fields.iter().enumerate() {
@@ -277,6 +290,7 @@ mod tests {
             schema,
             currencies: currencies.map(|c| Arc::new(c.iter().map(|s| s.to_string()).collect())),
             batch_rows: 2,
+            limits: SourceLimits::default(),
         };
         FileRows::new(ctx).unwrap()
     }
@@ -370,6 +384,17 @@ mod tests {
         let (rest, stats) = r.finish();
         assert!(rest.is_empty());
         assert_eq!(stats.rows_accepted, 2);
+    }
+
+    #[test]
+    fn a_value_over_the_field_limit_is_field_too_large_before_any_other_reason() {
+        let mut r = rows(ContractSchema::FxRates, None);
+        r.ctx.limits.max_field_bytes = 3;
+        r.push(&[Some("EUR"), Some("1")], 2, || None);
+        // Also a bad number: the size reason wins, it is checked first.
+        r.push(&[Some("EURO"), Some("x")], 3, || None);
+        assert_eq!(reasons(&r), vec![("field_too_large", 1)]);
+        assert_eq!(r.stats.rows_accepted, 1);
     }
 
     #[test]

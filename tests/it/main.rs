@@ -8,7 +8,10 @@ mod crash;
 mod engagement;
 mod erasure;
 mod explain;
+mod fuzz;
 mod generate;
+#[cfg(target_os = "linux")]
+mod hostile;
 mod identity;
 mod incremental;
 mod layout;

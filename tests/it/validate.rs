@@ -16,7 +16,7 @@ tests/fixtures/jobs/many_mistakes.yaml:4:51: params.clv_time_unit: `fortnights`:
 tests/fixtures/jobs/many_mistakes.yaml:4:78: params.link_by_phone: `maybe` is not true or false (a setting of builtin `stitch_identities`, step `stitched`)
 tests/fixtures/jobs/many_mistakes.yaml:6:25: engine.memory_limit: invalid size `4 gigs`: expected e.g. `512MiB`, `4GiB`, `2GB`
 tests/fixtures/jobs/many_mistakes.yaml:9:47: sources.profiles: unknown variant `xlsx`, expected one of `csv`, `ndjson`, `parquet`
-tests/fixtures/jobs/many_mistakes.yaml:10:47: sources.transactions: unknown field `fromat`, expected one of `path`, `format`, `schema`, `partitions`, `rejects`, `currencies`, `optional`
+tests/fixtures/jobs/many_mistakes.yaml:10:47: sources.transactions: unknown field `fromat`, expected one of `path`, `format`, `schema`, `partitions`, `rejects`, `limits`, `currencies`, `optional`
 tests/fixtures/jobs/many_mistakes.yaml:14:13: dependency cycle: customer_totals -> ranked -> customer_totals
 tests/fixtures/jobs/many_mistakes.yaml:17:27: cannot read SQL file `tests/fixtures/sql/does_not_exist.sql`: No such file or directory (os error 2)
 tests/fixtures/jobs/many_mistakes.yaml:18:13: duplicate name `orders_clean` (first defined at line 13, column 13)

@@ -6,7 +6,8 @@
 //! An entry is trusted only through its `manifest.json`, which names its files
 //! and the key it was parsed under: the raw files of the day (relative name,
 //! size, and the store's ETag or modification time), the contract schema and
-//! format, the currency codes transactions were checked against, and the
+//! format, the currency codes transactions were checked against, the source's
+//! size `limits` (they decide which rows are rejected for their size), and the
 //! c360 version (parsing rules change with it). A run whose key for a day
 //! differs from the manifest's — a re-sent or changed file, a file added or
 //! removed, new currencies — parses the day again; an equal key reuses it;
@@ -69,6 +70,9 @@ struct EntryKey {
     format: String,
     /// The known currency codes, sorted, for a source checked against them.
     currencies: Option<Vec<String>>,
+    /// Absent from entries written before limits existed: they are parsed again.
+    #[serde(default)]
+    limits: Option<crate::job::SourceLimits>,
     files: Vec<InputFile>,
 }
 
@@ -171,6 +175,7 @@ impl SourceCache {
             schema: format!("{:?}", spec.schema),
             format: format!("{:?}", spec.format),
             currencies,
+            limits: Some(spec.limits),
             files: Vec::new(),
         };
         // Each day is a task of its own, so that two days' Parquet encoding runs

@@ -2,15 +2,16 @@
 //! (plain text of the compressed ones in `tests/fixtures/make_raw.py`). Every
 //! expected file, line and reason below was worked out by reading the fixtures.
 //! `csv`: CSV extracts (plain, gzip, zstd, CRLF + BOM); `other`: NDJSON, Parquet,
-//! optional sources and sink errors.
+//! optional sources and sink errors; `hostile`: hostile input at the parser level.
 
 mod csv;
+mod hostile;
 mod other;
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
-use c360::job::{ContractSchema, Format, RejectBudget, SourceSpec};
+use c360::job::{ContractSchema, Format, RejectBudget, SourceLimits, SourceSpec};
 use c360::source::{
     BatchSink, CollectSink, SourceError, SourceInput, SourceReport, read_source, rejects_schema,
     typed_schema,
@@ -42,6 +43,7 @@ pub fn spec(name: &str, format: Format, schema: ContractSchema, partitioned: boo
             Vec::new()
         },
         rejects: RejectBudget::default(),
+        limits: SourceLimits::default(),
         currencies: None,
         optional: false,
     }
