@@ -14,10 +14,10 @@
 //! its SQL is checked when the job resolves (`resolve`), planned by `c360 validate`.
 
 use super::model::{ChartKind, ChartSpec};
-use super::node::{Node, NodeValue};
+use super::node::Node;
 use super::node_de::{Located, decode};
 use super::report::Reporter;
-use super::sections::mapping;
+use super::sections::{list, mapping};
 use super::spec::ChartRaw;
 
 /// Bins of a histogram that does not say.
@@ -52,19 +52,7 @@ pub(crate) fn decode_report(node: &Node, report: &mut Reporter) -> Vec<ChartDraf
 }
 
 fn decode_charts(node: &Node, report: &mut Reporter) -> Vec<ChartDraft> {
-    let items = match &node.value {
-        NodeValue::Seq(items) => items.as_slice(),
-        NodeValue::Null => &[],
-        _ => {
-            let found = node.kind_name();
-            report.at(
-                node.line,
-                node.column,
-                format!("report.charts: expected a list, found {found}"),
-            );
-            &[]
-        }
-    };
+    let items = list(node, "report.charts", report);
     let mut out = Vec::new();
     for (i, item) in items.iter().enumerate() {
         let context = format!("report.charts[{i}]");

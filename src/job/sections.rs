@@ -119,6 +119,23 @@ pub(crate) fn mapping<'a>(
     }
 }
 
+/// The items of a list section (`steps`, `report.charts`); anything but a list
+/// or nothing is reported.
+pub(crate) fn list<'a>(node: &'a Node, context: &str, report: &mut Reporter) -> &'a [Node] {
+    match &node.value {
+        NodeValue::Seq(items) => items.as_slice(),
+        NodeValue::Null => &[],
+        _ => {
+            report.at(
+                node.line,
+                node.column,
+                format!("{context}: expected a list, found {}", node.kind_name()),
+            );
+            &[]
+        }
+    }
+}
+
 /// A key as a located name; a non-scalar key is reported.
 pub(crate) fn key_name(
     key: &Node,
@@ -239,19 +256,7 @@ fn decode_named<T: serde::de::DeserializeOwned>(
 }
 
 fn decode_steps(node: &Node, draft: &mut Draft, report: &mut Reporter) {
-    let items = match &node.value {
-        NodeValue::Seq(items) => items.as_slice(),
-        NodeValue::Null => &[],
-        _ => {
-            let found = node.kind_name();
-            report.at(
-                node.line,
-                node.column,
-                format!("steps: expected a list, found {found}"),
-            );
-            &[]
-        }
-    };
+    let items = list(node, "steps", report);
     for (i, item) in items.iter().enumerate() {
         if let Some(name) = step_name(item) {
             draft.defined.push(name);
