@@ -11,10 +11,12 @@ use clap::{Parser, Subcommand};
 use crate::clock::SystemClock;
 use crate::run::{RunOptions, RunSummary};
 
+mod generate;
 mod init;
 mod query;
 mod report;
 mod schedule;
+mod status;
 
 /// Exit codes, documented in the README and `--help`.
 pub mod exit {
@@ -330,12 +332,7 @@ pub async fn dispatch(cli: Cli) -> ExitCode {
             warehouse,
             limit,
             status_file,
-        } => {
-            if let Some(text) = scheduler_summary(&status_file, chrono::Utc::now()) {
-                print!("{text}");
-            }
-            status(job, warehouse, limit).await
-        }
+        } => status::status(job, warehouse, limit, &status_file).await,
         Command::Explain { job, date, sets } => explain(job, date, sets, cli.verbose > 0).await,
         Command::Query {
             sql,
@@ -343,7 +340,7 @@ pub async fn dispatch(cli: Cli) -> ExitCode {
             warehouse,
             date,
             format,
-        } => query(sql, job, warehouse, date, format).await,
+        } => query::command(sql, job, warehouse, date, format).await,
         Command::Report {
             job,
             warehouse,
@@ -356,7 +353,7 @@ pub async fn dispatch(cli: Cli) -> ExitCode {
             seed,
             start_date,
             out,
-        } => generate(customers, days, seed, start_date, &out).await,
+        } => generate::generate(customers, days, seed, start_date, &out).await,
         Command::Scheduler {
             jobs_dir,
             status_file,
@@ -431,84 +428,6 @@ fn warehouse_of(
     }
 }
 
-/// The scheduler daemon's health file (`c360 scheduler --status-file`) in a few
-/// lines: its state, heartbeat age, and per job the next run and the last
-/// outcome. `None` when there is no such file; a file that cannot be read says so.
-pub fn scheduler_summary(
-    path: &std::path::Path,
-    now: chrono::DateTime<chrono::Utc>,
-) -> Option<String> {
-    let bytes = std::fs::read(path).ok()?;
-    let Ok(status) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
-        return Some(format!(
-            "scheduler: {} is not a status file\n",
-            path.display()
-        ));
-    };
-    let text = |v: &serde_json::Value| v.as_str().unwrap_or("-").to_string();
-    let age = status["heartbeat"]
-        .as_str()
-        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
-        .map_or_else(
-            || "unknown".to_string(),
-            |t| {
-                format!(
-                    "{} s ago",
-                    (now - t.with_timezone(&chrono::Utc)).num_seconds()
-                )
-            },
-        );
-    let mut out = format!(
-        "scheduler: {} (pid {}), heartbeat {} ({age}), jobs from {}\n",
-        text(&status["state"]),
-        status["pid"],
-        text(&status["heartbeat"]),
-        text(&status["jobs_dir"]),
-    );
-    for job in status["jobs"].as_array().into_iter().flatten() {
-        let next = match job["next_run_at"].as_str() {
-            Some(at) => format!("next {at} for {}", text(&job["next_run_date"])),
-            None => "no next run".to_string(),
-        };
-        let now_running = match job["running"].as_object() {
-            Some(r) => format!(", running {}", r.get("date").map_or("-".into(), text)),
-            None => String::new(),
-        };
-        let last = match job["last"].as_object() {
-            Some(l) => format!(
-                ", last {} {}",
-                l.get("outcome").map_or("-".into(), text),
-                l.get("date").map_or("-".into(), text)
-            ),
-            None => String::new(),
-        };
-        out.push_str(&format!(
-            "  {:<24} {next}{now_running}{last}\n",
-            text(&job["job"])
-        ));
-    }
-    out.push('\n');
-    Some(out)
-}
-
-async fn status(job: Option<PathBuf>, warehouse: Option<String>, limit: usize) -> ExitCode {
-    let (job, location) = match warehouse_of(job, warehouse) {
-        Ok(found) => found,
-        Err(code) => return code,
-    };
-    let log = crate::runlog::RunLog::new(location.store.clone(), &location.prefix);
-    match log.recent(job.as_deref(), limit).await {
-        Ok(records) => {
-            print!("{}", crate::runlog::status_table(&records));
-            ExitCode::from(exit::SUCCESS)
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::from(exit::RUN_FAILED)
-        }
-    }
-}
-
 async fn explain(
     path: PathBuf,
     date: Option<NaiveDate>,
@@ -535,115 +454,6 @@ async fn explain(
             eprintln!("error: {e}");
             ExitCode::from(exit_code(&e))
         }
-    }
-}
-
-async fn query(
-    sql: Option<String>,
-    job: Option<PathBuf>,
-    warehouse: Option<String>,
-    date: Option<NaiveDate>,
-    format: query::QueryFormat,
-) -> ExitCode {
-    use std::io::{IsTerminal, Read};
-    let (_, location) = match warehouse_of(job, warehouse) {
-        Ok(found) => found,
-        Err(code) => return code,
-    };
-    let (ctx, tables) = match query::session(&location, date).await {
-        Ok(session) => session,
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::from(exit::RUN_FAILED);
-        }
-    };
-    let sql = match sql {
-        Some(sql) => sql,
-        None if std::io::stdin().is_terminal() => {
-            return match query::prompt(&ctx, &tables).await {
-                Ok(()) => ExitCode::from(exit::SUCCESS),
-                Err(e) => {
-                    eprintln!("{e}");
-                    ExitCode::from(exit::RUN_FAILED)
-                }
-            };
-        }
-        None => {
-            let mut text = String::new();
-            if let Err(e) = std::io::stdin().read_to_string(&mut text) {
-                eprintln!("error: reading SQL from stdin: {e}");
-                return ExitCode::from(exit::INVALID);
-            }
-            text
-        }
-    };
-    let mut stdout = std::io::BufWriter::new(std::io::stdout());
-    let result = query::run_sql(&ctx, &sql, format, &mut stdout).await;
-    let flushed = std::io::Write::flush(&mut stdout);
-    match (result, flushed) {
-        (Ok(()), Ok(())) => ExitCode::from(exit::SUCCESS),
-        (Err(e), _) => {
-            eprintln!("{e}");
-            if tables.is_empty() {
-                eprintln!("(no committed output under {})", location.url);
-            }
-            ExitCode::from(exit::RUN_FAILED)
-        }
-        (_, Err(e)) => {
-            eprintln!("error: writing the result: {e}");
-            ExitCode::from(exit::RUN_FAILED)
-        }
-    }
-}
-
-async fn generate(
-    customers: u64,
-    days: u32,
-    seed: u64,
-    start_date: NaiveDate,
-    out: &str,
-) -> ExitCode {
-    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
-    let registry = crate::storage::StorageRegistry::new(cwd, Default::default());
-    let location = match registry.resolve_for_write(out) {
-        Ok(location) => location,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(exit::INVALID);
-        }
-    };
-    let options = crate::generate::GenerateOptions {
-        customers,
-        days,
-        seed,
-        start_date,
-    };
-    match crate::generate::generate(&options, location.store.clone(), &location.prefix).await {
-        Ok(report) => {
-            print_generate_report(&report, out);
-            ExitCode::from(exit::SUCCESS)
-        }
-        Err(e) => {
-            eprintln!("error: generate failed: {e}");
-            ExitCode::from(exit::RUN_FAILED)
-        }
-    }
-}
-
-fn print_generate_report(report: &crate::generate::GenerateReport, out: &str) {
-    println!(
-        "generated {} files under {out} in {:.1}s; ground truth in {out}/_ground_truth/",
-        report.files.len(),
-        report.elapsed.as_secs_f64()
-    );
-    println!("{:<16} {:>10} {:>10}", "extract", "rows", "malformed");
-    for (extract, rows) in &report.rows {
-        let malformed: u64 = report.rejects.get(extract).map_or(0, |r| r.values().sum());
-        println!("{extract:<16} {rows:>10} {malformed:>10}");
-    }
-    println!("identities: {}", report.identities);
-    for (name, count) in &report.counts {
-        println!("{name}: {count}");
     }
 }
 
@@ -704,58 +514,5 @@ mod tests {
         );
         assert!(parse_key_value("novalue").is_err());
         assert!(parse_key_value("=x").is_err());
-    }
-
-    // What the daemon writes (`schedule::status`) reads back as its summary.
-    #[test]
-    fn status_summarises_the_scheduler_health_file() {
-        use crate::schedule::runner::RunOutcome;
-        use crate::schedule::status::{DaemonStatus, JobStatus, LastRun, write_status};
-        let at = |t: &str| chrono::DateTime::parse_from_rfc3339(t).unwrap().to_utc();
-        let day = |d: &str| NaiveDate::parse_from_str(d, "%Y-%m-%d").unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("scheduler.json");
-        assert_eq!(scheduler_summary(&path, at("2026-12-06T10:00:00Z")), None);
-        let job = JobStatus {
-            job: "customer_360".into(),
-            file: "jobs/customer_360.yaml".into(),
-            cron: "0 30 2 * * *".into(),
-            timezone: "Europe/London".into(),
-            next_run_at: Some(at("2026-12-07T02:30:00Z")),
-            next_run_date: Some(day("2026-12-07")),
-            running: None,
-            queued: Vec::new(),
-            last: Some(LastRun::new(
-                day("2026-12-06"),
-                &RunOutcome::Succeeded {
-                    run_id: "r1".into(),
-                },
-                1,
-                at("2026-12-06T02:34:00Z"),
-            )),
-            skipped_ticks: 0,
-        };
-        let status = DaemonStatus {
-            pid: 42,
-            started_at: at("2026-12-01T00:00:00Z"),
-            heartbeat: at("2026-12-06T09:59:45Z"),
-            state: "running",
-            jobs_dir: "jobs".into(),
-            jobs: vec![job],
-        };
-        write_status(&path, &status).unwrap();
-        let text = scheduler_summary(&path, at("2026-12-06T10:00:00Z")).unwrap();
-        let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(
-            lines[0],
-            "scheduler: running (pid 42), heartbeat 2026-12-06T09:59:45Z (15 s ago), jobs from jobs"
-        );
-        assert_eq!(
-            lines[1],
-            "  customer_360             next 2026-12-07T02:30:00Z for 2026-12-07, last succeeded 2026-12-06"
-        );
-        std::fs::write(&path, "not json").unwrap();
-        let text = scheduler_summary(&path, at("2026-12-06T10:00:00Z")).unwrap();
-        assert!(text.contains("is not a status file"), "{text}");
     }
 }

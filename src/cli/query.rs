@@ -8,6 +8,8 @@
 //! reads statements ended by `;`.
 
 use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
 use std::sync::Arc;
 
 use chrono::NaiveDate;
@@ -18,6 +20,7 @@ use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::prelude::SessionContext;
 use futures::StreamExt;
 
+use super::{exit, warehouse_of};
 use crate::engine::{self, EngineOptions};
 use crate::outputs::{self, SinkError};
 use crate::storage::StorageLocation;
@@ -238,6 +241,66 @@ pub async fn prompt(ctx: &SessionContext, tables: &[QueryTable]) -> Result<(), Q
             if let Err(e) = run_sql(ctx, &sql, QueryFormat::Table, &mut stdout).await {
                 eprintln!("{e}");
             }
+        }
+    }
+}
+
+/// `c360 query`: opens the warehouse of `job` (or `warehouse`), then runs `sql`,
+/// the prompt, or the SQL on stdin.
+pub(super) async fn command(
+    sql: Option<String>,
+    job: Option<PathBuf>,
+    warehouse: Option<String>,
+    date: Option<NaiveDate>,
+    format: QueryFormat,
+) -> ExitCode {
+    use std::io::{IsTerminal, Read};
+    let (_, location) = match warehouse_of(job, warehouse) {
+        Ok(found) => found,
+        Err(code) => return code,
+    };
+    let (ctx, tables) = match session(&location, date).await {
+        Ok(session) => session,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(exit::RUN_FAILED);
+        }
+    };
+    let sql = match sql {
+        Some(sql) => sql,
+        None if std::io::stdin().is_terminal() => {
+            return match prompt(&ctx, &tables).await {
+                Ok(()) => ExitCode::from(exit::SUCCESS),
+                Err(e) => {
+                    eprintln!("{e}");
+                    ExitCode::from(exit::RUN_FAILED)
+                }
+            };
+        }
+        None => {
+            let mut text = String::new();
+            if let Err(e) = std::io::stdin().read_to_string(&mut text) {
+                eprintln!("error: reading SQL from stdin: {e}");
+                return ExitCode::from(exit::INVALID);
+            }
+            text
+        }
+    };
+    let mut stdout = std::io::BufWriter::new(std::io::stdout());
+    let result = run_sql(&ctx, &sql, format, &mut stdout).await;
+    let flushed = std::io::Write::flush(&mut stdout);
+    match (result, flushed) {
+        (Ok(()), Ok(())) => ExitCode::from(exit::SUCCESS),
+        (Err(e), _) => {
+            eprintln!("{e}");
+            if tables.is_empty() {
+                eprintln!("(no committed output under {})", location.url);
+            }
+            ExitCode::from(exit::RUN_FAILED)
+        }
+        (_, Err(e)) => {
+            eprintln!("error: writing the result: {e}");
+            ExitCode::from(exit::RUN_FAILED)
         }
     }
 }
