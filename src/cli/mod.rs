@@ -492,6 +492,13 @@ fn print_summary(summary: &RunSummary) {
         erasure.requested_identifiers,
         erasure.erased_customers.unwrap_or(0)
     );
+    if erasure.history_partitions_rewritten > 0 {
+        let rows: u64 = erasure.history_rows_removed.values().sum();
+        println!(
+            "erasure history: {} earlier partitions rewritten, {rows} rows left out",
+            erasure.history_partitions_rewritten
+        );
+    }
     for check in &summary.checks {
         let status = match check.status {
             crate::checks::CheckStatus::Pass => "pass",

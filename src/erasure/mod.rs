@@ -14,6 +14,7 @@
 //! run failed      ─► requested(requests step)  ─┴► filter_staged(rejects) ─► commit
 //! ```
 
+pub mod history;
 mod rejects;
 
 use std::collections::BTreeMap;
@@ -39,6 +40,17 @@ pub struct ErasureRecord {
     pub erased_customers: Option<u64>,
     /// Extract -> reject rows left out of its published rejects.
     pub reject_rows_removed: BTreeMap<String, u64>,
+    /// Earlier partitions rewritten without the erased people
+    /// (`erasure.rewrite_history`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub history_partitions_rewritten: u64,
+    /// Output (or `rejects/<extract>`) -> rows left out of its earlier partitions.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub history_rows_removed: BTreeMap<String, u64>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Errors of the erasure layer.

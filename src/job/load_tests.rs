@@ -511,3 +511,32 @@ fn a_keyed_source_defines_its_deduplicated_rows() {
         vec!["7:13: duplicate name `orders_deduped` (first defined at line 5, column 3)"]
     );
 }
+
+#[test]
+fn erasure_rewrite_history_is_off_unless_set_and_must_be_a_boolean() {
+    let steps = "steps:\n  - { name: r, sql: r.sql }\n";
+    let fixture = Fixture::new();
+    fixture.sql(
+        "r.sql",
+        "SELECT 'email' AS id_type, 'x' AS id_value, 'k' AS customer_key",
+    );
+    let section = "erasure: { requests: r, customers: r, identifiers: r";
+    let job = fixture
+        .load(&format!("{BASE}{steps}{section} }}\n"))
+        .unwrap();
+    assert!(!job.erasure.unwrap().rewrite_history);
+    let job = fixture
+        .load(&format!(
+            "{BASE}{steps}{section}, rewrite_history: true }}\n"
+        ))
+        .unwrap();
+    assert!(job.erasure.unwrap().rewrite_history);
+    let errors = fixture.errors(&format!(
+        "{BASE}{steps}{section}, rewrite_history: maybe }}\n"
+    ));
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].starts_with("8:") && errors[0].contains("erasure"),
+        "{errors:?}"
+    );
+}

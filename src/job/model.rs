@@ -114,6 +114,10 @@ pub struct ErasureSpec {
     pub customers: String,
     /// `id_type`, `id_value` of every identifier of an erased person.
     pub identifiers: String,
+    /// `rewrite_history: true`: a run also removes the erased people from the
+    /// earlier snapshots of every output and from earlier published rejects
+    /// (`crate::erasure::history`); default false.
+    pub rewrite_history: bool,
 }
 
 impl ErasureSpec {

@@ -543,5 +543,6 @@ fn resolve_erasure(
         requests: raw.requests.value,
         customers: raw.customers.value,
         identifiers: raw.identifiers.value,
+        rewrite_history: raw.rewrite_history.is_some_and(|r| r.value),
     })
 }

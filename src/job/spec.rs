@@ -65,6 +65,9 @@ pub(crate) struct ErasureRaw {
     pub requests: Located<String>,
     pub customers: Located<String>,
     pub identifiers: Located<String>,
+    /// Also remove the erased people from earlier snapshots and rejects.
+    #[serde(default)]
+    pub rewrite_history: Option<Located<bool>>,
 }
 
 /// One entry of `report.charts:`.

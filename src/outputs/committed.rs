@@ -105,25 +105,9 @@ pub async fn latest_committed_before(
     output: &Path,
     date: NaiveDate,
 ) -> Result<Option<CommittedSnapshot>, SinkError> {
-    let listing = store
-        .list_with_delimiter(Some(output))
-        .await
-        .map_err(|source| SinkError::Store {
-            path: output.to_string(),
-            source,
-        })?;
-    let prefix = format!("{SNAPSHOT_COLUMN}=");
-    let mut dates: Vec<(NaiveDate, Path)> = listing
-        .common_prefixes
-        .into_iter()
-        .filter_map(|dir| {
-            let name = dir.filename()?.strip_prefix(prefix.as_str())?;
-            let day = NaiveDate::parse_from_str(name, "%Y-%m-%d").ok()?;
-            (day < date).then_some((day, dir))
-        })
-        .collect();
-    dates.sort_by_key(|(day, _)| std::cmp::Reverse(*day));
-    for (day, dir) in dates {
+    let mut dates = snapshot_partitions(store, output).await?;
+    dates.retain(|(day, _)| *day < date);
+    for (day, dir) in dates.into_iter().rev() {
         if let Some(marker) = read_marker(store, &dir).await? {
             return Ok(Some(CommittedSnapshot {
                 date: day,
@@ -133,6 +117,47 @@ pub async fn latest_committed_before(
         }
     }
     Ok(None)
+}
+
+/// The `snapshot_date=` folders under `output`, oldest first, committed or not.
+pub async fn snapshot_partitions(
+    store: &Arc<dyn ObjectStore>,
+    output: &Path,
+) -> Result<Vec<(NaiveDate, Path)>, SinkError> {
+    let prefix = format!("{SNAPSHOT_COLUMN}=");
+    let mut dates = hive_folders(store, output, &prefix)
+        .await?
+        .into_iter()
+        .filter_map(|(name, dir)| {
+            let day = NaiveDate::parse_from_str(&name, "%Y-%m-%d").ok()?;
+            Some((day, dir))
+        })
+        .collect::<Vec<_>>();
+    dates.sort_by_key(|(day, _)| *day);
+    Ok(dates)
+}
+
+/// The folders directly under `dir` named `<prefix><value>`: (value, folder).
+pub async fn hive_folders(
+    store: &Arc<dyn ObjectStore>,
+    dir: &Path,
+    prefix: &str,
+) -> Result<Vec<(String, Path)>, SinkError> {
+    let listing = store
+        .list_with_delimiter(Some(dir))
+        .await
+        .map_err(|source| SinkError::Store {
+            path: dir.to_string(),
+            source,
+        })?;
+    Ok(listing
+        .common_prefixes
+        .into_iter()
+        .filter_map(|folder| {
+            let value = folder.filename()?.strip_prefix(prefix)?.to_string();
+            Some((value, folder))
+        })
+        .collect())
 }
 
 /// Where an extract's rejects of the run of `date` are published under the

@@ -33,8 +33,8 @@ mod stage;
 
 pub use committed::{
     CommittedSnapshot, ReadableSnapshot, SNAPSHOT_COLUMN, SUCCESS_MARKER, SuccessMarker,
-    committed_files, latest_committed_before, read_marker, readable_snapshot, register_committed,
-    rejects_partition, snapshot_partition,
+    committed_files, hive_folders, latest_committed_before, read_marker, readable_snapshot,
+    register_committed, rejects_partition, snapshot_partition, snapshot_partitions,
 };
 pub use stage::{StagedOutput, hashes_pii, key_problem, stage_output, unprotected_pii};
 

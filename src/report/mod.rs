@@ -31,8 +31,10 @@ mod rejects;
 use chrono::NaiveDate;
 use futures::TryStreamExt;
 use object_store::path::Path;
-use object_store::{ObjectStoreExt, PutPayload};
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use std::sync::Arc;
 
+use crate::erasure::ErasedIdentifiers;
 use crate::job::Job;
 use crate::runlog::RunRecord;
 use crate::storage::StorageLocation;
@@ -97,6 +99,57 @@ pub async fn write_report(input: &ReportInput<'_>) -> Result<Path, ReportError> 
             source,
         })?;
     Ok(path)
+}
+
+/// Deletes the reports of `job` for dates other than `date` whose text carries
+/// an erased identifier (`erasure.rewrite_history`: an earlier report shows
+/// reject examples as they were published then). Returns their dates.
+pub async fn forget_erased(
+    store: &Arc<dyn ObjectStore>,
+    prefix: &Path,
+    job: &str,
+    date: NaiveDate,
+    identifiers: &ErasedIdentifiers,
+) -> Result<Vec<NaiveDate>, ReportError> {
+    let store_err = |path: &Path| {
+        let path = path.to_string();
+        move |source| ReportError::Store { path, source }
+    };
+    let dir = reports_dir(prefix).join(job);
+    let found: Vec<object_store::ObjectMeta> = store
+        .list(Some(&dir))
+        .try_collect()
+        .await
+        .map_err(store_err(&dir))?;
+    let mut deleted = Vec::new();
+    for meta in found {
+        let Some(day) = meta
+            .location
+            .filename()
+            .and_then(|name| name.strip_suffix(".html"))
+            .and_then(|day| NaiveDate::parse_from_str(day, "%Y-%m-%d").ok())
+        else {
+            continue;
+        };
+        if day == date || identifiers.is_empty() {
+            continue;
+        }
+        let bytes = store
+            .get(&meta.location)
+            .await
+            .map_err(store_err(&meta.location))?
+            .bytes()
+            .await
+            .map_err(store_err(&meta.location))?;
+        if identifiers.carried_by(&page::visible_text(&String::from_utf8_lossy(&bytes))) {
+            store
+                .delete(&meta.location)
+                .await
+                .map_err(store_err(&meta.location))?;
+            deleted.push(day);
+        }
+    }
+    Ok(deleted)
 }
 
 /// The report of `job` (any job when `None`) for `date`, or the one of the latest

@@ -65,6 +65,29 @@ pub(super) fn escape(text: &str) -> String {
     out
 }
 
+/// The text a page shows, tags turned into field breaks (`,`) and [`escape`]
+/// undone, for matching erased identifiers against an earlier report.
+pub(super) fn visible_text(html: &str) -> String {
+    let mut out = String::with_capacity(html.len());
+    let mut in_tag = false;
+    for c in html.chars() {
+        match (in_tag, c) {
+            (false, '<') => {
+                in_tag = true;
+                out.push(',');
+            }
+            (true, '>') => in_tag = false,
+            (false, c) => out.push(c),
+            (true, _) => {}
+        }
+    }
+    out.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&amp;", "&")
+}
+
 /// Text from the data as shown: control characters as their symbols (␀, ␍, …),
 /// a leading `'` before formula-like text, then escaped.
 pub(super) fn untrusted(text: &str) -> String {
@@ -462,6 +485,15 @@ fn params(page: &mut String, input: &ReportInput<'_>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn visible_text_undoes_escaping_and_breaks_fields_at_tags() {
+        let html = format!(
+            "<td>{}</td><td>+44 20 7946 0958</td>",
+            escape("crm,\"E1\" & 'x'")
+        );
+        assert_eq!(visible_text(&html), ",crm,\"E1\" & 'x',,+44 20 7946 0958,");
+    }
 
     #[test]
     fn hostile_text_is_escaped_and_formulas_disarmed() {

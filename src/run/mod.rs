@@ -304,8 +304,8 @@ async fn load(r: &Run<'_>, lease: &Lease, p: &mut Progress) -> Result<(), RunErr
         Ok::<_, RunError>(staged_outputs)
     }
     .await;
-    rejects::publish_rejects(r, &ctx, lease, p, &sources, transformed.is_ok()).await?;
-    publish::commit_outputs(r, lease, p, &transformed?).await
+    let erased = rejects::publish_rejects(r, &ctx, lease, p, &sources, transformed.is_ok()).await?;
+    publish::commit_outputs(r, lease, p, &transformed?, &erased).await
 }
 
 /// The run's DataFusion session, with the job's stores registered, and its

@@ -33,10 +33,11 @@ pub(super) fn location(bound: &Bound, extract: &str) -> String {
 }
 
 /// The rejects stage, run whether or not the steps succeeded (`steps_ok`):
-/// the typed staging cache forgets erased people, every source's rejects are
+/// the typed staging cache holds erased people's rows out, every source's rejects are
 /// committed without their rows, and the erasure counts are recorded in `p`.
 /// Fails only when the steps succeeded: after a failed run the run's own error
 /// is the one to report, and rejects that cannot be filtered are not published.
+/// Returns the identifiers kept out.
 pub(super) async fn publish_rejects(
     r: &Run<'_>,
     ctx: &SessionContext,
@@ -44,14 +45,14 @@ pub(super) async fn publish_rejects(
     p: &mut Progress,
     sources: &StagedSources<'_>,
     steps_ok: bool,
-) -> Result<(), RunError> {
+) -> Result<ErasedIdentifiers, RunError> {
     let t = record::StageStart::now();
     let identifiers = match identifiers(r, ctx, steps_ok).await {
         Ok(identifiers) => identifiers,
         Err(e) if !steps_ok => {
             tracing::error!(error = %e, "rejects not published: the erasure requests could not be read");
             record::stage(&mut p.record, "commit_rejects", t);
-            return Ok(());
+            return Ok(ErasedIdentifiers::default());
         }
         Err(e) => return Err(e),
     };
@@ -61,7 +62,8 @@ pub(super) async fn publish_rejects(
         };
         let mut days = staged.days_parsed.clone();
         days.extend(&staged.days_reused);
-        crate::source::forget_erased(&r.bound.warehouse.store, dir, &days, &identifiers).await?;
+        let store = &r.bound.warehouse.store;
+        crate::source::forget_erased(store, dir, &days, &identifiers, &r.run_id).await?;
     }
     commit_rejects(r, lease, p, sources, &identifiers).await?;
     let erasure = p.record.erasure.get_or_insert_with(Default::default);
@@ -71,7 +73,7 @@ pub(super) async fn publish_rejects(
         erasure.erased_customers = erasure::count(ctx, &spec.customers).await?;
     }
     record::stage(&mut p.record, "commit_rejects", t);
-    Ok(())
+    Ok(identifiers)
 }
 
 /// The identifiers to keep out of the rejects: all erased ones after the steps

@@ -139,7 +139,7 @@ mod tests {
         run.erasure = Some(crate::erasure::ErasureRecord {
             requested_identifiers: 5,
             erased_customers: Some(4),
-            reject_rows_removed: Default::default(),
+            ..Default::default()
         });
         let table = status_table(&[run]);
         let lines: Vec<&str> = table.lines().collect();

@@ -292,6 +292,9 @@ pub(crate) fn read_csv(
 
     while let Some(record) = records.next(false).map_err(|e| read_error(path, e))? {
         let line = i64::try_from(record.line).unwrap_or(i64::MAX);
+        if !rows.wants(line) {
+            continue;
+        }
         let raw = || Some(records.raw_text());
         match record.overflow {
             Some(Overflow::Record) => rows.reject(line, Reason::RecordTooLarge, raw().as_deref()),
@@ -420,6 +423,7 @@ mod tests {
             currencies: None,
             batch_rows: 100,
             limits,
+            only_lines: None,
         };
         FileRows::new(ctx).unwrap()
     }

@@ -31,6 +31,8 @@ pub struct ErasedIdentifiers {
     sources: HashMap<String, Vec<String>>,
     /// Every suffix of at least [`MIN_PHONE_DIGITS`] of each erased phone's digits.
     phone_suffixes: HashSet<String>,
+    /// Every identifier as added (`email` lower-cased), for exact lookups.
+    pairs: HashSet<(String, String)>,
     count: usize,
 }
 
@@ -62,6 +64,11 @@ impl ErasedIdentifiers {
             }
             other => return Err(format!("unknown id_type `{other}`")),
         }
+        let value = match id_type {
+            "email" => id_value.to_lowercase(),
+            _ => id_value.to_string(),
+        };
+        self.pairs.insert((id_type.to_string(), value));
         self.count += 1;
         Ok(())
     }
@@ -97,6 +104,17 @@ impl ErasedIdentifiers {
         let mut hasher = DefaultHasher::new();
         (emails, sources, phones).hash(&mut hasher);
         hasher.finish()
+    }
+
+    /// Whether `id_type`, `id_value` (the identity map's form, e.g. `source` +
+    /// `crm:C000123`) is one of the identifiers exactly (an email in any case).
+    pub fn names(&self, id_type: &str, id_value: &str) -> bool {
+        let value = if id_type == "email" {
+            id_value.to_lowercase()
+        } else {
+            id_value.to_string()
+        };
+        self.pairs.contains(&(id_type.to_string(), value))
     }
 
     /// Whether `raw` carries one of the identifiers (module docs).
@@ -206,6 +224,17 @@ mod tests {
         assert!(!ids.carried_by("pos,P1,,460958,GB"));
         assert!(!ids.carried_by("pos,P1,,tel 020 7946 0958,GB"));
         assert!(!ids.carried_by("pos,P1,,020 7946 0959,GB"));
+    }
+
+    #[test]
+    fn names_is_an_exact_lookup_in_the_identity_maps_form() {
+        let ids = erased();
+        assert!(ids.names("email", "Ann.Lee@example.com"));
+        assert!(ids.names("source", "crm:C1"));
+        assert!(ids.names("phone", "+442079460958"));
+        assert!(!ids.names("source", "web:C1"), "another system");
+        assert!(!ids.names("phone", "02079460958"), "not the map's form");
+        assert!(!ids.names("email", "lee@example.com"));
     }
 
     #[test]

@@ -49,6 +49,10 @@ pub struct Listing {
     /// Objects and folders ignored (relative to the raw root): foreign extensions,
     /// folders not named `dt=YYYY-MM-DD`.
     pub skipped: Vec<String>,
+    /// File (relative name) -> the only lines to read of it: records starting
+    /// elsewhere are skipped unparsed (CSV and NDJSON). Empty: read every record.
+    pub only_lines:
+        std::collections::BTreeMap<String, std::sync::Arc<std::collections::HashSet<i64>>>,
 }
 
 /// How a file name maps onto the declared format: `Some(compression)` when it is a

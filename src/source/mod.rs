@@ -42,6 +42,7 @@ pub use dedup::RowAccounting;
 pub use erased::ErasedIdentifiers;
 pub use error::{NoFilesFound, SourceError, StagingError};
 pub use layout::{Codec, Listing, RawFile, list_files};
+pub(crate) use parquet::ObjectReader;
 pub use reject::{Reason, rejects_schema};
 pub use rows::FileStats;
 pub use schema::{
@@ -244,6 +245,7 @@ pub async fn read_listing(
         currencies: currencies.clone(),
         batch_rows: input.batch_rows.max(1),
         limits: input.spec.limits,
+        only_lines: listing.only_lines.get(&file.rel).cloned(),
     };
     let done = |report: &mut SourceReport, file: &RawFile, stats: FileStats| {
         tracing::debug!(

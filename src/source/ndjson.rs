@@ -46,6 +46,9 @@ pub(crate) fn read_ndjson(
             break;
         }
         line += 1;
+        if !rows.wants(line) {
+            continue;
+        }
         let mut text: &[u8] = &buf;
         if let Some(rest) = text.strip_suffix(b"\n") {
             text = rest;

@@ -141,10 +141,25 @@ fn render_raw(names: &[&str], values: &[Option<&str>]) -> String {
 
 /// Ranged reads of one object of known size. Parquet's own `ParquetObjectReader`
 /// is deprecated in favour of implementing `AsyncFileReader` directly, like this.
-struct ObjectReader {
+pub(crate) struct ObjectReader {
     store: Arc<dyn ObjectStore>,
     path: Path,
     size: u64,
+}
+
+impl ObjectReader {
+    /// A reader of `path`, its size asked of the store.
+    pub(crate) async fn open(
+        store: &Arc<dyn ObjectStore>,
+        path: &Path,
+    ) -> Result<Self, object_store::Error> {
+        let size = store.head(path).await?.size;
+        Ok(Self {
+            store: store.clone(),
+            path: path.clone(),
+            size,
+        })
+    }
 }
 
 fn store_err(e: object_store::Error) -> ParquetError {

@@ -53,6 +53,9 @@ pub(crate) struct FileContext {
     pub batch_rows: usize,
     /// The source's size limits; `push` applies `max_field_bytes`.
     pub limits: SourceLimits,
+    /// Read only the records starting on these lines (the typed staging cache
+    /// reading back the rows it holds out, `cache/erased.rs`); `None`: every record.
+    pub only_lines: Option<Arc<HashSet<i64>>>,
 }
 
 enum ColumnBuilder {
@@ -159,6 +162,15 @@ impl FileRows {
             rejects,
             stats: FileStats::default(),
         })
+    }
+
+    /// Whether the record starting on `line` is to be read at all
+    /// ([`FileContext::only_lines`]); the readers skip the others unparsed.
+    pub(crate) fn wants(&self, line: i64) -> bool {
+        self.ctx
+            .only_lines
+            .as_ref()
+            .is_none_or(|lines| lines.contains(&line))
     }
 
     /// The source's size limits, for the format readers.
@@ -291,6 +303,7 @@ mod tests {
             currencies: currencies.map(|c| Arc::new(c.iter().map(|s| s.to_string()).collect())),
             batch_rows: 2,
             limits: SourceLimits::default(),
+            only_lines: None,
         };
         FileRows::new(ctx).unwrap()
     }

@@ -88,9 +88,13 @@ pub(crate) async fn stage_source(
             store: store.clone(),
             local_disk: env.warehouse.is_local_disk(),
             dir: dir.clone(),
+            scratch: tmp.clone().join("held_out").join(spec.name.as_str()),
             using: cache,
         };
         let read = cache.read(&input, listing).await?;
+        if read.rows_read_back > 0 {
+            tracing::info!(source = %spec.name, rows = read.rows_read_back, "held-out rows of erased people read back from the raw files");
+        }
         copy_rejects(store, &read.rejects, &mut rejected).await?;
         (read.report, read.typed, read.days_parsed, read.days_reused)
     } else {

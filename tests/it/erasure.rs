@@ -24,7 +24,7 @@ use datafusion::arrow::datatypes::DataType;
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use crate::run::keys_by_identifier;
-use crate::util::{files_under, repo_root};
+use crate::util::{files_under, read_partition, repo_root};
 
 /// The sample's people whose erasure applies on `on` (ground truth: person ids and
 /// request times in `suppressions.csv`; a request applies from its UTC date).
@@ -46,15 +46,28 @@ fn raw() -> std::path::PathBuf {
     repo_root().join("tests/fixtures/erasure_raw")
 }
 
-/// Runs the real job on `on`; `relaxed` lifts the reject budgets, which a
-/// seven-row extract with rejected rows exceeds.
-async fn run_on(warehouse: &Path, on: &str, relaxed: bool) -> Result<RunSummary, String> {
+/// The real job; `relaxed` lifts the reject budgets, which a seven-row extract
+/// with rejected rows exceeds.
+fn real_job(relaxed: bool) -> c360::job::Job {
     let mut job = c360::job::load(&repo_root().join("jobs/customer_360.yaml")).unwrap();
     if relaxed {
         for source in &mut job.sources {
             source.rejects.max_fraction = 1.0;
         }
     }
+    job
+}
+
+/// Runs the real job on `on` (`relaxed`: [`real_job`]).
+async fn run_on(warehouse: &Path, on: &str, relaxed: bool) -> Result<RunSummary, String> {
+    run_job_on(&real_job(relaxed), warehouse, on).await
+}
+
+async fn run_job_on(
+    job: &c360::job::Job,
+    warehouse: &Path,
+    on: &str,
+) -> Result<RunSummary, String> {
     let options = RunOptions {
         date: Some(NaiveDate::parse_from_str(on, "%Y-%m-%d").unwrap()),
         overrides: vec![
@@ -65,7 +78,23 @@ async fn run_on(warehouse: &Path, on: &str, relaxed: bool) -> Result<RunSummary,
         clock: Arc::new(SystemClock),
         full_refresh: false,
     };
-    run(&job, &options).await.map_err(|e| e.to_string())
+    run(job, &options).await.map_err(|e| e.to_string())
+}
+
+/// Rows of the Parquet files in the folder `dir` (a published partition).
+fn rows_in(dir: &Path) -> i64 {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
+        .map(|p| {
+            ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(p).unwrap())
+                .unwrap()
+                .metadata()
+                .file_metadata()
+                .num_rows()
+        })
+        .sum()
 }
 
 fn rows(summary: &RunSummary, name: &str) -> u64 {
@@ -231,6 +260,86 @@ async fn a_request_erases_the_person_from_every_output_from_its_utc_date_on() {
     }
 }
 
+#[tokio::test]
+async fn rewrite_history_takes_the_person_out_of_earlier_snapshots_rejects_and_reports() {
+    let wh = tempfile::tempdir().unwrap();
+    run_on(wh.path(), "2026-02-04", true).await.unwrap();
+    let keys = keys_by_identifier(wh.path(), "2026-02-04");
+    let (eve, cara) = (&keys["crm:E1"], &keys["web:C1"]);
+    let day = |output: &str| wh.path().join(output).join("snapshot_date=2026-02-04");
+    let summary_before = strings_under(&day("segment_summary"), "");
+    // Eve's and Cara's channel rows, one per channel they were reached on.
+    let channel_rows = rows_of(&day("channel_engagement"), &[eve, cara]);
+    assert!(channel_rows > 0);
+    let report = |d: &str| {
+        wh.path()
+            .join(format!("_c360/reports/customer_360/{d}.html"))
+    };
+    assert!(report("2026-02-04").exists());
+
+    let mut job = real_job(true);
+    job.erasure.as_mut().unwrap().rewrite_history = true;
+    let after = run_job_on(&job, wh.path(), "2026-02-05").await.unwrap();
+    assert_eq!(after.erasure.erased_customers, Some(2));
+    // Worked from the fixture: on 2026-02-04 Eve and Cara held 2 of 3 customers,
+    // 6 of 8 map rows, 3 of 5 order lines (T1, T2, T5) and the rejects below.
+    let removed: Vec<(&str, u64)> = after
+        .erasure
+        .history_rows_removed
+        .iter()
+        .map(|(k, v)| (k.as_str(), *v))
+        .collect();
+    assert_eq!(
+        removed,
+        [
+            ("channel_engagement", channel_rows),
+            ("customer_360", 2),
+            ("identity_map", 6),
+            ("order_lines", 3),
+            ("rejects/communications", 1),
+            ("rejects/profiles", 2),
+            ("rejects/transactions", 1),
+        ]
+    );
+    assert_eq!(rows_in(&day("customer_360")), 1);
+    assert_eq!(rows_in(&day("identity_map")), 2);
+    assert_eq!(rows_in(&day("order_lines")), 2);
+    // Aggregates hold no row of a person and stay as they were.
+    assert_eq!(strings_under(&day("segment_summary"), ""), summary_before);
+
+    // Nothing anywhere in the warehouse carries them; Bob stays in the earlier snapshot.
+    let values = strings_under(wh.path(), "");
+    assert_no_trace(&values, &erased_traces(&[eve, cara]));
+    let earlier = strings_under(wh.path(), "2026-02-04");
+    assert!(earlier.iter().any(|(_, v)| v == "bob@example.com"));
+    assert!(earlier.iter().any(|(_, v)| v == "brown"));
+    // The earlier report showed Eve's rejects: deleted; the run's own report stays.
+    assert!(!report("2026-02-04").exists());
+    assert!(report("2026-02-05").exists());
+
+    // A rerun with the same erased people reads no history again.
+    let again = run_job_on(&job, wh.path(), "2026-02-05").await.unwrap();
+    assert_eq!(again.erasure.history_partitions_rewritten, 0);
+    assert_eq!(rows_in(&day("customer_360")), 1);
+}
+
+/// Rows of the published partition `dir` whose `customer_key` is one of `keys`.
+fn rows_of(dir: &Path, keys: &[&String]) -> u64 {
+    let mut n = 0;
+    for batch in read_partition(dir) {
+        let column = cast(
+            batch.column_by_name("customer_key").unwrap(),
+            &DataType::Utf8,
+        )
+        .unwrap();
+        let column = column.as_string::<i32>();
+        n += (0..column.len())
+            .filter(|&i| column.is_valid(i) && keys.iter().any(|k| *k == column.value(i)))
+            .count() as u64;
+    }
+    n
+}
+
 /// The shipped job and its SQL copied under `root` with the erasure steps renamed
 /// (`erasure_requests` -> `asked`, `erased_customers` -> `gone_people`,
 /// `erased_identifiers` -> `gone_ids`) in the job, its `erasure:` section and every
@@ -311,8 +420,34 @@ async fn a_fresh_warehouse_run_after_the_request_holds_no_trace_anywhere() {
     let after = run_on(wh.path(), "2026-02-05", true).await.unwrap();
     assert_eq!(rows(&after, "customer_360"), 1);
     // Every Parquet file under the warehouse: outputs, rejects, anything cached.
-    let values = strings_under(wh.path(), "");
-    assert_no_trace(&values, &erased_traces(&[&keys["crm:E1"], &keys["web:C1"]]));
+    let traces = erased_traces(&[&keys["crm:E1"], &keys["web:C1"]]);
+    assert_no_trace(&strings_under(wh.path(), ""), &traces);
+    // The cache kept only where their records are in the raw files.
+    let manifest = |source: &str| {
+        let path = wh.path().join(format!(
+            "_c360/staging/{source}/dt=2026-02-01/manifest.json"
+        ));
+        std::fs::read_to_string(path).unwrap()
+    };
+    assert!(manifest("profiles").contains("\"held_out\""));
+    assert!(
+        !manifest("profiles")
+            .to_lowercase()
+            .contains("eve@example.com")
+    );
+
+    // A rerun reuses the entries and reads the held-out records back from the raw
+    // files: Eve and Cara are found (only their rows resolve the requests) and
+    // erased again, their rejects left out again, and still nothing is kept.
+    let again = run_on(wh.path(), "2026-02-05", true).await.unwrap();
+    assert_eq!(again.erasure.erased_customers, Some(2));
+    assert_eq!(
+        again.erasure.reject_rows_removed,
+        after.erasure.reject_rows_removed
+    );
+    assert_eq!(rows(&again, "customer_360"), 1);
+    assert_eq!(rows(&again, "order_lines"), 2);
+    assert_no_trace(&strings_under(wh.path(), ""), &traces);
 }
 
 #[tokio::test]

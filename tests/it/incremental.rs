@@ -163,17 +163,20 @@ async fn daily_runs_through_the_cache_equal_a_full_refresh() {
     assert!(files_under(&wh.join("_c360/staging/communications/dt=2026-01-04")).is_empty());
     let erasure = second.erasure.clone().unwrap_or_default();
     assert!(erasure.erased_customers.unwrap_or(0) > 0, "{erasure:?}");
-    // The erased people's days are not kept (docs/rules.md "Erasure"): their entries
-    // went at the end of the run, and the requests themselves are never cached.
-    let forgotten: BTreeSet<NaiveDate> = present
+    // The erased people's rows are not kept (docs/rules.md "Erasure"): at the end
+    // of the run they were taken out of the entries, whose manifests keep only
+    // their raw file and line; the requests themselves are never cached.
+    let held: BTreeSet<NaiveDate> = present
         .iter()
         .copied()
         .filter(|d| {
-            let entry = wh.join(format!("_c360/staging/transactions/dt={d}"));
-            !entry.join("manifest.json").exists()
+            let manifest = wh.join(format!("_c360/staging/transactions/dt={d}/manifest.json"));
+            std::fs::read_to_string(manifest)
+                .unwrap()
+                .contains("\"held_out\"")
         })
         .collect();
-    assert!(!forgotten.is_empty());
+    assert!(!held.is_empty());
     assert!(files_under(&wh.join("_c360/staging/suppressions")).is_empty());
 
     // The re-sent file is rewritten to the same size: quantity 2 becomes 3.
@@ -184,17 +187,22 @@ async fn daily_runs_through_the_cache_equal_a_full_refresh() {
     std::fs::write(&late, text).unwrap();
     assert_eq!(std::fs::metadata(&late).unwrap().len(), before);
 
-    // Night 3: the rewritten day is parsed again, with the days after night 2
-    // and the forgotten ones.
+    // Night 3: the rewritten day is parsed again, with the days after night 2;
+    // the days holding out erased people's rows are reused (their held-out
+    // records are read back from the raw files).
     let third = run_on(&raw, &wh, "2026-01-16", false).await;
     let present = raw_days(&raw, "transactions", day("2026-01-16"));
-    let (parsed, _) = days(&third, "transactions");
+    let (parsed, reused) = days(&third, "transactions");
     let want: Vec<NaiveDate> = present
         .iter()
         .copied()
-        .filter(|d| *d == day("2026-01-03") || *d > day("2026-01-10") || forgotten.contains(d))
+        .filter(|d| *d == day("2026-01-03") || *d > day("2026-01-10"))
         .collect();
     assert_eq!(parsed, want);
+    assert!(
+        held.iter()
+            .all(|d| reused.contains(d) || *d == day("2026-01-03"))
+    );
 
     // The same warehouse, refreshed in full for the last night.
     let copy = tmp.path().join("copy");

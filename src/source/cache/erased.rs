@@ -1,35 +1,55 @@
-//! Erasure in the typed staging cache: entries whose rows or rejects carry an
-//! erased identifier are deleted (docs/rules.md "Erasure").
+//! Erasure in the typed staging cache (docs/rules.md "Erasure"): the rows and
+//! rejects of an entry that carry an erased identifier are taken out of its
+//! files, and the manifest keeps only where they are in the raw files, so a
+//! later run reads them back from there (see the parent module).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use chrono::NaiveDate;
+use datafusion::arrow::array::{Array, AsArray, BooleanArray, RecordBatch};
+use datafusion::arrow::compute::{cast, filter_record_batch};
+use datafusion::arrow::datatypes::{DataType, Int64Type};
+use datafusion::parquet::arrow::ProjectionMask;
 use object_store::ObjectStore;
 use object_store::path::Path;
 
-use super::{MANIFEST, delete, parquet_file, put_manifest, read_manifest};
-use crate::outputs::SinkError;
+use super::{EntryFile, MANIFEST, delete, parquet_file, put_manifest, read_manifest};
+use crate::job::{Compression, FileLayout};
+use crate::outputs::{ParquetFileWriter, SinkError};
 use crate::source::ErasedIdentifiers;
 use crate::source::StagingError;
 
-/// Deletes the cache entries of `days` under `dir` whose rows or rejects carry
-/// an erased identifier, so the warehouse keeps no trace of erased people
-/// (docs/rules.md "Erasure"); the raw days stay, and a later run parses them again
-/// into its own entry, which this deletes again at its end. The match is the
-/// rejects' text match ([`ErasedIdentifiers::carried_by`]) over a row's
-/// identifier columns, which errs towards deleting: a deleted entry only costs
-/// a parse, never a different result. An entry found clean records the set's
-/// fingerprint and is not read again until the set changes. Returns the days
-/// deleted.
+/// What [`forget_erased`] did to a source's entries.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Forgotten {
+    /// Days whose entry now holds out more records.
+    pub held_out: Vec<NaiveDate>,
+    /// Days whose entry was deleted (raw Parquet: no lines to hold out by).
+    pub deleted: Vec<NaiveDate>,
+}
+
+/// Takes every row and reject that carries one of `identifiers` out of the
+/// cache entries of `days` under `dir`, so the warehouse keeps no trace of
+/// erased people (docs/rules.md "Erasure"); the manifest holds out their raw
+/// file and line instead. The match is the rejects' text match
+/// ([`ErasedIdentifiers::carried_by`]) over a row's identifier columns, which
+/// errs towards holding out: a held-out record is read back from the raw file
+/// by the next run, so it never changes a result. An entry of raw Parquet files
+/// is deleted instead (parsed again by the next run). An entry found clean
+/// records the set's fingerprint and is not read again until the set changes.
+/// New files are named after `run_id` and written before the manifest that
+/// names them; the old ones are deleted after it.
 pub(crate) async fn forget_erased(
     store: &Arc<dyn ObjectStore>,
     dir: &Path,
     days: &[NaiveDate],
     identifiers: &ErasedIdentifiers,
-) -> Result<Vec<NaiveDate>, StagingError> {
-    let mut deleted = Vec::new();
+    run_id: &str,
+) -> Result<Forgotten, StagingError> {
+    let mut done = Forgotten::default();
     if identifiers.is_empty() {
-        return Ok(deleted);
+        return Ok(done);
     }
     let fingerprint = identifiers.fingerprint();
     for &dt in days {
@@ -41,69 +61,118 @@ pub(crate) async fn forget_erased(
         if manifest.clean_for == Some(fingerprint) {
             continue;
         }
-        let mut carries = false;
-        for (file, columns) in [
-            (&manifest.typed, &IDENTIFIER_COLUMNS[..]),
-            (&manifest.rejects, &["raw"][..]),
-        ] {
-            if file.rows > 0 {
-                let path = entry.clone().join(file.name.as_str());
-                carries |= carries_erased(store, &path, columns, identifiers).await?;
+        let old = [manifest.typed.clone(), manifest.rejects.clone()];
+        let mut held = Vec::new();
+        let mut replaced = [None, None];
+        for (slot, (file, kind)) in old.iter().zip([Kind::Typed, Kind::Rejects]).enumerate() {
+            if file.rows == 0 {
+                continue;
+            }
+            let path = entry.clone().join(file.name.as_str());
+            let name = format!("{}-{run_id}-e{fingerprint:016x}.parquet", kind.prefix());
+            let kept = entry.clone().join(name.as_str());
+            if let Some((lines, written)) = hold_out(store, &path, kind, identifiers, &kept).await?
+            {
+                held.extend(lines);
+                replaced[slot] = Some(EntryFile {
+                    name,
+                    rows: written.rows,
+                    bytes: written.bytes,
+                });
             }
         }
-        if carries {
-            tracing::info!(entry = %entry, "cache entry holds erased people's rows: deleted");
-            delete(store, &manifest_path).await?;
-            for file in [&manifest.typed, &manifest.rejects] {
-                delete(store, &entry.clone().join(file.name.as_str())).await?;
-            }
-            deleted.push(dt);
-        } else {
+        if held.is_empty() {
             manifest.clean_for = Some(fingerprint);
             put_manifest(store, &manifest_path, &manifest).await?;
+            continue;
+        }
+        if manifest.key.format == "Parquet" {
+            tracing::info!(entry = %entry, "cache entry of raw Parquet holds erased people's rows: deleted");
+            delete(store, &manifest_path).await?;
+            for file in old
+                .iter()
+                .map(|f| f.name.as_str())
+                .chain(replaced.iter().flatten().map(|f| f.name.as_str()))
+            {
+                delete(store, &entry.clone().join(file)).await?;
+            }
+            done.deleted.push(dt);
+            continue;
+        }
+        tracing::info!(entry = %entry, rows = held.len(), "erased people's rows taken out of a cache entry");
+        add_lines(&mut manifest.held_out, held);
+        let [typed, rejects] = replaced;
+        if let Some(typed) = typed {
+            manifest.typed = typed;
+        }
+        if let Some(rejects) = rejects {
+            manifest.rejects = rejects;
+        }
+        manifest.clean_for = Some(fingerprint);
+        put_manifest(store, &manifest_path, &manifest).await?;
+        for file in &old {
+            if file.name != manifest.typed.name && file.name != manifest.rejects.name {
+                delete(store, &entry.clone().join(file.name.as_str())).await?;
+            }
+        }
+        done.held_out.push(dt);
+    }
+    Ok(done)
+}
+
+/// Merges `(file, line)` pairs into the manifest's sorted, distinct lines per file.
+fn add_lines(held_out: &mut BTreeMap<String, Vec<i64>>, pairs: Vec<(String, i64)>) {
+    for (file, line) in pairs {
+        held_out.entry(file).or_default().push(line);
+    }
+    for lines in held_out.values_mut() {
+        lines.sort_unstable();
+        lines.dedup();
+    }
+}
+
+/// The two files of an entry.
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Typed,
+    Rejects,
+}
+
+impl Kind {
+    fn prefix(self) -> &'static str {
+        match self {
+            Kind::Typed => "typed",
+            Kind::Rejects => "rejects",
         }
     }
-    Ok(deleted)
+
+    /// The columns matched (those present), then the file and line columns.
+    fn columns(self) -> (&'static [&'static str], [&'static str; 2]) {
+        match self {
+            Kind::Typed => (&IDENTIFIER_COLUMNS, ["_file", "_line"]),
+            Kind::Rejects => (&["raw"], ["file", "line"]),
+        }
+    }
 }
 
 /// The typed columns that can hold an identifier (DATA_CONTRACT.md).
 const IDENTIFIER_COLUMNS: [&str; 4] = ["source_system", "source_customer_id", "email", "phone"];
 
-/// Whether a row of Parquet file `path`, its `columns` (those present) joined
-/// as one line, carries an erased identifier.
-async fn carries_erased(
-    store: &Arc<dyn ObjectStore>,
-    path: &Path,
+/// Per row of `batch`, whether its matched columns (joined as one line) carry
+/// an erased identifier.
+fn carrying(
+    batch: &RecordBatch,
     columns: &[&str],
     identifiers: &ErasedIdentifiers,
-) -> Result<bool, StagingError> {
-    use datafusion::arrow::array::{Array, AsArray};
-    use datafusion::arrow::compute::cast;
-    use datafusion::arrow::datatypes::DataType;
-    use datafusion::parquet::arrow::ProjectionMask;
-
-    let builder = parquet_file(store, path).await?;
-    let parquet_err = |source| SinkError::Parquet {
-        path: path.to_string(),
-        source,
-    };
-    let present: Vec<&str> = columns
+) -> Result<BooleanArray, datafusion::arrow::error::ArrowError> {
+    let texts = columns
         .iter()
-        .copied()
-        .filter(|c| builder.schema().column_with_name(c).is_some())
-        .collect();
-    let mask = ProjectionMask::columns(builder.parquet_schema(), present.iter().copied());
-    let reader = builder.with_projection(mask).build().map_err(parquet_err)?;
+        .filter_map(|c| batch.column_by_name(c))
+        .map(|c| cast(c, &DataType::Utf8))
+        .collect::<Result<Vec<_>, _>>()?;
     let mut line = String::new();
-    for batch in reader {
-        let batch = batch.map_err(|e| parquet_err(e.into()))?;
-        let texts = batch
-            .columns()
-            .iter()
-            .map(|c| cast(c, &DataType::Utf8))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| parquet_err(e.into()))?;
-        for row in 0..batch.num_rows() {
+    Ok((0..batch.num_rows())
+        .map(|row| {
             line.clear();
             for text in &texts {
                 let text = text.as_string::<i32>();
@@ -112,10 +181,89 @@ async fn carries_erased(
                 }
                 line.push(',');
             }
-            if identifiers.carried_by(&line) {
-                return Ok(true);
-            }
+            Some(identifiers.carried_by(&line))
+        })
+        .collect())
+}
+
+/// When a row of Parquet file `path` carries an erased identifier: writes the
+/// other rows to `kept` and returns the carrying rows' (raw file, line) with
+/// the file written. `None` (and nothing written) when no row carries one.
+async fn hold_out(
+    store: &Arc<dyn ObjectStore>,
+    path: &Path,
+    kind: Kind,
+    identifiers: &ErasedIdentifiers,
+    kept: &Path,
+) -> Result<Option<(Vec<(String, i64)>, crate::outputs::WrittenFile)>, StagingError> {
+    let parquet_err = |source| SinkError::Parquet {
+        path: path.to_string(),
+        source,
+    };
+    let arrow_err = |e: datafusion::arrow::error::ArrowError| parquet_err(e.into());
+    let (matched, [file_col, line_col]) = kind.columns();
+    // First only the matched columns: most entries carry nobody.
+    let builder = parquet_file(store, path).await?;
+    let present: Vec<&str> = matched
+        .iter()
+        .copied()
+        .filter(|c| builder.schema().column_with_name(c).is_some())
+        .collect();
+    let mask = ProjectionMask::columns(builder.parquet_schema(), present.iter().copied());
+    let reader = builder.with_projection(mask).build().map_err(parquet_err)?;
+    let mut any = false;
+    for batch in reader {
+        let batch = batch.map_err(arrow_err)?;
+        if carrying(&batch, &present, identifiers)
+            .map_err(arrow_err)?
+            .true_count()
+            > 0
+        {
+            any = true;
+            break;
         }
     }
-    Ok(false)
+    if !any {
+        return Ok(None);
+    }
+    let builder = parquet_file(store, path).await?;
+    let schema = builder.schema().clone();
+    let reader = builder.build().map_err(parquet_err)?;
+    let mut writer = ParquetFileWriter::create(
+        store.clone(),
+        kept.clone(),
+        schema,
+        Compression::Snappy,
+        &FileLayout::staging(),
+    )?;
+    let mut held = Vec::new();
+    for batch in reader {
+        let batch = batch.map_err(arrow_err)?;
+        let carries = carrying(&batch, &present, identifiers).map_err(arrow_err)?;
+        let (Some(files), Some(lines)) = (
+            batch.column_by_name(file_col),
+            batch.column_by_name(line_col),
+        ) else {
+            return Err(StagingError::Bind(format!(
+                "internal: cache file {path} has no `{file_col}`, `{line_col}` columns"
+            )));
+        };
+        let files = cast(files, &DataType::Utf8).map_err(arrow_err)?;
+        let files = files.as_string::<i32>();
+        let lines = lines.as_primitive_opt::<Int64Type>().ok_or_else(|| {
+            StagingError::Bind(format!(
+                "internal: cache file {path}: `{line_col}` is not BIGINT"
+            ))
+        })?;
+        for row in 0..batch.num_rows() {
+            if carries.value(row) {
+                held.push((files.value(row).to_string(), lines.value(row)));
+            }
+        }
+        let keep: BooleanArray = carries.iter().map(|c| c.map(|c| !c)).collect();
+        writer
+            .write(&filter_record_batch(&batch, &keep).map_err(arrow_err)?)
+            .await?;
+    }
+    Ok(Some((held, writer.finish().await?)))
 }

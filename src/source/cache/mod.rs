@@ -22,13 +22,18 @@
 //! a half-written day; the orphans go when the day is next written. Runs hold
 //! the warehouse lease, so one run at a time touches the cache.
 //!
-//! While a run reads it, the cache holds the same rows as the raw zone it
-//! mirrors, erased people's included: erasure applies where rows are read (the
-//! steps, the rejects filter), exactly as for a run that parses the raw files.
-//! At the run's end the entries carrying an erased person's rows are deleted
-//! (`erased`). Files: `parquet_sink` (what a day is written with), `erased`.
+//! Erasure: the cache keeps nothing of an erased person, and a run still reads
+//! every row a parse of the raw files gives (erasure applies where rows are
+//! read: the steps, the rejects filter). At the end of a run, the rows and
+//! rejects of an entry that carry an erased identifier are taken out of its
+//! files and only their place is kept: the manifest's `held_out` lists each
+//! one's raw file and line (`erased`). A later run reuses the entry and reads
+//! those records back from the raw files, which its key says are unchanged,
+//! skipping every other record unparsed, so it reads exactly the rows of a full
+//! parse. Raw Parquet files have no lines: their entries are deleted instead and
+//! parsed again. Files: `parquet_sink` (what a day is written with), `erased`.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
 
 use chrono::NaiveDate;
@@ -48,8 +53,9 @@ mod parquet_sink;
 pub(crate) use erased::forget_erased;
 pub(super) use parquet_sink::ParquetSink;
 
-/// Bumped when the entry layout or the manifest changes meaning.
-const CACHE_FORMAT: u32 = 1;
+/// Bumped when the entry layout or the manifest changes meaning (2: `held_out`,
+/// which a reader of format 1 would ignore).
+const CACHE_FORMAT: u32 = 2;
 
 /// The manifest of an entry, beside its Parquet files.
 const MANIFEST: &str = "manifest.json";
@@ -104,6 +110,17 @@ struct Manifest {
     /// to carry none of ([`forget_erased`]).
     #[serde(default)]
     clean_for: Option<u64>,
+    /// Raw file (relative name) -> lines of the records taken out of the
+    /// entry's files because they carry an erased identifier (module docs);
+    /// a run reads them back from the raw file.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    held_out: BTreeMap<String, Vec<i64>>,
+}
+
+/// The held-out records of one entry, read back by this run.
+struct ReadBack {
+    typed: WrittenFile,
+    rejects: WrittenFile,
 }
 
 /// How a run uses the cache.
@@ -128,6 +145,9 @@ pub(super) struct SourceCache {
     pub local_disk: bool,
     /// `_c360/staging/<source>` in the warehouse store.
     pub dir: Path,
+    /// Where this run writes the held-out records it reads back: a folder of its
+    /// private staging, deleted when the run ends.
+    pub scratch: Path,
     pub using: CacheUse,
 }
 
@@ -141,6 +161,8 @@ pub(super) struct CachedRead {
     pub rejects: Vec<WrittenFile>,
     pub days_parsed: Vec<NaiveDate>,
     pub days_reused: Vec<NaiveDate>,
+    /// Held-out records read back from the raw files (module docs).
+    pub rows_read_back: u64,
 }
 
 impl SourceCache {
@@ -180,7 +202,7 @@ impl SourceCache {
         };
         // Each day is a task of its own, so that two days' Parquet encoding runs
         // on both runtime workers while their parsers use blocking threads.
-        let entries: Vec<(NaiveDate, Manifest, bool)> =
+        let entries: Vec<(NaiveDate, Manifest, bool, Option<ReadBack>)> =
             futures::stream::iter(days.into_iter().map(|(dt, files)| {
                 let key = EntryKey {
                     files: files
@@ -195,10 +217,11 @@ impl SourceCache {
                 };
                 let (cache, input) = (self.clone(), input.clone());
                 tokio::spawn(async move {
-                    let (manifest, parsed) = cache.day(&input, dt, files, key).await?;
+                    let (manifest, parsed) = cache.day(&input, dt, &files, key).await?;
+                    let back = cache.read_back(&input, dt, files, &manifest).await?;
                     let day = format!("{} dt={dt}", input.spec.name);
                     cache.using.progress.done_one(&day);
-                    Ok::<_, StagingError>((dt, manifest, parsed))
+                    Ok::<_, StagingError>((dt, manifest, parsed, back))
                 })
             }))
             .buffered(PARALLEL_DAYS)
@@ -227,8 +250,9 @@ impl SourceCache {
             rejects: Vec::new(),
             days_parsed: Vec::new(),
             days_reused: Vec::new(),
+            rows_read_back: 0,
         };
-        for (dt, manifest, parsed) in entries {
+        for (dt, manifest, parsed, back) in entries {
             read.report.add(&manifest.report);
             let dir = self.entry_dir(dt);
             let file = |f: &EntryFile| WrittenFile {
@@ -241,6 +265,13 @@ impl SourceCache {
             }
             if manifest.rejects.rows > 0 {
                 read.rejects.push(file(&manifest.rejects));
+            }
+            if let Some(back) = back {
+                read.rows_read_back += back.typed.rows + back.rejects.rows;
+                read.typed
+                    .extend((back.typed.rows > 0).then_some(back.typed));
+                read.rejects
+                    .extend((back.rejects.rows > 0).then_some(back.rejects));
             }
             if parsed {
                 read.days_parsed.push(dt);
@@ -261,7 +292,7 @@ impl SourceCache {
         &self,
         input: &SourceInput,
         dt: NaiveDate,
-        files: Vec<RawFile>,
+        files: &[RawFile],
         key: EntryKey,
     ) -> Result<(Manifest, bool), StagingError> {
         let dir = self.entry_dir(dt);
@@ -286,7 +317,7 @@ impl SourceCache {
         let mut rejected =
             ParquetSink::rejects(&self.store, dir.clone().join(rejects_name.as_str()))?;
         let listing = Listing {
-            files,
+            files: files.to_vec(),
             partitions: vec![dt],
             ..Listing::default()
         };
@@ -308,10 +339,54 @@ impl SourceCache {
             report,
             written_by: run_id.to_string(),
             clean_for: None,
+            held_out: BTreeMap::new(),
         };
         put_manifest(&self.store, &manifest_path, &manifest).await?;
         self.remove_unnamed(&dir, &manifest).await?;
         Ok((manifest, true))
+    }
+
+    /// Reads the records `manifest` holds out of day `dt` back from its raw
+    /// `files` (unchanged: the entry's key matched) into the run's scratch
+    /// folder, skipping every other record unparsed; `None` when none is held out.
+    async fn read_back(
+        &self,
+        input: &SourceInput,
+        dt: NaiveDate,
+        files: Vec<RawFile>,
+        manifest: &Manifest,
+    ) -> Result<Option<ReadBack>, StagingError> {
+        if manifest.held_out.is_empty() {
+            return Ok(None);
+        }
+        let dir = self.scratch.clone().join(format!("dt={dt}"));
+        let mut typed =
+            ParquetSink::typed(&self.store, dir.clone().join("typed.parquet"), &input.spec)?;
+        let mut rejects = ParquetSink::rejects(&self.store, dir.clone().join("rejects.parquet"))?;
+        let only_lines: BTreeMap<String, Arc<HashSet<i64>>> = manifest
+            .held_out
+            .iter()
+            .map(|(file, lines)| (file.clone(), Arc::new(lines.iter().copied().collect())))
+            .collect();
+        let listing = Listing {
+            files: files
+                .into_iter()
+                .filter(|f| only_lines.contains_key(&f.rel))
+                .collect(),
+            partitions: vec![dt],
+            only_lines,
+            ..Listing::default()
+        };
+        source::read_listing(input, listing, &mut typed, &mut rejects)
+            .await
+            .map_err(|source| StagingError::Read {
+                name: input.spec.name.clone(),
+                source,
+            })?;
+        Ok(Some(ReadBack {
+            typed: typed.writer.finish().await?,
+            rejects: rejects.writer.finish().await?,
+        }))
     }
 
     /// The manifest at `path`; `None` when there is none or it cannot be read
