@@ -133,13 +133,7 @@ pub async fn stage(
     let keys = erased_keys_by_date(store, outputs, date, identifiers).await?;
     let no_keys = HashSet::new();
     for output in outputs {
-        for (day, partition) in outputs::snapshot_partitions(store, &output.dir).await? {
-            if day == date {
-                continue;
-            }
-            let Some(files) = outputs::committed_files(store, &partition).await? else {
-                continue;
-            };
+        for (day, partition, files) in earlier_partitions(store, &output.dir, date).await? {
             let matcher = RowMatcher {
                 keys: keys.get(&day).unwrap_or(&no_keys),
                 identifiers,
@@ -240,6 +234,25 @@ async fn stage_rejects(
     Ok(())
 }
 
+/// The committed `snapshot_date=` partitions under `dir` for dates other than
+/// `date`: (date, folder, the files its `_SUCCESS` lists).
+async fn earlier_partitions(
+    store: &Arc<dyn ObjectStore>,
+    dir: &Path,
+    date: NaiveDate,
+) -> Result<Vec<(NaiveDate, Path, Vec<Path>)>, ErasureError> {
+    let mut found = Vec::new();
+    for (day, partition) in outputs::snapshot_partitions(store, dir).await? {
+        if day == date {
+            continue;
+        }
+        if let Some(files) = outputs::committed_files(store, &partition).await? {
+            found.push((day, partition, files));
+        }
+    }
+    Ok(found)
+}
+
 /// Per earlier date, the customer keys the identity map of that date gives an
 /// erased identifier (empty when there is no identity map output).
 async fn erased_keys_by_date(
@@ -250,13 +263,7 @@ async fn erased_keys_by_date(
 ) -> Result<BTreeMap<NaiveDate, HashSet<String>>, ErasureError> {
     let mut by_date = BTreeMap::new();
     for output in outputs {
-        for (day, partition) in outputs::snapshot_partitions(store, &output.dir).await? {
-            if day == date {
-                continue;
-            }
-            let Some(files) = outputs::committed_files(store, &partition).await? else {
-                continue;
-            };
+        for (day, _, files) in earlier_partitions(store, &output.dir, date).await? {
             for file in &files {
                 let mut batches = match open(store, file, &IDENTITY_MAP_COLUMNS).await? {
                     Some(batches) => batches,
