@@ -122,16 +122,16 @@ impl ErasedIdentifiers {
         if self.is_empty() {
             return false;
         }
-        if !self.emails.is_empty() && emails_in(raw).any(|e| self.emails.contains(&e)) {
+        if !self.emails.is_empty() && emails_in(raw).any(|e| self.emails.contains(e.as_ref())) {
             return true;
         }
-        let fields: Vec<&str> = fields(raw).collect();
-        let source = fields.iter().any(|f| {
-            self.sources
-                .get(*f)
-                .is_some_and(|systems| systems.iter().any(|s| fields.contains(&s.as_str())))
-        });
-        source || fields.iter().any(|f| self.phone_matches(f))
+        let source = !self.sources.is_empty()
+            && fields(raw).any(|f| {
+                self.sources
+                    .get(f)
+                    .is_some_and(|systems| fields(raw).any(|g| systems.iter().any(|s| s == g)))
+            });
+        source || (!self.phone_suffixes.is_empty() && fields(raw).any(|f| self.phone_matches(f)))
     }
 
     fn phone_matches(&self, field: &str) -> bool {
@@ -153,8 +153,9 @@ fn fields(raw: &str) -> impl Iterator<Item = &str> {
 }
 
 /// Every maximal run of email characters around an `@`, lower-cased, trailing
-/// dots dropped (`mail ann@x.com.` names `ann@x.com`).
-fn emails_in(raw: &str) -> impl Iterator<Item = String> + '_ {
+/// dots dropped (`mail ann@x.com.` names `ann@x.com`); borrowed when already
+/// lower-case (most are: this runs over every cached row).
+fn emails_in(raw: &str) -> impl Iterator<Item = std::borrow::Cow<'_, str>> + '_ {
     let local = |c: u8| c.is_ascii_alphanumeric() || b"._%+-".contains(&c);
     let domain = |c: u8| c.is_ascii_alphanumeric() || b".-".contains(&c);
     let bytes = raw.as_bytes();
@@ -173,7 +174,12 @@ fn emails_in(raw: &str) -> impl Iterator<Item = String> + '_ {
                 .map_or(bytes.len(), |i| at + 1 + i);
             // Both ends sit next to ASCII bytes (or the text's ends), so they are
             // char boundaries.
-            raw[start..end].trim_end_matches('.').to_ascii_lowercase()
+            let email = raw[start..end].trim_end_matches('.');
+            if email.bytes().any(|b| b.is_ascii_uppercase()) {
+                std::borrow::Cow::Owned(email.to_ascii_lowercase())
+            } else {
+                std::borrow::Cow::Borrowed(email)
+            }
         })
 }
 

@@ -11,6 +11,7 @@ use datafusion::arrow::array::{Array, AsArray, BooleanArray, RecordBatch};
 use datafusion::arrow::compute::{cast, filter_record_batch};
 use datafusion::arrow::datatypes::{DataType, Int64Type};
 use datafusion::parquet::arrow::ProjectionMask;
+use futures::StreamExt;
 use object_store::ObjectStore;
 use object_store::path::Path;
 
@@ -52,72 +53,107 @@ pub(crate) async fn forget_erased(
         return Ok(done);
     }
     let fingerprint = identifiers.fingerprint();
-    for &dt in days {
-        let entry = dir.clone().join(format!("dt={dt}"));
-        let manifest_path = entry.clone().join(MANIFEST);
-        let Some(mut manifest) = read_manifest(store, &manifest_path).await? else {
-            continue;
-        };
-        if manifest.clean_for == Some(fingerprint) {
-            continue;
+    let identifiers = Arc::new(identifiers.clone());
+    // Days two at a time, each a task: matching is CPU work on every cached row.
+    let entries: Vec<Path> = days
+        .iter()
+        .map(|dt| dir.clone().join(format!("dt={dt}")))
+        .collect();
+    let (store_owned, run_id_owned) = (store.clone(), run_id.to_string());
+    let tasks = entries.into_iter().map(move |entry| {
+        let (store, identifiers) = (store_owned.clone(), identifiers.clone());
+        let run_id = run_id_owned.clone();
+        tokio::spawn(
+            async move { forget_day(&store, &entry, &identifiers, fingerprint, &run_id).await },
+        )
+    });
+    let outcomes: Vec<Result<Result<Option<Outcome>, StagingError>, tokio::task::JoinError>> =
+        futures::stream::iter(tasks)
+            .buffered(crate::source::PARALLEL_FILES)
+            .collect()
+            .await;
+    for (&dt, outcome) in days.iter().zip(outcomes) {
+        let outcome = outcome.map_err(|e| StagingError::Bind(format!("internal: {e}")))??;
+        match outcome {
+            Some(Outcome::HeldOut) => done.held_out.push(dt),
+            Some(Outcome::Deleted) => done.deleted.push(dt),
+            None => {}
         }
-        let old = [manifest.typed.clone(), manifest.rejects.clone()];
-        let mut held = Vec::new();
-        let mut replaced = [None, None];
-        for (slot, (file, kind)) in old.iter().zip([Kind::Typed, Kind::Rejects]).enumerate() {
-            if file.rows == 0 {
-                continue;
-            }
-            let path = entry.clone().join(file.name.as_str());
-            let name = format!("{}-{run_id}-e{fingerprint:016x}.parquet", kind.prefix());
-            let kept = entry.clone().join(name.as_str());
-            if let Some((lines, written)) = hold_out(store, &path, kind, identifiers, &kept).await?
-            {
-                held.extend(lines);
-                replaced[slot] = Some(EntryFile {
-                    name,
-                    rows: written.rows,
-                    bytes: written.bytes,
-                });
-            }
-        }
-        if held.is_empty() {
-            manifest.clean_for = Some(fingerprint);
-            put_manifest(store, &manifest_path, &manifest).await?;
-            continue;
-        }
-        if manifest.key.format == "Parquet" {
-            tracing::info!(entry = %entry, "cache entry of raw Parquet holds erased people's rows: deleted");
-            delete(store, &manifest_path).await?;
-            for file in old
-                .iter()
-                .map(|f| f.name.as_str())
-                .chain(replaced.iter().flatten().map(|f| f.name.as_str()))
-            {
-                delete(store, &entry.clone().join(file)).await?;
-            }
-            done.deleted.push(dt);
-            continue;
-        }
-        tracing::info!(entry = %entry, rows = held.len(), "erased people's rows taken out of a cache entry");
-        add_lines(&mut manifest.held_out, held);
-        let [typed, rejects] = replaced;
-        if let Some(typed) = typed {
-            manifest.typed = typed;
-        }
-        if let Some(rejects) = rejects {
-            manifest.rejects = rejects;
-        }
-        manifest.clean_for = Some(fingerprint);
-        put_manifest(store, &manifest_path, &manifest).await?;
-        for file in &old {
-            if file.name != manifest.typed.name && file.name != manifest.rejects.name {
-                delete(store, &entry.clone().join(file.name.as_str())).await?;
-            }
-        }
-        done.held_out.push(dt);
     }
     Ok(done)
+}
+
+/// What [`forget_day`] did to an entry that carried erased people.
+enum Outcome {
+    HeldOut,
+    Deleted,
+}
+
+/// [`forget_erased`] for the entry in folder `entry`.
+async fn forget_day(
+    store: &Arc<dyn ObjectStore>,
+    entry: &Path,
+    identifiers: &ErasedIdentifiers,
+    fingerprint: u64,
+    run_id: &str,
+) -> Result<Option<Outcome>, StagingError> {
+    let manifest_path = entry.clone().join(MANIFEST);
+    let Some(mut manifest) = read_manifest(store, &manifest_path).await? else {
+        return Ok(None);
+    };
+    if manifest.clean_for == Some(fingerprint) {
+        return Ok(None);
+    }
+    let old = [manifest.typed.clone(), manifest.rejects.clone()];
+    let mut held = Vec::new();
+    let mut replaced = [None, None];
+    for (slot, (file, kind)) in old.iter().zip([Kind::Typed, Kind::Rejects]).enumerate() {
+        if file.rows == 0 {
+            continue;
+        }
+        let path = entry.clone().join(file.name.as_str());
+        let name = format!("{}-{run_id}-e{fingerprint:016x}.parquet", kind.prefix());
+        let kept = entry.clone().join(name.as_str());
+        if let Some((lines, written)) = hold_out(store, &path, kind, identifiers, &kept).await? {
+            held.extend(lines);
+            replaced[slot] = Some(EntryFile {
+                name,
+                rows: written.rows,
+                bytes: written.bytes,
+            });
+        }
+    }
+    if held.is_empty() {
+        manifest.clean_for = Some(fingerprint);
+        put_manifest(store, &manifest_path, &manifest).await?;
+        return Ok(None);
+    }
+    if manifest.key.format == "Parquet" {
+        tracing::info!(entry = %entry, "cache entry of raw Parquet holds erased people's rows: deleted");
+        delete(store, &manifest_path).await?;
+        let written = replaced.iter().flatten().map(|f| f.name.as_str());
+        for file in old.iter().map(|f| f.name.as_str()).chain(written) {
+            delete(store, &entry.clone().join(file)).await?;
+        }
+        return Ok(Some(Outcome::Deleted));
+    }
+    tracing::info!(entry = %entry, rows = held.len(), "erased people's rows taken out of a cache entry");
+    add_lines(&mut manifest.held_out, held);
+    let [typed, rejects] = replaced;
+    if let Some(typed) = typed {
+        manifest.typed = typed;
+    }
+    if let Some(rejects) = rejects {
+        manifest.rejects = rejects;
+    }
+    manifest.clean_for = Some(fingerprint);
+    put_manifest(store, &manifest_path, &manifest).await?;
+    for file in &old {
+        if file.name != manifest.typed.name && file.name != manifest.rejects.name {
+            delete(store, &entry.clone().join(file.name.as_str())).await?;
+        }
+    }
+    Ok(Some(Outcome::HeldOut))
 }
 
 /// Merges `(file, line)` pairs into the manifest's sorted, distinct lines per file.

@@ -202,7 +202,8 @@ impl SourceCache {
         };
         // Each day is a task of its own, so that two days' Parquet encoding runs
         // on both runtime workers while their parsers use blocking threads.
-        let entries: Vec<(NaiveDate, Manifest, bool, Option<ReadBack>)> =
+        let raw_files: BTreeMap<NaiveDate, Vec<RawFile>> = days.iter().cloned().collect();
+        let entries: Vec<(NaiveDate, Manifest, bool)> =
             futures::stream::iter(days.into_iter().map(|(dt, files)| {
                 let key = EntryKey {
                     files: files
@@ -218,10 +219,9 @@ impl SourceCache {
                 let (cache, input) = (self.clone(), input.clone());
                 tokio::spawn(async move {
                     let (manifest, parsed) = cache.day(&input, dt, &files, key).await?;
-                    let back = cache.read_back(&input, dt, files, &manifest).await?;
                     let day = format!("{} dt={dt}", input.spec.name);
                     cache.using.progress.done_one(&day);
-                    Ok::<_, StagingError>((dt, manifest, parsed, back))
+                    Ok::<_, StagingError>((dt, manifest, parsed))
                 })
             }))
             .buffered(PARALLEL_DAYS)
@@ -252,7 +252,7 @@ impl SourceCache {
             days_reused: Vec::new(),
             rows_read_back: 0,
         };
-        for (dt, manifest, parsed, back) in entries {
+        for &(dt, ref manifest, parsed) in &entries {
             read.report.add(&manifest.report);
             let dir = self.entry_dir(dt);
             let file = |f: &EntryFile| WrittenFile {
@@ -266,18 +266,19 @@ impl SourceCache {
             if manifest.rejects.rows > 0 {
                 read.rejects.push(file(&manifest.rejects));
             }
-            if let Some(back) = back {
-                read.rows_read_back += back.typed.rows + back.rejects.rows;
-                read.typed
-                    .extend((back.typed.rows > 0).then_some(back.typed));
-                read.rejects
-                    .extend((back.rejects.rows > 0).then_some(back.rejects));
-            }
             if parsed {
                 read.days_parsed.push(dt);
             } else {
                 read.days_reused.push(dt);
             }
+        }
+        // After the days' own files: the held-out records, all days in one file.
+        if let Some(back) = self.read_back(input, &raw_files, &entries).await? {
+            read.rows_read_back = back.typed.rows + back.rejects.rows;
+            read.typed
+                .extend((back.typed.rows > 0).then_some(back.typed));
+            read.rejects
+                .extend((back.rejects.rows > 0).then_some(back.rejects));
         }
         Ok(read)
     }
@@ -346,37 +347,44 @@ impl SourceCache {
         Ok((manifest, true))
     }
 
-    /// Reads the records `manifest` holds out of day `dt` back from its raw
-    /// `files` (unchanged: the entry's key matched) into the run's scratch
-    /// folder, skipping every other record unparsed; `None` when none is held out.
+    /// Reads the records the `entries` hold out back from their days' raw files
+    /// (unchanged: each entry's key matched) into one file of the run's scratch
+    /// folder (one, not one per day: every file is a unit of work for the steps
+    /// that read the source), skipping every other record unparsed; `None` when
+    /// no entry holds any out.
     async fn read_back(
         &self,
         input: &SourceInput,
-        dt: NaiveDate,
-        files: Vec<RawFile>,
-        manifest: &Manifest,
+        raw_files: &BTreeMap<NaiveDate, Vec<RawFile>>,
+        entries: &[(NaiveDate, Manifest, bool)],
     ) -> Result<Option<ReadBack>, StagingError> {
-        if manifest.held_out.is_empty() {
+        let mut listing = Listing::default();
+        for (dt, manifest, _) in entries {
+            if manifest.held_out.is_empty() {
+                continue;
+            }
+            for (file, lines) in &manifest.held_out {
+                let lines = Arc::new(lines.iter().copied().collect::<HashSet<i64>>());
+                listing.only_lines.insert(file.clone(), lines);
+            }
+            let day_files = raw_files.get(dt).into_iter().flatten();
+            listing.files.extend(
+                day_files
+                    .filter(|f| manifest.held_out.contains_key(&f.rel))
+                    .cloned(),
+            );
+            listing.partitions.push(*dt);
+        }
+        if listing.files.is_empty() {
             return Ok(None);
         }
-        let dir = self.scratch.clone().join(format!("dt={dt}"));
-        let mut typed =
-            ParquetSink::typed(&self.store, dir.clone().join("typed.parquet"), &input.spec)?;
-        let mut rejects = ParquetSink::rejects(&self.store, dir.clone().join("rejects.parquet"))?;
-        let only_lines: BTreeMap<String, Arc<HashSet<i64>>> = manifest
-            .held_out
-            .iter()
-            .map(|(file, lines)| (file.clone(), Arc::new(lines.iter().copied().collect())))
-            .collect();
-        let listing = Listing {
-            files: files
-                .into_iter()
-                .filter(|f| only_lines.contains_key(&f.rel))
-                .collect(),
-            partitions: vec![dt],
-            only_lines,
-            ..Listing::default()
-        };
+        let mut typed = ParquetSink::typed(
+            &self.store,
+            self.scratch.clone().join("typed.parquet"),
+            &input.spec,
+        )?;
+        let mut rejects =
+            ParquetSink::rejects(&self.store, self.scratch.clone().join("rejects.parquet"))?;
         source::read_listing(input, listing, &mut typed, &mut rejects)
             .await
             .map_err(|source| StagingError::Read {
