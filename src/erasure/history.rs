@@ -307,12 +307,28 @@ async fn open(
     path: &Path,
     columns: &[&str],
 ) -> Result<Option<Batches>, ErasureError> {
+    projected(stream_builder(store, path).await?, path, columns)
+}
+
+/// A streaming reader of Parquet file `path`.
+async fn stream_builder(
+    store: &Arc<dyn ObjectStore>,
+    path: &Path,
+) -> Result<ParquetRecordBatchStreamBuilder<ObjectReader>, ErasureError> {
     let reader = ObjectReader::open(store, path)
         .await
         .map_err(store_err(path))?;
-    let builder = ParquetRecordBatchStreamBuilder::new(reader)
+    ParquetRecordBatchStreamBuilder::new(reader)
         .await
-        .map_err(read_err(path))?;
+        .map_err(read_err(path))
+}
+
+/// [`open`] on a reader already opened.
+fn projected(
+    builder: ParquetRecordBatchStreamBuilder<ObjectReader>,
+    path: &Path,
+    columns: &[&str],
+) -> Result<Option<Batches>, ErasureError> {
     let fields = builder.parquet_schema().root_schema().get_fields();
     let mut indices = Vec::new();
     for column in columns {
@@ -454,12 +470,7 @@ async fn any_erased(
     matcher: &RowMatcher<'_>,
 ) -> Result<bool, ErasureError> {
     for file in files {
-        let reader = ObjectReader::open(store, file)
-            .await
-            .map_err(store_err(file))?;
-        let builder = ParquetRecordBatchStreamBuilder::new(reader)
-            .await
-            .map_err(read_err(file))?;
+        let builder = stream_builder(store, file).await?;
         let names: Vec<String> = builder
             .schema()
             .fields()
@@ -470,7 +481,7 @@ async fn any_erased(
         if wanted.is_empty() {
             return Ok(false);
         }
-        let Some(mut batches) = open(store, file, &wanted).await? else {
+        let Some(mut batches) = projected(builder, file, &wanted)? else {
             continue;
         };
         while let Some(batch) = batches.try_next().await.map_err(read_err(file))? {
@@ -494,12 +505,7 @@ async fn filter_partition(
     let mut written = Vec::new();
     let mut removed = 0;
     for (n, file) in files.iter().enumerate() {
-        let reader = ObjectReader::open(store, file)
-            .await
-            .map_err(store_err(file))?;
-        let builder = ParquetRecordBatchStreamBuilder::new(reader)
-            .await
-            .map_err(read_err(file))?;
+        let builder = stream_builder(store, file).await?;
         let schema = builder.schema().clone();
         let mut batches = builder.build().map_err(read_err(file))?;
         let mut writer = ParquetFileWriter::create(
