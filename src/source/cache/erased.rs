@@ -15,7 +15,7 @@ use futures::StreamExt;
 use object_store::ObjectStore;
 use object_store::path::Path;
 
-use super::{EntryFile, MANIFEST, delete, parquet_file, put_manifest, read_manifest};
+use super::{EntryFile, MANIFEST, delete, fetch, parquet_reader, put_manifest, read_manifest};
 use crate::job::{Compression, FileLayout};
 use crate::outputs::{ParquetFileWriter, SinkError};
 use crate::source::ErasedIdentifiers;
@@ -238,8 +238,10 @@ async fn hold_out(
     };
     let arrow_err = |e: datafusion::arrow::error::ArrowError| parquet_err(e.into());
     let (matched, [file_col, line_col]) = kind.columns();
-    // First only the matched columns: most entries carry nobody.
-    let builder = parquet_file(store, path).await?;
+    // Fetched once, read twice: first only the matched columns (most entries
+    // carry nobody), then whole when one does.
+    let bytes = fetch(store, path).await?;
+    let builder = parquet_reader(bytes.clone(), path)?;
     let present: Vec<&str> = matched
         .iter()
         .copied()
@@ -262,7 +264,7 @@ async fn hold_out(
     if !any {
         return Ok(None);
     }
-    let builder = parquet_file(store, path).await?;
+    let builder = parquet_reader(bytes, path)?;
     let schema = builder.schema().clone();
     let reader = builder.build().map_err(parquet_err)?;
     let mut writer = ParquetFileWriter::create(

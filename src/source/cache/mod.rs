@@ -469,8 +469,24 @@ pub(super) async fn parquet_file(
     store: &Arc<dyn ObjectStore>,
     path: &Path,
 ) -> Result<ParquetRecordBatchReaderBuilder<bytes::Bytes>, StagingError> {
+    parquet_reader(fetch(store, path).await?, path)
+}
+
+/// The whole object at `path`.
+pub(super) async fn fetch(
+    store: &Arc<dyn ObjectStore>,
+    path: &Path,
+) -> Result<bytes::Bytes, StagingError> {
     let found = store.get(path).await.map_err(store_err(path))?;
-    let bytes = found.bytes().await.map_err(store_err(path))?;
+    Ok(found.bytes().await.map_err(store_err(path))?)
+}
+
+/// A reader of the Parquet file `bytes` fetched from `path` (`Bytes` is a cheap
+/// handle: a file fetched once can be read several times).
+pub(super) fn parquet_reader(
+    bytes: bytes::Bytes,
+    path: &Path,
+) -> Result<ParquetRecordBatchReaderBuilder<bytes::Bytes>, StagingError> {
     let builder =
         ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(|source| SinkError::Parquet {
             path: path.to_string(),
