@@ -12,6 +12,7 @@
 pub mod checks;
 pub mod cli;
 pub mod clock;
+pub mod cluster;
 pub mod commit;
 pub mod engine;
 pub mod erasure;

@@ -74,9 +74,14 @@ fn main() -> ExitCode {
 
 async fn run() -> ExitCode {
     let cli = Cli::parse();
-    if !matches!(cli.command, cli::Command::Scheduler { .. }) {
+    let daemon = matches!(
+        cli.command,
+        cli::Command::Scheduler { .. } | cli::Command::Cluster(_)
+    );
+    if !daemon {
         // `c360 query … | head` ends quietly when the reader goes, like other
-        // Unix tools; the daemon keeps Rust's default (a write error, not a kill).
+        // Unix tools; the daemons (the scheduler, cluster processes, whose peers
+        // may hang up) keep Rust's default: a write error, not a kill.
         // SAFETY: sets the disposition of one signal before any thread writes.
         unsafe {
             libc::signal(libc::SIGPIPE, libc::SIG_DFL);

@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 use crate::clock::SystemClock;
 use crate::run::{RunOptions, RunSummary};
 
+mod cluster;
 mod generate;
 mod init;
 mod query;
@@ -207,6 +208,12 @@ pub enum Command {
         #[command(flatten)]
         flags: RunFlags,
     },
+    /// Start a process of a Ballista cluster that runs c360 jobs (`run --engine ballista://…`).
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  c360 cluster scheduler --port 50050\n  c360 cluster executor --scheduler localhost:50050 --port 50051 --grpc-port 50052\n  c360 run jobs/customer_360.yaml --engine ballista://localhost:50050"
+    )]
+    Cluster(cluster::ClusterCommand),
     /// Write a starter project (job, SQL, reference and synthetic raw data) that runs at once.
     #[command(
         after_help = "Example:\n  c360 init my-warehouse && cd my-warehouse && c360 run jobs/customer_360.yaml --date 2026-03-01"
@@ -257,6 +264,11 @@ pub struct RunFlags {
     /// `engine.memory_limit`, else a share of physical memory.
     #[arg(long, value_parser = crate::job::parse_bytes)]
     pub memory_limit: Option<u64>,
+    /// Where queries run: `local` (this process) or `ballista://HOST:PORT`, a
+    /// cluster started with `c360 cluster scheduler` / `executor`. Default: the
+    /// job's `engine.cluster`, else local.
+    #[arg(long, value_parser = crate::job::parse_engine)]
+    pub engine: Option<crate::job::EngineChoice>,
 }
 
 fn parse_key_value(text: &str) -> Result<(String, String), String> {
@@ -310,6 +322,7 @@ pub async fn dispatch(cli: Cli) -> ExitCode {
                 date,
                 overrides: flags.sets,
                 memory_limit: flags.memory_limit,
+                engine: flags.engine.clone(),
                 clock: Arc::new(SystemClock),
                 full_refresh,
             };
@@ -354,6 +367,7 @@ pub async fn dispatch(cli: Cli) -> ExitCode {
             start_date,
             out,
         } => generate::generate(customers, days, seed, start_date, &out).await,
+        Command::Cluster(command) => cluster::cluster(command).await,
         Command::Scheduler {
             jobs_dir,
             status_file,
@@ -442,6 +456,7 @@ async fn explain(
         date,
         overrides: sets,
         memory_limit: None,
+        engine: None,
         clock: Arc::new(SystemClock),
         full_refresh: false,
     };

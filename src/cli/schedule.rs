@@ -33,6 +33,7 @@ fn real_runner(clock: Arc<dyn Clock>, flags: RunFlags) -> (Arc<JobRunner>, Arc<W
         clock,
         overrides: flags.sets,
         memory_limit: flags.memory_limit,
+        engine: flags.engine,
     };
     (Arc::new(runner), Arc::new(history))
 }

@@ -66,6 +66,9 @@ pub struct EngineOptions {
     pub spill_dir: Option<PathBuf>,
     /// Number of partitions DataFusion plans with; defaults to the core count.
     pub target_partitions: Option<usize>,
+    /// The Ballista scheduler queries run on (`ballista://host:port`); `None`:
+    /// this process (`crate::cluster`).
+    pub cluster: Option<String>,
 }
 
 impl EngineOptions {
@@ -124,6 +127,18 @@ pub fn runtime(options: &EngineOptions) -> Result<Arc<RuntimeEnv>, EngineError> 
 
 /// Builds a session on `runtime` with c360's UDFs registered.
 pub fn session(options: &EngineOptions, runtime: Arc<RuntimeEnv>) -> SessionContext {
+    let ctx = SessionContext::new_with_state(session_state(
+        session_config(options),
+        runtime,
+        physical_optimizer_rules(true),
+    ));
+    crate::udf::register_all(&ctx);
+    ctx
+}
+
+/// The session settings every c360 session plans with, on this process or on a
+/// Ballista cluster (which receives them with each query).
+pub fn session_config(options: &EngineOptions) -> SessionConfig {
     let mut config = SessionConfig::new()
         .with_information_schema(true)
         // Outputs are written sorted; keep the plan from re-partitioning sorted data needlessly.
@@ -155,29 +170,41 @@ pub fn session(options: &EngineOptions, runtime: Arc<RuntimeEnv>) -> SessionCont
     let partitions = config.target_partitions().max(1) as u64;
     let reservation = (options.pool_bytes() / (8 * partitions)).min(10 << 20);
     config.options_mut().execution.sort_spill_reservation_bytes = reservation as usize;
-    config = config.with_batch_size(batch_size(options.pool_bytes()));
-    let state = SessionStateBuilder::new()
+    config.with_batch_size(batch_size(options.pool_bytes()))
+}
+
+/// A session state of `config` on `runtime` with DataFusion's defaults and the
+/// physical optimizer `rules` ([`physical_optimizer_rules`]).
+pub fn session_state(
+    config: SessionConfig,
+    runtime: Arc<RuntimeEnv>,
+    rules: Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync>>,
+) -> datafusion::execution::SessionState {
+    SessionStateBuilder::new()
         .with_config(config)
         .with_runtime_env(runtime)
         .with_default_features()
-        .with_physical_optimizer_rules(physical_optimizer_rules())
-        .build();
-    let ctx = SessionContext::new_with_state(state);
-    crate::udf::register_all(&ctx);
-    ctx
+        .with_physical_optimizer_rules(rules)
+        .build()
 }
 
 /// DataFusion's physical optimizer rules with [`BuildSmallerSide`] right after
-/// `join_selection` (before any rule adds repartitions a swap would break), and
-/// [`SortedRowNumber`] last (once the sorts its windows need are in place).
-fn physical_optimizer_rules() -> Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync>> {
+/// `join_selection` (before any rule adds repartitions a swap would break), and,
+/// with `row_number`, [`SortedRowNumber`] last (once the sorts its windows need
+/// are in place). A Ballista scheduler plans without it: its [`RowNumberExec`]
+/// has no wire form, and DataFusion's own window operator gives the same rows.
+pub fn physical_optimizer_rules(
+    row_number: bool,
+) -> Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync>> {
     let mut rules = PhysicalOptimizer::new().rules;
     let at = rules
         .iter()
         .position(|r| r.name() == "join_selection")
         .map_or(0, |i| i + 1);
     rules.insert(at, Arc::new(BuildSmallerSide));
-    rules.push(Arc::new(SortedRowNumber));
+    if row_number {
+        rules.push(Arc::new(SortedRowNumber));
+    }
     rules
 }
 

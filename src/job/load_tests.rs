@@ -540,3 +540,42 @@ fn erasure_rewrite_history_is_off_unless_set_and_must_be_a_boolean() {
         "{errors:?}"
     );
 }
+
+#[test]
+fn engine_cluster_is_a_ballista_url_and_a_bad_one_is_located() {
+    let load = |value: &str| format!("{BASE}engine: {{ cluster: \"{value}\" }}\n");
+    let job = Fixture::new()
+        .load(&load("ballista://sched.internal"))
+        .unwrap();
+    assert_eq!(
+        job.engine.cluster.as_deref(),
+        Some("ballista://sched.internal:50050"),
+        "the scheduler's default port"
+    );
+    let job = Fixture::new()
+        .load(&load("ballista://10.0.0.5:6000"))
+        .unwrap();
+    assert_eq!(
+        job.engine.cluster.as_deref(),
+        Some("ballista://10.0.0.5:6000")
+    );
+    assert_eq!(
+        Fixture::new().load(&load("local")).unwrap().engine.cluster,
+        None
+    );
+    let line = BASE.lines().count() + 1;
+    for bad in [
+        "http://sched:50050",
+        "ballista://",
+        "ballista://h:1/x",
+        "sched:50050",
+    ] {
+        let errors = Fixture::new().errors(&load(bad));
+        assert_eq!(errors.len(), 1, "{bad}: {errors:?}");
+        assert!(
+            errors[0].starts_with(&format!("{line}:"))
+                && errors[0].contains("engine.cluster: expected `local` or `ballista://HOST:PORT`"),
+            "{bad}: {errors:?}"
+        );
+    }
+}

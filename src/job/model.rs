@@ -138,6 +138,37 @@ pub struct EngineSpec {
     pub spill_dir: Option<std::path::PathBuf>,
     /// Partitions DataFusion plans with; `None` = the core count.
     pub target_partitions: Option<usize>,
+    /// `cluster: ballista://host:port`: the Ballista scheduler the job's queries
+    /// run on; `None` = this process. `--engine` overrides it.
+    pub cluster: Option<String>,
+}
+
+/// Where a run's queries execute (`--engine`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EngineChoice {
+    /// This process.
+    Local,
+    /// The Ballista scheduler at this `ballista://host:port`.
+    Ballista(String),
+}
+
+/// The scheduler port of a `ballista://host` without one (Ballista's default).
+pub const DEFAULT_SCHEDULER_PORT: u16 = 50050;
+
+/// `local`, or `ballista://host[:port]` (port [`DEFAULT_SCHEDULER_PORT`] when left out).
+pub fn parse_engine(text: &str) -> Result<EngineChoice, String> {
+    let text = text.trim();
+    if text == "local" {
+        return Ok(EngineChoice::Local);
+    }
+    let bad = || format!("expected `local` or `ballista://HOST:PORT`, got `{text}`");
+    let url = url::Url::parse(text).map_err(|_| bad())?;
+    let host = url.host_str().filter(|h| !h.is_empty()).ok_or_else(bad)?;
+    if url.scheme() != "ballista" || !matches!(url.path(), "" | "/") {
+        return Err(bad());
+    }
+    let port = url.port().unwrap_or(DEFAULT_SCHEDULER_PORT);
+    Ok(EngineChoice::Ballista(format!("ballista://{host}:{port}")))
 }
 
 /// When and how the scheduler runs a job; times are in the job's `timezone`.
@@ -344,6 +375,13 @@ pub struct StepSpec {
     pub materialize: Materialize,
     /// How the step's joins run.
     pub join: JoinStrategy,
+}
+
+impl StepSpec {
+    /// A Rust step (`builtin:`), whose tables are computed in this process.
+    pub fn is_builtin(&self) -> bool {
+        matches!(self.kind, StepKind::Builtin { .. })
+    }
 }
 
 /// dbt's materializations, for a step's result within one run.

@@ -3,7 +3,7 @@
 
 use super::charts_spec::{ChartDraft, decode_report};
 use super::checks_spec::{TableChecks, decode_checks};
-use super::model::EngineSpec;
+use super::model::{EngineChoice, EngineSpec, parse_engine};
 use super::node::{Node, NodeValue};
 use super::node_de::{Located, decode};
 use super::report::Reporter;
@@ -208,10 +208,19 @@ fn decode_engine(node: &Node, report: &mut Reporter) -> EngineSpec {
             Some(n.value)
         }
     });
+    let cluster = raw.cluster.and_then(|url| match parse_engine(&url.value) {
+        Ok(EngineChoice::Ballista(url)) => Some(url),
+        Ok(EngineChoice::Local) => None,
+        Err(m) => {
+            report.at(url.line, url.column, format!("engine.cluster: {m}"));
+            None
+        }
+    });
     EngineSpec {
         memory_limit,
         spill_dir: raw.spill_dir.map(std::path::PathBuf::from),
         target_partitions,
+        cluster,
     }
 }
 

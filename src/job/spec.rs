@@ -198,6 +198,8 @@ pub(crate) struct EngineRaw {
     pub spill_dir: Option<String>,
     #[serde(default)]
     pub target_partitions: Option<Located<usize>>,
+    #[serde(default)]
+    pub cluster: Option<Located<String>>,
 }
 
 /// `input: a` or `input: [a, b]`.

@@ -29,6 +29,7 @@ use object_store::{ObjectStore, ObjectStoreExt};
 use crate::job::{Compression, FileLayout};
 
 mod committed;
+mod distributed;
 mod stage;
 
 pub use committed::{
@@ -36,6 +37,7 @@ pub use committed::{
     committed_files, hive_folders, latest_committed_before, read_marker, readable_snapshot,
     register_committed, rejects_partition, snapshot_partition, snapshot_partitions,
 };
+pub use distributed::write_on_cluster;
 pub use stage::{StagedOutput, hashes_pii, key_problem, stage_output, unprotected_pii};
 
 /// Distinct values a bloom filter is first sized for; the writer folds it down

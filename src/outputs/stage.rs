@@ -130,7 +130,8 @@ fn apply_pii(
 
 /// Writes `output`'s partition of `date` to staging under `tmp` (in the
 /// warehouse's store), sorted by its keys; `location` is the output's folder,
-/// which must be in the same store.
+/// which must be in the same store. `on_cluster`: the query runs on a Ballista
+/// cluster, whose executor writes the file ([`super::write_on_cluster`]).
 pub async fn stage_output(
     ctx: &SessionContext,
     output: &OutputSpec,
@@ -138,6 +139,7 @@ pub async fn stage_output(
     warehouse: &StorageLocation,
     date: NaiveDate,
     tmp: &Path,
+    on_cluster: bool,
 ) -> Result<StagedOutput, SinkError> {
     let query_err = |source| SinkError::Query {
         output: output.name.clone(),
@@ -191,17 +193,32 @@ pub async fn stage_output(
     let target = partition
         .iter()
         .fold(location.prefix.clone(), |dir, part| dir.join(part.as_str()));
-    let (plan, stream) = crate::engine::execute(frame).await.map_err(query_err)?;
-    let staged = super::write_stream(
-        &output.name,
-        stream,
-        warehouse.store.clone(),
-        &staging_dir,
-        output.compression,
-        &output.layout,
-    )
-    .await?;
-    let spills = crate::engine::spills(&plan);
+    let (staged, spills) = if on_cluster {
+        let staged = super::write_on_cluster(
+            &output.name,
+            frame,
+            warehouse.store.clone(),
+            warehouse.store_url.as_str(),
+            &staging_dir,
+            output.compression,
+            &output.layout,
+        )
+        .await?;
+        // Spills happen on the executors; their metrics stay there.
+        (staged, crate::engine::Spills::default())
+    } else {
+        let (plan, stream) = crate::engine::execute(frame).await.map_err(query_err)?;
+        let staged = super::write_stream(
+            &output.name,
+            stream,
+            warehouse.store.clone(),
+            &staging_dir,
+            output.compression,
+            &output.layout,
+        )
+        .await?;
+        (staged, crate::engine::spills(&plan))
+    };
     Ok(StagedOutput {
         name: output.name.clone(),
         root: location.prefix.clone(),

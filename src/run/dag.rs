@@ -86,13 +86,27 @@ pub(super) async fn stage_steps(
         };
         let tmp = r.committer.staging_dir(&r.run_id);
         let pool_bytes = r.engine.pool_bytes();
-        run_steps(ctx, &r.bound, r.job, &env, sizes, pool_bytes, &tmp).await
+        let on_cluster = r.engine.cluster.is_some();
+        let shape = Shape {
+            pool_bytes,
+            on_cluster,
+        };
+        run_steps(ctx, &r.bound, r.job, &env, sizes, shape, &tmp).await
     }
     .await;
     record::stage(&mut p.record, "steps", t);
     let done = done?;
     p.record.steps = done.records;
     Ok(done.outputs)
+}
+
+/// Where and in how much memory the steps run.
+#[derive(Debug, Clone, Copy)]
+struct Shape {
+    /// The pool that bounds hash joins' build sides ([`engine::hash_joins_fit`]).
+    pool_bytes: u64,
+    /// Queries run on a Ballista cluster (`crate::cluster`).
+    on_cluster: bool,
 }
 
 /// Runs every step of the job, then stages the outputs that are not steps.
@@ -102,9 +116,13 @@ async fn run_steps(
     job: &Job,
     env: &StepEnv<'_>,
     mut sizes: Sizes,
-    pool_bytes: u64,
+    shape: Shape,
     tmp: &Path,
 ) -> Result<StepsDone, RunError> {
+    let Shape {
+        pool_bytes,
+        on_cluster,
+    } = shape;
     let (steps, output_specs) = (&job.steps, &job.outputs);
     let by_name: BTreeMap<&str, &OutputSpec> =
         output_specs.iter().map(|o| (o.name.as_str(), o)).collect();
@@ -130,22 +148,38 @@ async fn run_steps(
         let tables = std::iter::once(&step.name).chain(&step.also_defines);
         let mut done = Done::default();
         for table in tables {
+            let kind = materialized(job, step, table);
+            let step_dir = tmp.clone().join("steps").join(table.as_str());
+            let (store, store_url) = (&bound.warehouse.store, bound.warehouse.store_url.as_str());
+            if on_cluster && step.is_builtin() && kind == Materialized::Output {
+                // Executors read files, not this process's memory: a builtin's
+                // result is written here first, then staged on the cluster.
+                let write = crate::steps::materialize(
+                    ctx,
+                    table,
+                    store.clone(),
+                    store_url,
+                    &step_dir,
+                    true,
+                );
+                write.await?;
+            }
             let result = if let Some(output) = by_name.get(table.as_str()) {
-                let out = stage_output(ctx, bound, output, tmp).await?;
+                let out = stage_output(ctx, bound, output, tmp, on_cluster).await?;
                 register_staged(ctx, bound, &out).await?;
                 let result = (out.staged.clone(), out.spills, "output");
                 staged.insert(table.clone(), out);
                 result
-            } else if materialized(job, step, table) == Materialized::Table {
-                let dir = tmp.clone().join("steps").join(table.as_str());
-                let m = crate::steps::materialize(
+            } else if kind == Materialized::Table || (on_cluster && step.is_builtin()) {
+                let write = crate::steps::materialize(
                     ctx,
                     table,
-                    bound.warehouse.store.clone(),
-                    bound.warehouse.store_url.as_str(),
-                    &dir,
-                )
-                .await?;
+                    store.clone(),
+                    store_url,
+                    &step_dir,
+                    on_cluster,
+                );
+                let m = write.await?;
                 (m.staged, m.spills, "table")
             } else {
                 sizes.view_reads.insert(table.clone(), reads.clone());
@@ -194,7 +228,7 @@ async fn run_steps(
         let out = match staged.remove(&output.name) {
             Some(out) => out,
             None => {
-                let out = stage_output(ctx, bound, output, tmp).await?;
+                let out = stage_output(ctx, bound, output, tmp, on_cluster).await?;
                 register_staged(ctx, bound, &out).await?;
                 out
             }
@@ -248,10 +282,12 @@ async fn stage_output(
     bound: &Bound,
     output: &OutputSpec,
     tmp: &Path,
+    on_cluster: bool,
 ) -> Result<StagedOutput, RunError> {
     let location = output_location(bound, output)?;
     let (warehouse, date) = (&bound.warehouse, bound.date);
-    Ok(outputs::stage_output(ctx, output, &location, warehouse, date, tmp).await?)
+    let stage = outputs::stage_output(ctx, output, &location, warehouse, date, tmp, on_cluster);
+    Ok(stage.await?)
 }
 
 /// How a run computes table `table` of `step` (the step itself or a builtin's

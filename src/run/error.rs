@@ -20,6 +20,8 @@ pub enum RunError {
     #[error("engine: {0}")]
     Engine(#[from] engine::EngineError),
     #[error(transparent)]
+    Cluster(#[from] crate::cluster::ClusterError),
+    #[error(transparent)]
     Staging(#[from] source::StagingError),
     #[error(transparent)]
     Step(#[from] StepError),
@@ -50,6 +52,7 @@ impl RunError {
             RunError::Sink(_) => "sink",
             RunError::Commit(_) => "commit",
             RunError::Erasure(_) => "erasure",
+            RunError::Cluster(_) => "cluster",
         }
     }
 
@@ -73,6 +76,9 @@ impl RunError {
             ),
             RunError::Sink(_) | RunError::Commit(_) => {
                 "rerun the date: readers still see complete snapshots, and the rerun finishes or undoes this commit".into()
+            }
+            RunError::Cluster(_) => {
+                "start the scheduler and executors (c360 cluster …) or fix `--engine` / `engine.cluster`, then rerun the date".into()
             }
             RunError::Erasure(_) => {
                 "fix the erasure steps (erasure_requests, erased_identifiers) or the storage named in the error, then rerun the date; nothing was published".into()

@@ -59,6 +59,8 @@ pub struct RunOptions {
     pub overrides: Vec<(String, String)>,
     /// Overrides the job's `memory_limit` (bytes).
     pub memory_limit: Option<u64>,
+    /// Overrides the job's `engine.cluster` (`--engine`).
+    pub engine: Option<crate::job::EngineChoice>,
     /// Where "now" comes from.
     pub clock: Arc<dyn Clock>,
     /// Parse every raw partition again instead of reusing the typed staging
@@ -192,6 +194,11 @@ pub async fn run(job: &Job, options: &RunOptions) -> Result<RunSummary, RunError
             ),
             spill_dir: job.engine.spill_dir.as_ref().map(|d| job.base_dir.join(d)),
             target_partitions: job.engine.target_partitions,
+            cluster: match &options.engine {
+                Some(crate::job::EngineChoice::Local) => None,
+                Some(crate::job::EngineChoice::Ballista(url)) => Some(url.clone()),
+                None => job.engine.cluster.clone(),
+            },
         },
         run_id,
         bound,
@@ -313,7 +320,10 @@ async fn load(r: &Run<'_>, lease: &Lease, p: &mut Progress) -> Result<(), RunErr
 /// wrote typed staging cache entries is found by the next run's recovery, which
 /// then sweeps the cache of its files (`crate::source`).
 async fn open_session(r: &Run<'_>) -> Result<SessionContext, RunError> {
-    let ctx = engine::session(&r.engine, engine::runtime(&r.engine)?);
+    let ctx = match &r.engine.cluster {
+        None => engine::session(&r.engine, engine::runtime(&r.engine)?),
+        Some(url) => crate::cluster::connect(url, &r.engine).await?,
+    };
     r.bound.registry.register_with(ctx.runtime_env().as_ref());
     let marker = r.committer.staging_dir(&r.run_id).join("_running");
     r.bound

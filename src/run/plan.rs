@@ -279,6 +279,7 @@ fn session() -> Result<SessionContext, crate::engine::EngineError> {
         memory_limit: Some(256 << 20),
         spill_dir: None,
         target_partitions: Some(1),
+        cluster: None,
     };
     let ctx = engine::session(&options, engine::runtime(&options)?);
     ctx.state_ref()

@@ -43,6 +43,8 @@ pub struct JobRunner {
     /// `--set` overrides applied to every run.
     pub overrides: Vec<(String, String)>,
     pub memory_limit: Option<u64>,
+    /// `--engine` applied to every run.
+    pub engine: Option<crate::job::EngineChoice>,
 }
 
 #[async_trait]
@@ -52,6 +54,7 @@ impl Runner for JobRunner {
             date: Some(date),
             overrides: self.overrides.clone(),
             memory_limit: self.memory_limit,
+            engine: self.engine.clone(),
             clock: self.clock.clone(),
             full_refresh: false,
         };

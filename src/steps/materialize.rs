@@ -4,6 +4,8 @@
 
 use std::sync::Arc;
 
+use datafusion::catalog::{MemTable, TableProvider};
+use datafusion::physical_plan::execute_stream;
 use datafusion::prelude::SessionContext;
 use object_store::ObjectStore;
 use object_store::path::Path;
@@ -21,7 +23,9 @@ pub struct Materialized {
 }
 
 /// Runs table `name` once, writes it to `dir` in `store` (whose URL is
-/// `store_url`), and re-registers `name` over the written files.
+/// `store_url`), and re-registers `name` over the written files. On a cluster
+/// (`on_cluster`) an executor writes the file; a builtin's in-memory result is
+/// written from this process either way, where it already is.
 ///
 /// Intermediate tables are read back within the run and then deleted, so they
 /// use Snappy: cheaper to write than zstd, and the files stay private.
@@ -31,28 +35,44 @@ pub async fn materialize(
     store: Arc<dyn ObjectStore>,
     store_url: &str,
     dir: &Path,
+    on_cluster: bool,
 ) -> Result<Materialized, StepError> {
     let sql_err = |source| StepError::Sql {
         step: name.to_string(),
         file: format!("(table {name})"),
         source,
     };
-    let frame = ctx.table(name).await.map_err(sql_err)?;
-    let (plan, stream) = engine::execute(frame).await.map_err(sql_err)?;
-    let staged = outputs::write_stream(
-        name,
-        stream,
-        store,
-        dir,
-        Compression::Snappy,
-        &FileLayout::staging(),
-    )
-    .await
-    .map_err(|source| StepError::Write {
+    let write_err = |source| StepError::Write {
         step: name.to_string(),
         source,
-    })?;
-    let spills = engine::spills(&plan);
+    };
+    let (compression, layout) = (Compression::Snappy, FileLayout::staging());
+    let provider = ctx.table_provider(name).await.map_err(sql_err)?;
+    let (staged, spills) = if let Some(memory) = provider.downcast_ref::<MemTable>() {
+        let plan = memory
+            .scan(&ctx.state(), None, &[], None)
+            .await
+            .map_err(sql_err)?;
+        let stream = execute_stream(plan, ctx.task_ctx()).map_err(sql_err)?;
+        let staged = outputs::write_stream(name, stream, store, dir, compression, &layout)
+            .await
+            .map_err(write_err)?;
+        (staged, Spills::default())
+    } else if on_cluster {
+        let frame = ctx.table(name).await.map_err(sql_err)?;
+        let staged =
+            outputs::write_on_cluster(name, frame, store, store_url, dir, compression, &layout)
+                .await
+                .map_err(write_err)?;
+        (staged, Spills::default())
+    } else {
+        let frame = ctx.table(name).await.map_err(sql_err)?;
+        let (plan, stream) = engine::execute(frame).await.map_err(sql_err)?;
+        let staged = outputs::write_stream(name, stream, store, dir, compression, &layout)
+            .await
+            .map_err(write_err)?;
+        (staged, engine::spills(&plan))
+    };
     engine::register_staged_dir(ctx, name, store_url, dir)
         .await
         .map_err(sql_err)?;

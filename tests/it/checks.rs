@@ -42,6 +42,7 @@ async fn run_on(job: &Job, wh: &Path, on: &str) -> Result<RunSummary, RunError> 
             ("warehouse".into(), wh.display().to_string()),
         ],
         memory_limit: None,
+        engine: None,
         clock: Arc::new(SystemClock),
         full_refresh: false,
     };

@@ -297,6 +297,7 @@ async fn two_runs_of_a_job_at_once_exactly_one_publishes() {
             ("warehouse".into(), wh.path().display().to_string()),
         ],
         memory_limit: None,
+        engine: None,
         clock: Arc::new(SystemClock),
         full_refresh: false,
     };

@@ -75,6 +75,7 @@ async fn run_job_on(
             ("warehouse".into(), warehouse.display().to_string()),
         ],
         memory_limit: None,
+        engine: None,
         clock: Arc::new(SystemClock),
         full_refresh: false,
     };
@@ -398,6 +399,7 @@ async fn renamed_erasure_steps_still_keep_the_person_out_of_the_rejects() {
             ),
         ],
         memory_limit: None,
+        engine: None,
         clock: Arc::new(SystemClock),
         full_refresh: false,
     };

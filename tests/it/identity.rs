@@ -102,6 +102,7 @@ async fn run_on(raw: &Path, warehouse: &Path, on: &str) -> c360::run::RunSummary
             ("max_records_per_identifier".into(), "3".into()),
         ],
         memory_limit: None,
+        engine: None,
         clock: Arc::new(SystemClock),
         full_refresh: false,
     };
@@ -280,6 +281,7 @@ async fn the_identity_partition_equals_the_ground_truth_people() {
         date: Some(NaiveDate::from_ymd_opt(2026, 3, 1).unwrap()),
         overrides: vec![("warehouse".into(), wh.path().display().to_string())],
         memory_limit: None,
+        engine: None,
         clock: Arc::new(SystemClock),
         full_refresh: false,
     };

@@ -8,7 +8,7 @@
 //! parsed and which it reused.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use c360::clock::SystemClock;
@@ -16,10 +16,9 @@ use c360::generate::{GenerateOptions, generate};
 use c360::run::{RunOptions, run};
 use c360::runlog::RunRecord;
 use chrono::NaiveDate;
-use datafusion::arrow::util::display::array_value_to_string;
 use object_store::local::LocalFileSystem;
 
-use crate::util::{files_under, read_partition, repo_root};
+use crate::util::{files_under, published_partitions, repo_root};
 
 const HEADER: &str = "transaction_id,line_no,source_system,source_customer_id,email,order_ts,channel,product_id,category,quantity,unit_price,discount,unit_cost,currency,status";
 
@@ -36,6 +35,7 @@ async fn run_on(raw: &Path, wh: &Path, on: &str, full_refresh: bool) -> RunRecor
             ("warehouse".into(), wh.display().to_string()),
         ],
         memory_limit: None,
+        engine: None,
         clock: Arc::new(SystemClock),
         full_refresh,
     };
@@ -61,38 +61,6 @@ fn raw_days(raw: &Path, source: &str, until: NaiveDate) -> BTreeSet<NaiveDate> {
             NaiveDate::parse_from_str(folder.strip_prefix("dt=")?, "%Y-%m-%d").ok()
         })
         .filter(|d| *d <= until)
-        .collect()
-}
-
-/// Every published partition of the warehouse for `date`, as sorted text rows,
-/// keyed by its folder relative to the warehouse.
-fn partitions(wh: &Path, date: &str) -> Vec<(PathBuf, Vec<String>)> {
-    let mut dirs: BTreeSet<PathBuf> = BTreeSet::new();
-    for file in files_under(wh) {
-        let rel = file.strip_prefix(wh).unwrap().to_path_buf();
-        if rel.starts_with("_c360") {
-            continue;
-        }
-        let dir = rel.parent().unwrap().to_path_buf();
-        let leaf = dir.file_name().unwrap().to_string_lossy().into_owned();
-        if leaf == format!("snapshot_date={date}") || leaf == format!("run_date={date}") {
-            dirs.insert(dir);
-        }
-    }
-    dirs.into_iter()
-        .map(|dir| {
-            let mut rows = Vec::new();
-            for batch in read_partition(&wh.join(&dir)) {
-                for row in 0..batch.num_rows() {
-                    let cells: Vec<String> = (0..batch.num_columns())
-                        .map(|c| array_value_to_string(batch.column(c), row).unwrap())
-                        .collect();
-                    rows.push(cells.join("|"));
-                }
-            }
-            rows.sort();
-            (dir, rows)
-        })
         .collect()
 }
 
@@ -216,8 +184,8 @@ async fn daily_runs_through_the_cache_equal_a_full_refresh() {
             raw_days(&raw, source, day("2026-01-16")).len()
         );
     }
-    let got = partitions(&wh, "2026-01-16");
-    let want = partitions(&copy, "2026-01-16");
+    let got = published_partitions(&wh, "2026-01-16");
+    let want = published_partitions(&copy, "2026-01-16");
     assert!(
         got.len() >= 8,
         "{:?}",

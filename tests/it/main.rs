@@ -2,6 +2,7 @@
 
 mod checks;
 mod cli;
+mod cluster;
 mod clv;
 mod commit;
 mod crash;

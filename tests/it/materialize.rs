@@ -37,6 +37,7 @@ async fn run_sample(
         date: Some(NaiveDate::from_ymd_opt(2026, 3, 1).unwrap()),
         overrides: vec![("warehouse".into(), wh.path().display().to_string())],
         memory_limit,
+        engine: None,
         clock: Arc::new(SystemClock),
         full_refresh: false,
     };

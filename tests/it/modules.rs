@@ -9,9 +9,9 @@ use std::path::Path;
 use crate::util::repo_root;
 
 /// Top-level modules, lowest first.
-const LAYERS: [&str; 18] = [
-    "clock", "progress", "udf", "generate", "engine", "job", "storage", "outputs", "source",
-    "commit", "checks", "steps", "erasure", "runlog", "report", "run", "schedule", "cli",
+const LAYERS: [&str; 19] = [
+    "clock", "progress", "udf", "generate", "engine", "job", "storage", "cluster", "outputs",
+    "source", "commit", "checks", "steps", "erasure", "runlog", "report", "run", "schedule", "cli",
 ];
 
 fn rank(module: &str) -> usize {

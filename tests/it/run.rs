@@ -28,6 +28,7 @@ pub(crate) async fn run_job(raw: &Path, warehouse: &Path, on: &str) -> c360::run
             ("warehouse".into(), warehouse.display().to_string()),
         ],
         memory_limit: None,
+        engine: None,
         clock: Arc::new(SystemClock),
         full_refresh: false,
     };
@@ -311,6 +312,7 @@ async fn over_the_reject_budget_the_run_fails_and_publishes_only_rejects() {
             ("warehouse".into(), wh.path().display().to_string()),
         ],
         memory_limit: None,
+        engine: None,
         clock: Arc::new(SystemClock),
         full_refresh: false,
     };

@@ -87,6 +87,7 @@ async fn run_sample(raw: &str, warehouse: &str) {
             ("warehouse".into(), warehouse.into()),
         ],
         memory_limit: None,
+        engine: None,
         clock: Arc::new(SystemClock),
         full_refresh: false,
     };
@@ -154,6 +155,7 @@ fn tiny_options(warehouse: &str, date: NaiveDate) -> RunOptions {
             ("warehouse".into(), warehouse.into()),
         ],
         memory_limit: None,
+        engine: None,
         clock: Arc::new(SystemClock),
         full_refresh: false,
     }

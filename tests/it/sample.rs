@@ -41,6 +41,7 @@ async fn sample_run_rejects_exactly_the_ground_truth_rows() {
         date: Some(NaiveDate::from_ymd_opt(2026, 3, 1).unwrap()),
         overrides: vec![("warehouse".into(), wh.path().display().to_string())],
         memory_limit: None,
+        engine: None,
         clock: Arc::new(SystemClock),
         full_refresh: false,
     };

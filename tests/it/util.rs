@@ -2,9 +2,11 @@
 
 #![allow(dead_code)]
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::util::display::array_value_to_string;
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 /// Runs the `c360` binary from the repository root with warnings-only logs.
@@ -64,6 +66,38 @@ pub fn read_partition(dir: &Path) -> Vec<RecordBatch> {
                 .build()
                 .unwrap()
                 .map(|b| b.unwrap())
+        })
+        .collect()
+}
+
+/// Every published partition of the warehouse for `date`, as sorted text rows,
+/// keyed by its folder relative to the warehouse.
+pub fn published_partitions(wh: &Path, date: &str) -> Vec<(PathBuf, Vec<String>)> {
+    let mut dirs: BTreeSet<PathBuf> = BTreeSet::new();
+    for file in files_under(wh) {
+        let rel = file.strip_prefix(wh).unwrap().to_path_buf();
+        if rel.starts_with("_c360") {
+            continue;
+        }
+        let dir = rel.parent().unwrap().to_path_buf();
+        let leaf = dir.file_name().unwrap().to_string_lossy().into_owned();
+        if leaf == format!("snapshot_date={date}") || leaf == format!("run_date={date}") {
+            dirs.insert(dir);
+        }
+    }
+    dirs.into_iter()
+        .map(|dir| {
+            let mut rows = Vec::new();
+            for batch in read_partition(&wh.join(&dir)) {
+                for row in 0..batch.num_rows() {
+                    let cells: Vec<String> = (0..batch.num_columns())
+                        .map(|c| array_value_to_string(batch.column(c), row).unwrap())
+                        .collect();
+                    rows.push(cells.join("|"));
+                }
+            }
+            rows.sort();
+            (dir, rows)
         })
         .collect()
 }

@@ -10,9 +10,13 @@ use datafusion::arrow::array::{
 };
 use datafusion::arrow::compute::take;
 use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef};
-use datafusion::catalog::MemTable;
+use datafusion::catalog::TableProvider;
+use datafusion::common::DFSchema;
+use datafusion::datasource::ViewTable;
 use datafusion::error::DataFusionError;
+use datafusion::logical_expr::{EmptyRelation, LogicalPlan, LogicalPlanBuilder};
 use datafusion::prelude::SessionContext;
+use datafusion::prelude::{col, lit};
 use futures::StreamExt;
 
 use super::DuplicatesAt;
@@ -33,24 +37,36 @@ const WINNER: &str = "_winner";
 /// integer, `_file_ord * 2^32 + _line`, instead of a string and a line (exact
 /// while files have fewer than 2^32 lines and extracts fewer than 2^28 files, the
 /// room `place * 8 + flags` leaves in a BIGINT). Returns the table and the
-/// sorted file names.
-pub(super) fn file_order(files: &[String]) -> Result<(MemTable, StringArray), DataFusionError> {
+/// sorted file names. The table is a view over `VALUES`, so the plan that joins
+/// it can be sent to a Ballista cluster (an in-memory table cannot).
+pub(super) fn file_order(
+    files: &[String],
+) -> Result<(Arc<dyn TableProvider>, StringArray), DataFusionError> {
     let mut sorted: Vec<&str> = files.iter().map(String::as_str).collect();
     sorted.sort_unstable();
     sorted.dedup();
     let names = StringArray::from(sorted.clone());
-    let schema = Arc::new(Schema::new(vec![
-        Field::new(FILE_COLUMN, DataType::Utf8, false),
-        Field::new(FILE_ORD, DataType::Int64, false),
-    ]));
-    let batch = RecordBatch::try_new(
-        schema.clone(),
-        vec![
-            Arc::new(names.clone()),
-            Arc::new(Int64Array::from_iter_values(0..sorted.len() as i64)),
-        ],
-    )?;
-    Ok((MemTable::try_new(schema, vec![vec![batch]])?, names))
+    let plan = if sorted.is_empty() {
+        let schema = Schema::new(vec![
+            Field::new(FILE_COLUMN, DataType::Utf8, false),
+            Field::new(FILE_ORD, DataType::Int64, false),
+        ]);
+        LogicalPlan::EmptyRelation(EmptyRelation {
+            produce_one_row: false,
+            schema: Arc::new(DFSchema::try_from(schema)?),
+        })
+    } else {
+        let rows = (sorted.iter().enumerate())
+            .map(|(ord, file)| vec![lit(*file), lit(ord as i64)])
+            .collect();
+        LogicalPlanBuilder::values(rows)?
+            .project(vec![
+                col("column1").alias(FILE_COLUMN),
+                col("column2").alias(FILE_ORD),
+            ])?
+            .build()?
+    };
+    Ok((Arc::new(ViewTable::new(plan, None)), names))
 }
 
 /// `CAST(<qualifier><date column> AS DATE) > date`: the copy is dated after the

@@ -143,7 +143,7 @@ pub(crate) async fn dedup_source(
     let rule = spec.schema.dedup_rule();
     let files = format!("_c360_file_order_{}", spec.name);
     let (order, names) = file_order(&report.read_files).map_err(query_err)?;
-    ctx.register_table(files.as_str(), Arc::new(order))
+    ctx.register_table(files.as_str(), order)
         .map_err(query_err)?;
     let grouped = group(ctx, &rule, &spec.name, (&files, &names), date, at).await;
     ctx.deregister_table(files.as_str()).map_err(query_err)?;
@@ -284,7 +284,7 @@ mod tests {
         };
         let files: Vec<String> = files.iter().map(|f| f.to_string()).collect();
         let (order, names) = file_order(&files).unwrap();
-        ctx.register_table("f", Arc::new(order)).unwrap();
+        ctx.register_table("f", order).unwrap();
         let date = NaiveDate::from_ymd_opt(2026, 1, 3).unwrap();
         let rule = schema.dedup_rule();
         let (tally, written) = group(ctx, &rule, "t", ("f", &names), date, &at)

@@ -1,0 +1,172 @@
+//! The same job on a Ballista cluster (docs/cluster.md): one scheduler and two
+//! executors, started as `c360 cluster …` child processes on loopback, load the
+//! bundled sample; every published partition (outputs and rejects) equals the
+//! local engine's row for row.
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use c360::clock::SystemClock;
+use c360::job::EngineChoice;
+use c360::run::{RunOptions, run};
+use chrono::NaiveDate;
+
+use crate::util::{published_partitions, repo_root};
+
+/// Child processes killed when the test ends, however it ends.
+struct Cluster(Vec<Child>);
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A port nothing listens on now.
+fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+fn start(args: &[&str], log: &Path) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_c360"))
+        .args(args)
+        .env("C360_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .expect("c360 cluster starts")
+}
+
+/// Waits until `log` says `needle` `times` times (the processes log their
+/// registrations and tasks through tracing).
+fn wait_for(log: &Path, needle: &str, times: usize) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        if text.matches(needle).count() >= times {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no `{needle}` in {}:\n{text}",
+            log.display()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+async fn load(wh: &Path, engine: Option<EngineChoice>) {
+    let job = c360::job::load(&repo_root().join("jobs/customer_360.yaml")).unwrap();
+    let options = RunOptions {
+        date: Some(NaiveDate::from_ymd_opt(2026, 3, 1).unwrap()),
+        overrides: vec![("warehouse".into(), wh.display().to_string())],
+        memory_limit: None,
+        engine,
+        clock: Arc::new(SystemClock),
+        full_refresh: false,
+    };
+    run(&job, &options).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_sample_job_on_a_ballista_cluster_equals_the_local_engine() {
+    let tmp = tempfile::tempdir().unwrap();
+    let port = free_port().to_string();
+    let scheduler_log = tmp.path().join("scheduler.log");
+    let mut cluster = Cluster(vec![start(
+        &["cluster", "scheduler", "--port", &port],
+        &scheduler_log,
+    )]);
+    wait_for(&scheduler_log, "Starting QueryStageScheduler", 1);
+    let scheduler = format!("localhost:{port}");
+    let mut executor_logs = Vec::new();
+    for n in 0..2 {
+        let (flight, grpc) = (free_port().to_string(), free_port().to_string());
+        let work = tmp.path().join(format!("executor{n}"));
+        std::fs::create_dir_all(&work).unwrap();
+        let log = tmp.path().join(format!("executor{n}.log"));
+        let args = [
+            "cluster",
+            "executor",
+            "--scheduler",
+            &scheduler,
+            "--port",
+            &flight,
+            "--grpc-port",
+            &grpc,
+            "--work-dir",
+            work.to_str().unwrap(),
+            "--concurrent-tasks",
+            "2",
+            "--memory-limit",
+            "1GiB",
+        ];
+        cluster.0.push(start(&args, &log));
+        executor_logs.push(log);
+    }
+    wait_for(&scheduler_log, "Received register executor request", 2);
+
+    let (local, distributed) = (tmp.path().join("local"), tmp.path().join("cluster"));
+    load(&local, None).await;
+    let url = format!("ballista://{scheduler}");
+    load(&distributed, Some(EngineChoice::Ballista(url))).await;
+
+    // The queries ran on the executors, and both took part.
+    for log in &executor_logs {
+        let text = std::fs::read_to_string(log).unwrap();
+        assert!(text.contains("Finished task"), "{}:\n{text}", log.display());
+    }
+    let want = published_partitions(&local, "2026-03-01");
+    let got = published_partitions(&distributed, "2026-03-01");
+    let names = |p: &[(std::path::PathBuf, Vec<String>)]| -> Vec<_> {
+        p.iter().map(|(d, _)| d.clone()).collect()
+    };
+    assert_eq!(
+        names(&got),
+        names(&want),
+        "the same partitions are published"
+    );
+    assert!(want.len() >= 10, "outputs and rejects: {:?}", names(&want));
+    for ((dir, got), (_, want)) in got.iter().zip(&want) {
+        assert_eq!(got.len(), want.len(), "rows of {}", dir.display());
+        for (g, w) in got.iter().zip(want) {
+            assert_eq!(g, w, "{}", dir.display());
+        }
+    }
+    drop(cluster);
+}
+
+#[test]
+fn a_run_whose_scheduler_is_not_there_fails_at_once_and_publishes_nothing() {
+    let wh = tempfile::tempdir().unwrap();
+    let engine = format!("ballista://127.0.0.1:{}", free_port());
+    let set_wh = format!("warehouse={}", wh.path().display());
+    let out = crate::util::c360(&[
+        "run",
+        "jobs/customer_360.yaml",
+        "--date",
+        "2026-03-01",
+        "--set",
+        &set_wh,
+        "--engine",
+        &engine,
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("cannot connect to the scheduler at {engine}"))
+            && stderr.contains("next: start the scheduler and executors"),
+        "{stderr}"
+    );
+    assert!(
+        !wh.path().join("customer_360").exists(),
+        "nothing published"
+    );
+}
