@@ -150,19 +150,17 @@ async fn run_steps(
         for table in tables {
             let kind = materialized(job, step, table);
             let step_dir = tmp.clone().join("steps").join(table.as_str());
-            let (store, store_url) = (&bound.warehouse.store, bound.warehouse.store_url.as_str());
+            let write_table = || {
+                let (store, url) = (
+                    bound.warehouse.store.clone(),
+                    bound.warehouse.store_url.as_str(),
+                );
+                crate::steps::materialize(ctx, table, store, url, &step_dir, on_cluster)
+            };
             if on_cluster && step.is_builtin() && kind == Materialized::Output {
                 // Executors read files, not this process's memory: a builtin's
                 // result is written here first, then staged on the cluster.
-                let write = crate::steps::materialize(
-                    ctx,
-                    table,
-                    store.clone(),
-                    store_url,
-                    &step_dir,
-                    true,
-                );
-                write.await?;
+                write_table().await?;
             }
             let result = if let Some(output) = by_name.get(table.as_str()) {
                 let out = stage_output(ctx, bound, output, tmp, on_cluster).await?;
@@ -171,15 +169,7 @@ async fn run_steps(
                 staged.insert(table.clone(), out);
                 result
             } else if kind == Materialized::Table || (on_cluster && step.is_builtin()) {
-                let write = crate::steps::materialize(
-                    ctx,
-                    table,
-                    store.clone(),
-                    store_url,
-                    &step_dir,
-                    on_cluster,
-                );
-                let m = write.await?;
+                let m = write_table().await?;
                 (m.staged, m.spills, "table")
             } else {
                 sizes.view_reads.insert(table.clone(), reads.clone());

@@ -12,9 +12,8 @@ use c360::job::{Job, JoinStrategy, Materialize, StepKind};
 use c360::run::{RunOptions, run};
 use c360::runlog::RunRecord;
 use chrono::NaiveDate;
-use datafusion::arrow::util::display::array_value_to_string;
 
-use crate::util::{read_partition, repo_root};
+use crate::util::{repo_root, sorted_rows};
 
 const OUTPUTS: [&str; 7] = [
     "customer_360",
@@ -45,17 +44,7 @@ async fn run_sample(
     let mut outputs = BTreeMap::new();
     for name in OUTPUTS {
         let dir = wh.path().join(name).join("snapshot_date=2026-03-01");
-        let mut rows = Vec::new();
-        for batch in read_partition(&dir) {
-            for row in 0..batch.num_rows() {
-                let cells: Vec<String> = (0..batch.num_columns())
-                    .map(|c| array_value_to_string(batch.column(c), row).unwrap())
-                    .collect();
-                rows.push(cells.join("|"));
-            }
-        }
-        // Rows equal on the sort keys may come in either order.
-        rows.sort();
+        let rows = sorted_rows(&dir);
         outputs.insert(name, rows);
     }
     (outputs, run_record(wh.path()))

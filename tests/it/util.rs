@@ -87,17 +87,24 @@ pub fn published_partitions(wh: &Path, date: &str) -> Vec<(PathBuf, Vec<String>)
     }
     dirs.into_iter()
         .map(|dir| {
-            let mut rows = Vec::new();
-            for batch in read_partition(&wh.join(&dir)) {
-                for row in 0..batch.num_rows() {
-                    let cells: Vec<String> = (0..batch.num_columns())
-                        .map(|c| array_value_to_string(batch.column(c), row).unwrap())
-                        .collect();
-                    rows.push(cells.join("|"));
-                }
-            }
-            rows.sort();
+            let rows = sorted_rows(&wh.join(&dir));
             (dir, rows)
         })
         .collect()
+}
+
+/// Every row of a partition folder as `|`-joined text, sorted (rows equal on an
+/// output's sort keys may come in either order).
+pub fn sorted_rows(dir: &Path) -> Vec<String> {
+    let mut rows = Vec::new();
+    for batch in read_partition(dir) {
+        for row in 0..batch.num_rows() {
+            let cells: Vec<String> = (0..batch.num_columns())
+                .map(|c| array_value_to_string(batch.column(c), row).unwrap())
+                .collect();
+            rows.push(cells.join("|"));
+        }
+    }
+    rows.sort();
+    rows
 }
