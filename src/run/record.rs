@@ -35,6 +35,7 @@ pub(super) fn start(r: &Run<'_>) -> RunRecord {
         recovered_runs: Vec::new(),
         error: None,
         erasure: None,
+        engine: r.engine.cluster.clone(),
     }
 }
 

@@ -145,6 +145,10 @@ pub struct RunRecord {
     /// What erasure removed (docs/rules.md "Erasure"); absent in records of older versions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub erasure: Option<crate::erasure::ErasureRecord>,
+    /// The Ballista scheduler the run's queries ran on (`ballista://host:port`);
+    /// absent: this process.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine: Option<String>,
 }
 
 impl RunRecord {

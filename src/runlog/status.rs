@@ -104,6 +104,7 @@ mod tests {
             recovered_runs: vec![],
             error: None,
             erasure: None,
+            engine: None,
         }
     }
 

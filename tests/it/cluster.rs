@@ -118,7 +118,20 @@ async fn the_sample_job_on_a_ballista_cluster_equals_the_local_engine() {
     let url = format!("ballista://{scheduler}");
     load(&distributed, Some(EngineChoice::Ballista(url))).await;
 
-    // The queries ran on the executors, and both took part.
+    // The run record names the cluster, and the queries ran on the executors,
+    // both of which took part.
+    let record = |wh: &Path| -> c360::runlog::RunRecord {
+        let runs = crate::util::files_under(&wh.join("_c360/runs"));
+        let file = runs
+            .iter()
+            .find(|p| p.extension().is_some_and(|e| e == "json"));
+        serde_json::from_slice(&std::fs::read(file.unwrap()).unwrap()).unwrap()
+    };
+    assert_eq!(
+        record(&distributed).engine,
+        Some(format!("ballista://{scheduler}"))
+    );
+    assert_eq!(record(&local).engine, None);
     for log in &executor_logs {
         let text = std::fs::read_to_string(log).unwrap();
         assert!(text.contains("Finished task"), "{}:\n{text}", log.display());
