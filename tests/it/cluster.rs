@@ -62,11 +62,11 @@ fn wait_for(log: &Path, needle: &str, times: usize) {
     }
 }
 
-async fn load(wh: &Path, engine: Option<EngineChoice>) {
+async fn load(wh: &str, engine: Option<EngineChoice>) {
     let job = c360::job::load(&repo_root().join("jobs/customer_360.yaml")).unwrap();
     let options = RunOptions {
         date: Some(NaiveDate::from_ymd_opt(2026, 3, 1).unwrap()),
-        overrides: vec![("warehouse".into(), wh.display().to_string())],
+        overrides: vec![("warehouse".into(), wh.to_string())],
         memory_limit: None,
         engine,
         clock: Arc::new(SystemClock),
@@ -75,11 +75,11 @@ async fn load(wh: &Path, engine: Option<EngineChoice>) {
     run(&job, &options).await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn the_sample_job_on_a_ballista_cluster_equals_the_local_engine() {
-    let tmp = tempfile::tempdir().unwrap();
+/// One scheduler and two executors on loopback, logging into `dir`; returns
+/// them, the scheduler's `host:port` and the executors' logs.
+fn start_cluster(dir: &Path) -> (Cluster, String, Vec<std::path::PathBuf>) {
     let port = free_port().to_string();
-    let scheduler_log = tmp.path().join("scheduler.log");
+    let scheduler_log = dir.join("scheduler.log");
     let mut cluster = Cluster(vec![start(
         &["cluster", "scheduler", "--port", &port],
         &scheduler_log,
@@ -89,9 +89,9 @@ async fn the_sample_job_on_a_ballista_cluster_equals_the_local_engine() {
     let mut executor_logs = Vec::new();
     for n in 0..2 {
         let (flight, grpc) = (free_port().to_string(), free_port().to_string());
-        let work = tmp.path().join(format!("executor{n}"));
+        let work = dir.join(format!("executor{n}"));
         std::fs::create_dir_all(&work).unwrap();
-        let log = tmp.path().join(format!("executor{n}.log"));
+        let log = dir.join(format!("executor{n}.log"));
         let args = [
             "cluster",
             "executor",
@@ -112,11 +112,18 @@ async fn the_sample_job_on_a_ballista_cluster_equals_the_local_engine() {
         executor_logs.push(log);
     }
     wait_for(&scheduler_log, "Received register executor request", 2);
+    (cluster, scheduler, executor_logs)
+}
 
+#[tokio::test(flavor = "multi_thread")]
+async fn the_sample_job_on_a_ballista_cluster_equals_the_local_engine() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (cluster, scheduler, executor_logs) = start_cluster(tmp.path());
     let (local, distributed) = (tmp.path().join("local"), tmp.path().join("cluster"));
-    load(&local, None).await;
+    load(&local.display().to_string(), None).await;
     let url = format!("ballista://{scheduler}");
-    load(&distributed, Some(EngineChoice::Ballista(url))).await;
+    let engine = Some(EngineChoice::Ballista(url));
+    load(&distributed.display().to_string(), engine).await;
 
     // The run record names the cluster, and the queries ran on the executors,
     // both of which took part.
@@ -182,4 +189,41 @@ fn a_run_whose_scheduler_is_not_there_fails_at_once_and_publishes_nothing() {
         !wh.path().join("customer_360").exists(),
         "nothing published"
     );
+}
+
+/// The executors write to the object store the client sees: the same job with its
+/// warehouse on S3 (`.ci/run` starts moto and exports `AWS_*`, which the cluster's
+/// processes inherit) publishes the local engine's rows.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cluster_writes_an_s3_warehouse_with_the_local_engines_rows() {
+    let Some(bucket) = crate::s3::test_bucket("a_cluster_writes_an_s3_warehouse") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let (cluster, scheduler, _) = start_cluster(tmp.path());
+    let s3_wh = format!("s3://{bucket}/{}", crate::s3::unique_prefix("cluster"));
+    let engine = Some(EngineChoice::Ballista(format!("ballista://{scheduler}")));
+    load(&s3_wh, engine).await;
+    let local = tmp.path().join("local");
+    load(&local.display().to_string(), None).await;
+
+    let registry = c360::storage::StorageRegistry::new(repo_root(), Default::default());
+    let (s3, disk) = (
+        registry.resolve(&s3_wh).unwrap(),
+        registry.resolve(&local.display().to_string()).unwrap(),
+    );
+    // Every partition the local run published for the date.
+    let partitions = published_partitions(&local, "2026-03-01");
+    assert!(partitions.len() >= 10);
+    for (dir, want) in partitions {
+        let at = |root: &object_store::path::Path| {
+            dir.iter()
+                .fold(root.clone(), |p, part| p.join(part.to_str().unwrap()))
+        };
+        let got = crate::s3::committed_rows(&s3.store, &at(&s3.prefix)).await;
+        assert_eq!(got, want, "{}", dir.display());
+        let again = crate::s3::committed_rows(&disk.store, &at(&disk.prefix)).await;
+        assert_eq!(again, want, "{}: read back the same way", dir.display());
+    }
+    drop(cluster);
 }

@@ -50,7 +50,10 @@ pub(crate) async fn upload(store: &Arc<dyn ObjectStore>, local: &Path, prefix: &
 }
 
 /// Every row of a committed partition, formatted and sorted, for comparisons.
-async fn committed_rows(store: &Arc<dyn ObjectStore>, partition: &ObjectPath) -> Vec<String> {
+pub(crate) async fn committed_rows(
+    store: &Arc<dyn ObjectStore>,
+    partition: &ObjectPath,
+) -> Vec<String> {
     let files = c360::outputs::committed_files(store, partition)
         .await
         .unwrap()
