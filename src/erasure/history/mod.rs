@@ -26,16 +26,13 @@
 //! `_c360/erasure/history.json` (a fingerprint, no identifier), so a nightly run
 //! whose erased set did not change reads no history at all.
 
+mod rows;
+
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 use chrono::NaiveDate;
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, StringArray};
-use datafusion::arrow::compute::{cast, filter_record_batch};
-use datafusion::arrow::datatypes::DataType;
-use datafusion::arrow::record_batch::RecordBatch;
-use datafusion::parquet::arrow::ParquetRecordBatchStreamBuilder;
-use datafusion::parquet::arrow::ProjectionMask;
+use datafusion::arrow::array::Array;
 use futures::TryStreamExt;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
@@ -43,8 +40,8 @@ use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use super::{ErasedIdentifiers, ErasureError};
 use crate::commit::PartitionToCommit;
 use crate::job::{Compression, FileLayout};
-use crate::outputs::{self, ParquetFileWriter, SinkError, StagedPartition, WrittenFile};
-use crate::source::ObjectReader;
+use crate::outputs::{self, SinkError, StagedPartition, WrittenFile};
+use rows::{IDENTITY_MAP_COLUMNS, RowMatcher, any_erased, filter_partition, open, read_err, text};
 
 /// An output whose earlier `snapshot_date=` partitions may be rewritten.
 #[derive(Debug, Clone)]
@@ -130,10 +127,14 @@ pub async fn stage(
         Err(e) => return Err(store_err(&marker)(e)),
     }
     rewrite.clean_for = Some(fingerprint);
-    let keys = erased_keys_by_date(store, outputs, date, identifiers).await?;
-    let no_keys = HashSet::new();
+    let mut earlier = Vec::with_capacity(outputs.len());
     for output in outputs {
-        for (day, partition, files) in earlier_partitions(store, &output.dir, date).await? {
+        earlier.push((output, earlier_partitions(store, &output.dir, date).await?));
+    }
+    let keys = erased_keys_by_date(store, &earlier, identifiers).await?;
+    let no_keys = HashSet::new();
+    for (output, partitions) in earlier {
+        for (day, partition, files) in partitions {
             let matcher = RowMatcher {
                 keys: keys.get(&day).unwrap_or(&no_keys),
                 identifiers,
@@ -234,13 +235,15 @@ async fn stage_rejects(
     Ok(())
 }
 
-/// The committed `snapshot_date=` partitions under `dir` for dates other than
-/// `date`: (date, folder, the files its `_SUCCESS` lists).
+/// A committed earlier partition: its date, folder and the files its `_SUCCESS` lists.
+type EarlierPartition = (NaiveDate, Path, Vec<Path>);
+
+/// The committed `snapshot_date=` partitions under `dir` for dates other than `date`.
 async fn earlier_partitions(
     store: &Arc<dyn ObjectStore>,
     dir: &Path,
     date: NaiveDate,
-) -> Result<Vec<(NaiveDate, Path, Vec<Path>)>, ErasureError> {
+) -> Result<Vec<EarlierPartition>, ErasureError> {
     let mut found = Vec::new();
     for (day, partition) in outputs::snapshot_partitions(store, dir).await? {
         if day == date {
@@ -254,23 +257,30 @@ async fn earlier_partitions(
 }
 
 /// Per earlier date, the customer keys the identity map of that date gives an
-/// erased identifier (empty when there is no identity map output).
+/// erased identifier (empty when there is no identity map output). The identity
+/// map is the output whose files have [`IDENTITY_MAP_COLUMNS`]: one file tells.
 async fn erased_keys_by_date(
     store: &Arc<dyn ObjectStore>,
-    outputs: &[HistoryOutput],
-    date: NaiveDate,
+    earlier: &[(&HistoryOutput, Vec<EarlierPartition>)],
     identifiers: &ErasedIdentifiers,
 ) -> Result<BTreeMap<NaiveDate, HashSet<String>>, ErasureError> {
     let mut by_date = BTreeMap::new();
-    for output in outputs {
-        for (day, _, files) in earlier_partitions(store, &output.dir, date).await? {
-            for file in &files {
-                let mut batches = match open(store, file, &IDENTITY_MAP_COLUMNS).await? {
-                    Some(batches) => batches,
-                    // Not the identity map: no other partition of it is either.
-                    None => break,
+    for (_, partitions) in earlier {
+        let Some((_, _, files)) = partitions.iter().find(|(_, _, files)| !files.is_empty()) else {
+            continue;
+        };
+        if open(store, &files[0], &IDENTITY_MAP_COLUMNS)
+            .await?
+            .is_none()
+        {
+            continue;
+        }
+        for (day, _, files) in partitions {
+            let keys: &mut HashSet<String> = by_date.entry(*day).or_default();
+            for file in files {
+                let Some(mut batches) = open(store, file, &IDENTITY_MAP_COLUMNS).await? else {
+                    continue;
                 };
-                let keys: &mut HashSet<String> = by_date.entry(day).or_default();
                 while let Some(batch) = batches.try_next().await.map_err(read_err(file))? {
                     let [id_type, id_value, key] = [0, 1, 2].map(|i| text(batch.column(i)));
                     let (id_type, id_value, key) = (id_type?, id_value?, key?);
@@ -288,249 +298,4 @@ async fn erased_keys_by_date(
         }
     }
     Ok(by_date)
-}
-
-/// The columns that make an output the identity map, in the order read.
-const IDENTITY_MAP_COLUMNS: [&str; 3] = ["id_type", "id_value", "customer_key"];
-
-type Batches = std::pin::Pin<
-    Box<
-        dyn futures::Stream<Item = Result<RecordBatch, datafusion::parquet::errors::ParquetError>>
-            + Send,
-    >,
->;
-
-/// The batches of Parquet file `path` with exactly `columns`, in that order;
-/// `None` when it lacks one of them.
-async fn open(
-    store: &Arc<dyn ObjectStore>,
-    path: &Path,
-    columns: &[&str],
-) -> Result<Option<Batches>, ErasureError> {
-    projected(stream_builder(store, path).await?, path, columns)
-}
-
-/// A streaming reader of Parquet file `path`.
-async fn stream_builder(
-    store: &Arc<dyn ObjectStore>,
-    path: &Path,
-) -> Result<ParquetRecordBatchStreamBuilder<ObjectReader>, ErasureError> {
-    let reader = ObjectReader::open(store, path)
-        .await
-        .map_err(store_err(path))?;
-    ParquetRecordBatchStreamBuilder::new(reader)
-        .await
-        .map_err(read_err(path))
-}
-
-/// [`open`] on a reader already opened.
-fn projected(
-    builder: ParquetRecordBatchStreamBuilder<ObjectReader>,
-    path: &Path,
-    columns: &[&str],
-) -> Result<Option<Batches>, ErasureError> {
-    let fields = builder.parquet_schema().root_schema().get_fields();
-    let mut indices = Vec::new();
-    for column in columns {
-        match fields.iter().position(|f| f.name() == *column) {
-            Some(i) => indices.push(i),
-            None => return Ok(None),
-        }
-    }
-    let mask = ProjectionMask::roots(builder.parquet_schema(), indices.iter().copied());
-    let stream = builder
-        .with_projection(mask)
-        .build()
-        .map_err(read_err(path))?;
-    // A projection yields the columns in file order; put them in `columns` order.
-    let order: Vec<usize> = {
-        let mut sorted = indices.clone();
-        sorted.sort_unstable();
-        indices
-            .iter()
-            .map(|i| sorted.iter().position(|s| s == i).unwrap_or(0))
-            .collect()
-    };
-    Ok(Some(Box::pin(stream.map_ok(move |batch| {
-        batch.project(&order).unwrap_or(batch)
-    }))))
-}
-
-fn read_err(
-    path: &Path,
-) -> impl Fn(datafusion::parquet::errors::ParquetError) -> ErasureError + '_ {
-    move |e| ErasureError::Read {
-        path: path.to_string(),
-        message: e.to_string(),
-    }
-}
-
-/// A column as text (keys and identifiers are strings; anything else is cast).
-fn text(column: &ArrayRef) -> Result<StringArray, ErasureError> {
-    let cast = cast(column, &DataType::Utf8).map_err(|e| ErasureError::Read {
-        path: "(column)".into(),
-        message: e.to_string(),
-    })?;
-    Ok(cast.as_string::<i32>().clone())
-}
-
-/// Which rows of one earlier partition belong to an erased person (module docs).
-struct RowMatcher<'a> {
-    /// Customer keys of that date's identity map that an erased identifier maps to.
-    keys: &'a HashSet<String>,
-    identifiers: &'a ErasedIdentifiers,
-}
-
-impl RowMatcher<'_> {
-    /// The columns of `names` this matcher reads.
-    fn columns<'n>(names: impl Iterator<Item = &'n str>) -> Vec<&'n str> {
-        names
-            .filter(|n| {
-                n.ends_with("_key")
-                    || matches!(
-                        *n,
-                        "id_type"
-                            | "id_value"
-                            | "source_system"
-                            | "source_customer_id"
-                            | "email"
-                            | "phone"
-                    )
-            })
-            .collect()
-    }
-
-    /// Per row of `batch` (which holds at least [`Self::columns`]), whether it stays.
-    fn keep(&self, batch: &RecordBatch) -> Result<BooleanArray, ErasureError> {
-        let schema = batch.schema();
-        let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
-        let column = |name: &str| -> Result<Option<StringArray>, ErasureError> {
-            names
-                .iter()
-                .position(|n| *n == name)
-                .map(|i| text(batch.column(i)))
-                .transpose()
-        };
-        let keys = names
-            .iter()
-            .filter(|n| n.ends_with("_key"))
-            .map(|n| column(n))
-            .collect::<Result<Vec<_>, _>>()?
-            .into_iter()
-            .flatten()
-            .collect::<Vec<_>>();
-        let pairs = [
-            (column("id_type")?, column("id_value")?, None),
-            (
-                column("source_system")?,
-                column("source_customer_id")?,
-                Some("source"),
-            ),
-        ];
-        let email = column("email")?;
-        let phone = column("phone")?;
-        fn value(c: &StringArray, row: usize) -> Option<&str> {
-            c.is_valid(row).then(|| c.value(row))
-        }
-        let mut normalised = String::new();
-        let keep = (0..batch.num_rows()).map(|row| {
-            let by_key = keys
-                .iter()
-                .any(|k| value(k, row).is_some_and(|k| self.keys.contains(k)));
-            let by_pair = pairs.iter().any(|(a, b, kind)| match (a, b) {
-                (Some(a), Some(b)) => match (value(a, row), value(b, row)) {
-                    (Some(a), Some(b)) => match kind {
-                        Some(kind) => self.identifiers.names(kind, &format!("{a}:{b}")),
-                        None => self.identifiers.names(a, b),
-                    },
-                    _ => false,
-                },
-                _ => false,
-            });
-            let by_email = email.as_ref().and_then(|c| value(c, row)).is_some_and(|e| {
-                normalised.clear();
-                crate::udf::email::normalize_email_into(e, &mut normalised)
-                    && self.identifiers.names("email", &normalised)
-            });
-            let by_phone = phone
-                .as_ref()
-                .and_then(|c| value(c, row))
-                .is_some_and(|p| self.identifiers.names("phone", p));
-            Some(!(by_key || by_pair || by_email || by_phone))
-        });
-        Ok(keep.collect())
-    }
-}
-
-/// Whether any row of the partition's `files` belongs to an erased person,
-/// reading only the columns the matcher needs.
-async fn any_erased(
-    store: &Arc<dyn ObjectStore>,
-    files: &[Path],
-    matcher: &RowMatcher<'_>,
-) -> Result<bool, ErasureError> {
-    for file in files {
-        let builder = stream_builder(store, file).await?;
-        let names: Vec<String> = builder
-            .schema()
-            .fields()
-            .iter()
-            .map(|f| f.name().clone())
-            .collect();
-        let wanted = RowMatcher::columns(names.iter().map(String::as_str));
-        if wanted.is_empty() {
-            return Ok(false);
-        }
-        let Some(mut batches) = projected(builder, file, &wanted)? else {
-            continue;
-        };
-        while let Some(batch) = batches.try_next().await.map_err(read_err(file))? {
-            if matcher.keep(&batch)?.false_count() > 0 {
-                return Ok(true);
-            }
-        }
-    }
-    Ok(false)
-}
-
-/// Copies the rows of `files` that stay into `out`, file by file, in order (so
-/// the output's sort order holds); returns the staged partition and the rows left out.
-async fn filter_partition(
-    store: &Arc<dyn ObjectStore>,
-    files: &[Path],
-    matcher: &RowMatcher<'_>,
-    output: &HistoryOutput,
-    out: &Path,
-) -> Result<(StagedPartition, u64), ErasureError> {
-    let mut written = Vec::new();
-    let mut removed = 0;
-    for (n, file) in files.iter().enumerate() {
-        let builder = stream_builder(store, file).await?;
-        let schema = builder.schema().clone();
-        let mut batches = builder.build().map_err(read_err(file))?;
-        let mut writer = ParquetFileWriter::create(
-            store.clone(),
-            out.clone().join(outputs::part_name(n)),
-            schema,
-            output.compression,
-            &output.layout,
-        )?;
-        while let Some(batch) = batches.try_next().await.map_err(read_err(file))? {
-            let keep = matcher.keep(&batch)?;
-            removed += keep.false_count() as u64;
-            let kept = filter_record_batch(&batch, &keep).map_err(|e| ErasureError::Read {
-                path: file.to_string(),
-                message: e.to_string(),
-            })?;
-            writer.write(&kept).await?;
-        }
-        written.push(writer.finish().await?);
-    }
-    Ok((
-        StagedPartition {
-            dir: out.clone(),
-            files: written,
-        },
-        removed,
-    ))
 }
