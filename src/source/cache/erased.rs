@@ -1,9 +1,10 @@
 //! Erasure in the typed staging cache (docs/rules.md "Erasure"): the rows and
 //! rejects of an entry that carry an erased identifier are taken out of its
 //! files, and the manifest keeps only where they are in the raw files, so a
-//! later run reads them back from there (see the parent module).
+//! later run reads them back from there ([`SourceCache::read_back`]; see the
+//! parent module).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 use chrono::NaiveDate;
@@ -15,11 +16,71 @@ use futures::StreamExt;
 use object_store::ObjectStore;
 use object_store::path::Path;
 
-use super::{EntryFile, MANIFEST, delete, fetch, parquet_reader, put_manifest, read_manifest};
+use super::{
+    EntryFile, MANIFEST, Manifest, ParquetSink, SourceCache, delete, fetch, parquet_reader,
+    put_manifest, read_manifest,
+};
 use crate::job::{Compression, FileLayout};
-use crate::outputs::{ParquetFileWriter, SinkError};
-use crate::source::ErasedIdentifiers;
-use crate::source::StagingError;
+use crate::outputs::{ParquetFileWriter, SinkError, WrittenFile};
+use crate::source::{self, ErasedIdentifiers, Listing, RawFile, SourceInput, StagingError};
+
+/// The held-out records of a source's entries, read back by this run.
+pub(super) struct ReadBack {
+    pub typed: WrittenFile,
+    pub rejects: WrittenFile,
+}
+
+impl SourceCache {
+    /// Reads the records the `entries` hold out back from their days' raw files
+    /// (unchanged: each entry's key matched) into one file of the run's scratch
+    /// folder (one, not one per day: every file is a unit of work for the steps
+    /// that read the source), skipping every other record unparsed; `None` when
+    /// no entry holds any out.
+    pub(super) async fn read_back(
+        &self,
+        input: &SourceInput,
+        raw_files: &BTreeMap<NaiveDate, Vec<RawFile>>,
+        entries: &[(NaiveDate, Manifest, bool)],
+    ) -> Result<Option<ReadBack>, StagingError> {
+        let mut listing = Listing::default();
+        for (dt, manifest, _) in entries {
+            if manifest.held_out.is_empty() {
+                continue;
+            }
+            for (file, lines) in &manifest.held_out {
+                let lines = Arc::new(lines.iter().copied().collect::<HashSet<i64>>());
+                listing.only_lines.insert(file.clone(), lines);
+            }
+            let day_files = raw_files.get(dt).into_iter().flatten();
+            listing.files.extend(
+                day_files
+                    .filter(|f| manifest.held_out.contains_key(&f.rel))
+                    .cloned(),
+            );
+            listing.partitions.push(*dt);
+        }
+        if listing.files.is_empty() {
+            return Ok(None);
+        }
+        let mut typed = ParquetSink::typed(
+            &self.store,
+            self.scratch.clone().join("typed.parquet"),
+            &input.spec,
+        )?;
+        let mut rejects =
+            ParquetSink::rejects(&self.store, self.scratch.clone().join("rejects.parquet"))?;
+        source::read_listing(input, listing, &mut typed, &mut rejects)
+            .await
+            .map_err(|source| StagingError::Read {
+                name: input.spec.name.clone(),
+                source,
+            })?;
+        Ok(Some(ReadBack {
+            typed: typed.writer.finish().await?,
+            rejects: rejects.writer.finish().await?,
+        }))
+    }
+}
 
 /// What [`forget_erased`] did to a source's entries.
 #[derive(Debug, Default, PartialEq, Eq)]

@@ -33,7 +33,7 @@
 //! parse. Raw Parquet files have no lines: their entries are deleted instead and
 //! parsed again. Files: `parquet_sink` (what a day is written with), `erased`.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use chrono::NaiveDate;
@@ -115,12 +115,6 @@ struct Manifest {
     /// a run reads them back from the raw file.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     held_out: BTreeMap<String, Vec<i64>>,
-}
-
-/// The held-out records of one entry, read back by this run.
-struct ReadBack {
-    typed: WrittenFile,
-    rejects: WrittenFile,
 }
 
 /// How a run uses the cache.
@@ -345,56 +339,6 @@ impl SourceCache {
         put_manifest(&self.store, &manifest_path, &manifest).await?;
         self.remove_unnamed(&dir, &manifest).await?;
         Ok((manifest, true))
-    }
-
-    /// Reads the records the `entries` hold out back from their days' raw files
-    /// (unchanged: each entry's key matched) into one file of the run's scratch
-    /// folder (one, not one per day: every file is a unit of work for the steps
-    /// that read the source), skipping every other record unparsed; `None` when
-    /// no entry holds any out.
-    async fn read_back(
-        &self,
-        input: &SourceInput,
-        raw_files: &BTreeMap<NaiveDate, Vec<RawFile>>,
-        entries: &[(NaiveDate, Manifest, bool)],
-    ) -> Result<Option<ReadBack>, StagingError> {
-        let mut listing = Listing::default();
-        for (dt, manifest, _) in entries {
-            if manifest.held_out.is_empty() {
-                continue;
-            }
-            for (file, lines) in &manifest.held_out {
-                let lines = Arc::new(lines.iter().copied().collect::<HashSet<i64>>());
-                listing.only_lines.insert(file.clone(), lines);
-            }
-            let day_files = raw_files.get(dt).into_iter().flatten();
-            listing.files.extend(
-                day_files
-                    .filter(|f| manifest.held_out.contains_key(&f.rel))
-                    .cloned(),
-            );
-            listing.partitions.push(*dt);
-        }
-        if listing.files.is_empty() {
-            return Ok(None);
-        }
-        let mut typed = ParquetSink::typed(
-            &self.store,
-            self.scratch.clone().join("typed.parquet"),
-            &input.spec,
-        )?;
-        let mut rejects =
-            ParquetSink::rejects(&self.store, self.scratch.clone().join("rejects.parquet"))?;
-        source::read_listing(input, listing, &mut typed, &mut rejects)
-            .await
-            .map_err(|source| StagingError::Read {
-                name: input.spec.name.clone(),
-                source,
-            })?;
-        Ok(Some(ReadBack {
-            typed: typed.writer.finish().await?,
-            rejects: rejects.writer.finish().await?,
-        }))
     }
 
     /// The manifest at `path`; `None` when there is none or it cannot be read
