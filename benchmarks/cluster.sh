@@ -27,7 +27,8 @@ fi
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 sched_port=$(free_port)
 # Stops the cluster's processes (GNU time then writes their peak RSS).
-cleanup() { pkill -TERM -f "c360 cluster .*$sched_port" 2>/dev/null || true; wait 2>/dev/null || true; }
+# The pattern matches the c360 processes only, not the `time` that waits for each.
+cleanup() { pkill -TERM -f "^$bin cluster .*$sched_port" 2>/dev/null || true; wait 2>/dev/null || true; }
 trap cleanup EXIT
 rm -rf "$work/cluster" && mkdir -p "$work/cluster"
 /usr/bin/time -f "%M" -o "$work/cluster/scheduler.rss" \
