@@ -202,6 +202,14 @@ pub async fn run_executor(options: &ExecutorOptions) -> Result<(), ClusterError>
 /// keeps its own memory pool, which bounds what Rust steps hold
 /// ([`engine::reserve`]).
 pub async fn connect(url: &str, options: &EngineOptions) -> Result<SessionContext, ClusterError> {
+    // The one-shot commands die quietly on SIGPIPE (`src/main.rs`); a run that
+    // talks to a cluster must not be killed by a peer hanging up mid-write
+    // (gRPC writes with writev, which raises it): a write error fails the query.
+    // SAFETY: sets the disposition of one signal; no handler runs Rust code.
+    #[cfg(target_os = "linux")]
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+    }
     let runtime = engine::runtime(options)?;
     let config = engine::session_config(options).upgrade_for_ballista();
     let state = engine::session_state(config, runtime, engine::physical_optimizer_rules(false));
