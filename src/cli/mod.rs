@@ -473,8 +473,13 @@ async fn explain(
 }
 
 fn print_summary(summary: &RunSummary) {
+    let on = summary
+        .engine
+        .as_deref()
+        .map(|url| format!(" on {url}"))
+        .unwrap_or_default();
     println!(
-        "run {} of {} for {} succeeded in {:.1}s",
+        "run {} of {} for {} succeeded in {:.1}s{on}",
         summary.run_id, summary.job, summary.date, summary.elapsed_secs
     );
     println!(

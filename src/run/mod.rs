@@ -97,6 +97,8 @@ pub struct RunSummary {
     pub checks: Vec<CheckOutcome>,
     /// What erasure removed.
     pub erasure: crate::erasure::ErasureRecord,
+    /// The Ballista scheduler the queries ran on; `None`: this process.
+    pub engine: Option<String>,
     pub elapsed_secs: f64,
 }
 

@@ -132,6 +132,7 @@ pub(super) fn summary(
         accounting: record.accounting.clone(),
         checks: record.checks.clone(),
         erasure: record.erasure.clone().unwrap_or_default(),
+        engine: record.engine.clone(),
         elapsed_secs,
     }
 }

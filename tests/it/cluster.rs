@@ -62,7 +62,7 @@ fn wait_for(log: &Path, needle: &str, times: usize) {
     }
 }
 
-async fn load(wh: &str, engine: Option<EngineChoice>) {
+async fn load(wh: &str, engine: Option<EngineChoice>) -> c360::run::RunSummary {
     let job = c360::job::load(&repo_root().join("jobs/customer_360.yaml")).unwrap();
     let options = RunOptions {
         date: Some(NaiveDate::from_ymd_opt(2026, 3, 1).unwrap()),
@@ -72,7 +72,7 @@ async fn load(wh: &str, engine: Option<EngineChoice>) {
         clock: Arc::new(SystemClock),
         full_refresh: false,
     };
-    run(&job, &options).await.unwrap();
+    run(&job, &options).await.unwrap()
 }
 
 /// One scheduler and two executors on loopback, logging into `dir`; returns
@@ -122,8 +122,9 @@ async fn the_sample_job_on_a_ballista_cluster_equals_the_local_engine() {
     let (local, distributed) = (tmp.path().join("local"), tmp.path().join("cluster"));
     load(&local.display().to_string(), None).await;
     let url = format!("ballista://{scheduler}");
-    let engine = Some(EngineChoice::Ballista(url));
-    load(&distributed.display().to_string(), engine).await;
+    let engine = Some(EngineChoice::Ballista(url.clone()));
+    let summary = load(&distributed.display().to_string(), engine).await;
+    assert_eq!(summary.engine, Some(url), "the summary names the cluster");
 
     // The run record names the cluster, and the queries ran on the executors,
     // both of which took part.
