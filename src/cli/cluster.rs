@@ -36,7 +36,7 @@ pub enum ClusterCommand {
         #[arg(long, default_value = "127.0.0.1")]
         bind_host: String,
         /// Host name the scheduler and other executors reach this executor at
-        /// (default: the bind address).
+        /// (default: the address the scheduler sees it connect from).
         #[arg(long)]
         external_host: Option<String>,
         /// Arrow Flight port (shuffle data and results).
@@ -49,7 +49,7 @@ pub enum ClusterCommand {
         /// the system temporary folder).
         #[arg(long)]
         work_dir: Option<std::path::PathBuf>,
-        /// Tasks run at once (default: the core count).
+        /// Tasks run at once; 0: the core count.
         #[arg(long, default_value_t = 0)]
         concurrent_tasks: usize,
         /// The memory pool shared by this executor's tasks, e.g. `4GiB`; beyond

@@ -60,7 +60,8 @@ pub struct SchedulerOptions {
 #[derive(Debug, Clone)]
 pub struct ExecutorOptions {
     pub bind_host: String,
-    /// The host the scheduler and other executors reach this executor at.
+    /// The host the scheduler and other executors reach this executor at;
+    /// `None`: the address the scheduler sees it connect from.
     pub external_host: Option<String>,
     /// Arrow Flight port (shuffle data and results).
     pub port: u16,
