@@ -1,6 +1,7 @@
-//! Writing a result where it is computed: on a Ballista cluster the executor
-//! that finishes a query writes its Parquet straight to the warehouse, instead
-//! of streaming every row back for the client to write ([`super::write_stream`]).
+//! Writing a query's result to staging, where it is computed: by this process,
+//! or, on a Ballista cluster, by the executor that finishes the query, straight
+//! to the warehouse, instead of streaming every row back for the client to write
+//! ([`super::write_stream`]).
 
 use std::sync::Arc;
 
@@ -13,6 +14,7 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 
 use super::{SinkError, StagedPartition, WrittenFile, part_name};
+use crate::engine::{self, Spills};
 use crate::job::{Compression, FileLayout};
 
 /// The Parquet settings of [`super::writer_properties`] in DataFusion's option
@@ -55,20 +57,56 @@ fn table_options(compression: Compression, layout: &FileLayout) -> TableParquetO
     options
 }
 
+/// Where a staged result goes: folder `dir` of `store`, whose URL is
+/// `store_url` (as executors also see it).
+pub struct StagingDir<'a> {
+    pub store: Arc<dyn ObjectStore>,
+    pub store_url: &'a str,
+    pub dir: &'a Path,
+}
+
+/// Writes `frame`'s result to `to`: streamed into this process's writer
+/// ([`super::write_stream`]), or, `on_cluster`, by the executor that computes it
+/// ([`write_on_cluster`]). Returns the staged partition and what the query
+/// spilled (on a cluster, the executors keep their spill metrics).
+pub async fn write_frame(
+    name: &str,
+    frame: DataFrame,
+    to: StagingDir<'_>,
+    compression: Compression,
+    layout: &FileLayout,
+    on_cluster: bool,
+) -> Result<(StagedPartition, Spills), SinkError> {
+    if on_cluster {
+        let staged = write_on_cluster(name, frame, to, compression, layout).await?;
+        return Ok((staged, Spills::default()));
+    }
+    let (plan, stream) = engine::execute(frame)
+        .await
+        .map_err(|source| SinkError::Query {
+            output: name.to_string(),
+            source,
+        })?;
+    let staged = super::write_stream(name, stream, to.store, to.dir, compression, layout).await?;
+    Ok((staged, engine::spills(&plan)))
+}
+
 /// Has the cluster write `frame`'s result as the one file `dir/part-00000.parquet`
-/// of `store` (whose URL is `store_url`, as the executors also see it), with the
-/// settings every c360 file has. A sorted result stays sorted: the cluster
-/// merges it into one stream before the write. An empty result still gets its
-/// (typed, empty) file, written here.
-pub async fn write_on_cluster(
+/// of `to`, with the settings every c360 file has. A sorted result stays sorted:
+/// the cluster merges it into one stream before the write. An empty result
+/// still gets its (typed, empty) file, written here.
+async fn write_on_cluster(
     output: &str,
     frame: DataFrame,
-    store: Arc<dyn ObjectStore>,
-    store_url: &str,
-    dir: &Path,
+    to: StagingDir<'_>,
     compression: Compression,
     layout: &FileLayout,
 ) -> Result<StagedPartition, SinkError> {
+    let StagingDir {
+        store,
+        store_url,
+        dir,
+    } = to;
     let query_err = |source| SinkError::Query {
         output: output.to_string(),
         source,

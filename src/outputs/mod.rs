@@ -37,7 +37,7 @@ pub use committed::{
     committed_files, hive_folders, latest_committed_before, read_marker, readable_snapshot,
     register_committed, rejects_partition, snapshot_partition, snapshot_partitions,
 };
-pub use distributed::write_on_cluster;
+pub use distributed::{StagingDir, write_frame};
 pub use stage::{StagedOutput, hashes_pii, key_problem, stage_output, unprotected_pii};
 
 /// Distinct values a bloom filter is first sized for; the writer folds it down

@@ -131,7 +131,7 @@ fn apply_pii(
 /// Writes `output`'s partition of `date` to staging under `tmp` (in the
 /// warehouse's store), sorted by its keys; `location` is the output's folder,
 /// which must be in the same store. `on_cluster`: the query runs on a Ballista
-/// cluster, whose executor writes the file ([`super::write_on_cluster`]).
+/// cluster, whose executor writes the file ([`super::write_frame`]).
 pub async fn stage_output(
     ctx: &SessionContext,
     output: &OutputSpec,
@@ -193,32 +193,14 @@ pub async fn stage_output(
     let target = partition
         .iter()
         .fold(location.prefix.clone(), |dir, part| dir.join(part.as_str()));
-    let (staged, spills) = if on_cluster {
-        let staged = super::write_on_cluster(
-            &output.name,
-            frame,
-            warehouse.store.clone(),
-            warehouse.store_url.as_str(),
-            &staging_dir,
-            output.compression,
-            &output.layout,
-        )
-        .await?;
-        // Spills happen on the executors; their metrics stay there.
-        (staged, crate::engine::Spills::default())
-    } else {
-        let (plan, stream) = crate::engine::execute(frame).await.map_err(query_err)?;
-        let staged = super::write_stream(
-            &output.name,
-            stream,
-            warehouse.store.clone(),
-            &staging_dir,
-            output.compression,
-            &output.layout,
-        )
-        .await?;
-        (staged, crate::engine::spills(&plan))
+    let to = super::StagingDir {
+        store: warehouse.store.clone(),
+        store_url: warehouse.store_url.as_str(),
+        dir: &staging_dir,
     };
+    let (compression, layout) = (output.compression, &output.layout);
+    let write = super::write_frame(&output.name, frame, to, compression, layout, on_cluster);
+    let (staged, spills) = write.await?;
     Ok(StagedOutput {
         name: output.name.clone(),
         root: location.prefix.clone(),

@@ -148,7 +148,6 @@ async fn run_steps(
         let tables = std::iter::once(&step.name).chain(&step.also_defines);
         let mut done = Done::default();
         for table in tables {
-            let kind = materialized(job, step, table);
             let step_dir = tmp.clone().join("steps").join(table.as_str());
             let write_table = || {
                 let (store, url) = (
@@ -157,18 +156,23 @@ async fn run_steps(
                 );
                 crate::steps::materialize(ctx, table, store, url, &step_dir, on_cluster)
             };
-            if on_cluster && step.is_builtin() && kind == Materialized::Output {
-                // Executors read files, not this process's memory: a builtin's
-                // result is written here first, then staged on the cluster.
-                write_table().await?;
-            }
+            // Executors read files, not this process's memory: on a cluster a
+            // builtin's tables are written here first (then staged on the cluster
+            // when they are outputs).
+            let in_files = if on_cluster && step.is_builtin() {
+                Some(write_table().await?)
+            } else {
+                None
+            };
             let result = if let Some(output) = by_name.get(table.as_str()) {
                 let out = stage_output(ctx, bound, output, tmp, on_cluster).await?;
                 register_staged(ctx, bound, &out).await?;
                 let result = (out.staged.clone(), out.spills, "output");
                 staged.insert(table.clone(), out);
                 result
-            } else if kind == Materialized::Table || (on_cluster && step.is_builtin()) {
+            } else if let Some(m) = in_files {
+                (m.staged, m.spills, "table")
+            } else if materialized(job, step, table) == Materialized::Table {
                 let m = write_table().await?;
                 (m.staged, m.spills, "table")
             } else {

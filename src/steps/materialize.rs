@@ -58,20 +58,16 @@ pub async fn materialize(
             .await
             .map_err(write_err)?;
         (staged, Spills::default())
-    } else if on_cluster {
-        let frame = ctx.table(name).await.map_err(sql_err)?;
-        let staged =
-            outputs::write_on_cluster(name, frame, store, store_url, dir, compression, &layout)
-                .await
-                .map_err(write_err)?;
-        (staged, Spills::default())
     } else {
         let frame = ctx.table(name).await.map_err(sql_err)?;
-        let (plan, stream) = engine::execute(frame).await.map_err(sql_err)?;
-        let staged = outputs::write_stream(name, stream, store, dir, compression, &layout)
+        let to = outputs::StagingDir {
+            store,
+            store_url,
+            dir,
+        };
+        outputs::write_frame(name, frame, to, compression, &layout, on_cluster)
             .await
-            .map_err(write_err)?;
-        (staged, engine::spills(&plan))
+            .map_err(write_err)?
     };
     engine::register_staged_dir(ctx, name, store_url, dir)
         .await
