@@ -258,29 +258,22 @@ async fn earlier_partitions(
 
 /// Per earlier date, the customer keys the identity map of that date gives an
 /// erased identifier (empty when there is no identity map output). The identity
-/// map is the output whose files have [`IDENTITY_MAP_COLUMNS`]: one file tells.
+/// map is the output whose files have [`IDENTITY_MAP_COLUMNS`]: its first file
+/// tells, and every file is opened once.
 async fn erased_keys_by_date(
     store: &Arc<dyn ObjectStore>,
     earlier: &[(&HistoryOutput, Vec<EarlierPartition>)],
     identifiers: &ErasedIdentifiers,
 ) -> Result<BTreeMap<NaiveDate, HashSet<String>>, ErasureError> {
     let mut by_date = BTreeMap::new();
-    for (_, partitions) in earlier {
-        let Some((_, _, files)) = partitions.iter().find(|(_, _, files)| !files.is_empty()) else {
-            continue;
-        };
-        if open(store, &files[0], &IDENTITY_MAP_COLUMNS)
-            .await?
-            .is_none()
-        {
-            continue;
-        }
+    'outputs: for (_, partitions) in earlier {
         for (day, _, files) in partitions {
-            let keys: &mut HashSet<String> = by_date.entry(*day).or_default();
             for file in files {
                 let Some(mut batches) = open(store, file, &IDENTITY_MAP_COLUMNS).await? else {
-                    continue;
+                    // Not the identity map: no other partition of it is either.
+                    continue 'outputs;
                 };
+                let keys: &mut HashSet<String> = by_date.entry(*day).or_default();
                 while let Some(batch) = batches.try_next().await.map_err(read_err(file))? {
                     let [id_type, id_value, key] = [0, 1, 2].map(|i| text(batch.column(i)));
                     let (id_type, id_value, key) = (id_type?, id_value?, key?);
