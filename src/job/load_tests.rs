@@ -579,3 +579,56 @@ fn engine_cluster_is_a_ballista_url_and_a_bad_one_is_located() {
         );
     }
 }
+
+#[test]
+fn incremental_reads_only_partitioned_sources_and_merges_a_column() {
+    let f = Fixture::new();
+    f.sql(
+        "a.sql",
+        "SELECT email, MIN(order_ts) AS first_ts FROM orders GROUP BY email",
+    );
+    let partitioned = BASE.replace(
+        "schema: transactions",
+        "schema: transactions, partitions: [dt]",
+    );
+    let ok = format!(
+        "{partitioned}steps:\n  - {{ name: a, sql: a.sql, incremental: {{ merge: {{ first_ts: min }} }} }}\n"
+    );
+    let job = f.load(&ok).unwrap();
+    let want = Incremental {
+        merge: vec![("first_ts".to_string(), Merge::Min)],
+    };
+    assert_eq!(job.steps[0].incremental, Some(want));
+    // Unpartitioned: parsed every run, not in the cache a state folds.
+    let unpartitioned = format!(
+        "{BASE}steps:\n  - {{ name: a, sql: a.sql, incremental: {{ merge: {{ first_ts: min }} }} }}\n"
+    );
+    assert_eq!(
+        f.errors(&unpartitioned),
+        vec![
+            "7:41: step `a`: an incremental step reads only partitioned sources (not the erasure requests); `orders` is not one"
+        ]
+    );
+    let empty = format!(
+        "{partitioned}steps:\n  - {{ name: a, sql: a.sql, incremental: {{ merge: {{}} }} }}\n"
+    );
+    assert_eq!(
+        f.errors(&empty),
+        vec!["7:41: step `a`: `incremental.merge` names no column"]
+    );
+    let bad_fn = format!(
+        "{partitioned}steps:\n  - {{ name: a, sql: a.sql, incremental: {{ merge: {{ first_ts: sum }} }} }}\n"
+    );
+    let errors = f.errors(&bad_fn);
+    assert!(errors[0].contains("sum"), "{errors:?}");
+    let builtin = format!(
+        "{partitioned}steps:\n  - {{ name: g, builtin: stitch_identities, input: orders, incremental: {{ merge: {{ x: max }} }} }}\n"
+    );
+    let errors = f.errors(&builtin);
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("`incremental` only applies to SQL steps")),
+        "{errors:?}"
+    );
+}

@@ -375,6 +375,27 @@ pub struct StepSpec {
     pub materialize: Materialize,
     /// How the step's joins run.
     pub join: JoinStrategy,
+    /// A SQL step whose result is carried from run to run (`incremental:`).
+    pub incremental: Option<Incremental>,
+}
+
+/// `incremental:` of a SQL step: its result is kept in the warehouse and each run
+/// folds only the new days of its (partitioned) sources into it
+/// (`crate::steps::carried`). The step must be a distributive reduction: its
+/// result over rows A ∪ B equals its results over A and over B merged on every
+/// column not in `merge`, each `merge` column by its function. Min and max are
+/// idempotent, so a row counted twice changes nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Incremental {
+    /// Column -> how it merges; rows merge on every other column.
+    pub merge: Vec<(String, Merge)>,
+}
+
+/// How a column of an incremental step merges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Merge {
+    Min,
+    Max,
 }
 
 impl StepSpec {

@@ -71,10 +71,16 @@ pub(crate) fn resolve(
 
     let output_names: BTreeSet<String> =
         draft.outputs.iter().map(|(n, _)| n.value.clone()).collect();
+    let cached_sources: BTreeSet<String> = sources
+        .iter()
+        .filter(|s| !s.partitions.is_empty() && s.schema != ContractSchema::Suppressions)
+        .map(|s| s.name.clone())
+        .collect();
     let scope = Scope {
         base_dir,
         tables: &tables,
         outputs: &output_names,
+        cached_sources: &cached_sources,
         vars: &path_vars,
         param_positions: &draft.param_positions,
         duplicated: &duplicated,

@@ -159,6 +159,25 @@ pub(crate) struct StepRaw {
     /// `auto`, `hash` or `sort_merge`.
     #[serde(default)]
     pub join: Option<JoinRaw>,
+    /// `{ merge: { column: min | max, … } }`: the result is carried from run to
+    /// run and updated with the new days' rows (`crate::steps::carried`).
+    #[serde(default)]
+    pub incremental: Option<Located<IncrementalRaw>>,
+}
+
+/// `steps[].incremental:`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct IncrementalRaw {
+    pub merge: BTreeMap<String, MergeRaw>,
+}
+
+/// How an incremental step's column merges across days.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum MergeRaw {
+    Min,
+    Max,
 }
 
 /// `steps[].materialize:`.

@@ -2,10 +2,10 @@
 
 use super::dag;
 use super::interpolate::{byte_offset, interpolate_mapped, line_col};
-use super::model::{JoinStrategy, Materialize, StepKind, StepSpec};
+use super::model::{Incremental, JoinStrategy, Materialize, Merge, StepKind, StepSpec};
 use super::node_de::Located;
 use super::report::Reporter;
-use super::spec::{MaterializeRaw, StepRaw};
+use super::spec::{IncrementalRaw, MaterializeRaw, MergeRaw, StepRaw};
 use super::sql_refs::{parse, table_refs};
 use datafusion::sql::sqlparser::ast::Statement;
 use std::collections::{BTreeMap, BTreeSet};
@@ -18,6 +18,9 @@ pub(crate) struct Scope<'a> {
     pub tables: &'a BTreeSet<String>,
     /// Every output name (a builtin's `previous` must be one).
     pub outputs: &'a BTreeSet<String>,
+    /// Sources read through the typed staging cache (partitioned, not the
+    /// erasure requests): what an incremental step may read.
+    pub cached_sources: &'a BTreeSet<String>,
     /// Params, `raw`, `warehouse`, and a stand-in `date`.
     pub vars: &'a BTreeMap<String, String>,
     /// Where each param's value is in the job file (line, column).
@@ -182,6 +185,9 @@ fn resolve_step(step: StepRaw, scope: &Scope, report: &mut Reporter) -> Option<S
             return None;
         }
     };
+    let incremental = step
+        .incremental
+        .map(|raw| resolve_incremental(raw, &context, &kind, &depends_on, scope, report));
     Some(StepSpec {
         name: name.value,
         kind,
@@ -191,7 +197,51 @@ fn resolve_step(step: StepRaw, scope: &Scope, report: &mut Reporter) -> Option<S
         // Decided for all steps together, once the readers are known.
         materialize: Materialize::View,
         join: step.join.map(JoinStrategy::from).unwrap_or_default(),
+        incremental,
     })
+}
+
+/// Checks `incremental:` of a step: a SQL step that reads only cached sources
+/// (their days are what it folds in, run after run), merging at least one column.
+fn resolve_incremental(
+    raw: Located<IncrementalRaw>,
+    context: &str,
+    kind: &StepKind,
+    reads: &[String],
+    scope: &Scope,
+    report: &mut Reporter,
+) -> Incremental {
+    let (line, column) = (raw.line, raw.column);
+    if !matches!(kind, StepKind::Sql { .. }) {
+        report.at(
+            line,
+            column,
+            format!("{context}: `incremental` only applies to SQL steps"),
+        );
+    }
+    for table in reads.iter().filter(|t| !scope.cached_sources.contains(*t)) {
+        let message = format!(
+            "{context}: an incremental step reads only partitioned sources (not the erasure requests); `{table}` is not one"
+        );
+        report.at(line, column, message);
+    }
+    if raw.value.merge.is_empty() {
+        let message = format!("{context}: `incremental.merge` names no column");
+        report.at(line, column, message);
+    }
+    let merge = raw
+        .value
+        .merge
+        .into_iter()
+        .map(|(column, how)| {
+            let how = match how {
+                MergeRaw::Min => Merge::Min,
+                MergeRaw::Max => Merge::Max,
+            };
+            (column, how)
+        })
+        .collect();
+    Incremental { merge }
 }
 
 /// Reads a step's SQL file and checks it: placeholders, syntax, one query, and that

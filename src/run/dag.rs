@@ -17,13 +17,14 @@ use std::time::Instant;
 use datafusion::prelude::SessionContext;
 use object_store::path::Path;
 
+use super::sources::StagedSources;
 use super::{Bound, Progress, Run, RunError, record};
 use crate::engine::{self, Spills};
 use crate::job::{Job, JoinStrategy, Materialize, OutputSpec};
 use crate::outputs::{self, StagedOutput};
 use crate::runlog::StepRecord;
-use crate::steps::PublishedLocations;
-use crate::steps::StepEnv;
+use crate::steps::carried::{CachedSource, CarryEnv};
+use crate::steps::{PublishedLocations, StepEnv};
 use crate::storage::StorageLocation;
 
 /// What the step stage produced.
@@ -76,17 +77,34 @@ pub(super) async fn stage_steps(
     ctx: &SessionContext,
     p: &mut Progress,
     sizes: Sizes,
+    sources: &StagedSources<'_>,
 ) -> Result<Vec<StagedOutput>, RunError> {
     let t = record::StageStart::now();
     let done = async {
+        let on_cluster = r.engine.cluster.is_some();
+        let carry = CarryEnv {
+            store: r.bound.warehouse.store.clone(),
+            store_url: r.bound.warehouse.store_url.as_str().to_string(),
+            warehouse: r.bound.warehouse.prefix.clone(),
+            run_id: r.run_id.to_string(),
+            full_refresh: r.options.full_refresh,
+            on_cluster,
+            sources: sources
+                .iter()
+                .map(|(spec, staged)| {
+                    let cached = CachedSource::new(staged.days.clone(), staged.read_back.clone());
+                    (spec.name.clone(), cached)
+                })
+                .collect(),
+        };
         let env = StepEnv {
             vars: &r.bound.vars,
             date: r.bound.date,
             published: published_locations(&r.bound, &r.job.outputs)?,
+            carry: Some(carry),
         };
         let tmp = r.committer.staging_dir(&r.run_id);
         let pool_bytes = r.engine.pool_bytes();
-        let on_cluster = r.engine.cluster.is_some();
         let shape = Shape {
             pool_bytes,
             on_cluster,
@@ -142,7 +160,7 @@ async fn run_steps(
             JoinStrategy::Auto => engine::hash_joins_fit(&sizes.each(&reads), pool_bytes),
         };
         engine::set_hash_joins(ctx, hash);
-        crate::steps::register_step(ctx, step, env).await?;
+        let carried = crate::steps::register_step(ctx, step, env).await?;
         // A builtin's companions (identity_graph_merges, clv_model) are computed
         // with it; they are written out with it too.
         let tables = std::iter::once(&step.name).chain(&step.also_defines);
@@ -201,6 +219,7 @@ async fn run_steps(
             peak_rss_bytes: rss.finish(),
             spilled_bytes: done.spills.bytes,
             spill_files: done.spills.files,
+            incremental: carried,
         };
         tracing::info!(
             step = %record.name,

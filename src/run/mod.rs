@@ -308,7 +308,7 @@ async fn load(r: &Run<'_>, lease: &Lease, p: &mut Progress) -> Result<(), RunErr
     let sources = sources::stage_sources(r, &ctx, p).await?;
     let transformed = async {
         let sizes = accounting::account(r, &ctx, p, &sources).await?;
-        let staged_outputs = dag::stage_steps(r, &ctx, p, sizes).await?;
+        let staged_outputs = dag::stage_steps(r, &ctx, p, sizes, &sources).await?;
         checking::check_outputs(r, &ctx, p, &staged_outputs).await?;
         Ok::<_, RunError>(staged_outputs)
     }

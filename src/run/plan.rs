@@ -96,6 +96,7 @@ pub(super) async fn planned(job: &Job) -> (Option<SessionContext>, PlanFindings)
         vars: &vars,
         date,
         published: PublishedLocations::new(),
+        carry: None,
     };
     let mut broken: BTreeSet<&str> = BTreeSet::new();
     for step in &job.steps {

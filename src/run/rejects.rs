@@ -65,6 +65,14 @@ pub(super) async fn publish_rejects(
         let store = &r.bound.warehouse.store;
         crate::source::forget_erased(store, dir, &days, &identifiers, &r.run_id).await?;
     }
+    // The incremental steps' carried state, by the same match as the cache.
+    let carried: Vec<&str> = (r.job.steps.iter())
+        .filter(|s| s.incremental.is_some())
+        .map(|s| s.name.as_str())
+        .collect();
+    let (store, warehouse) = (&r.bound.warehouse.store, &r.bound.warehouse.prefix);
+    crate::steps::carried::forget_erased(store, warehouse, &carried, &identifiers, &r.run_id)
+        .await?;
     commit_rejects(r, lease, p, sources, &identifiers).await?;
     let erasure = p.record.erasure.get_or_insert_with(Default::default);
     erasure.requested_identifiers = identifiers.len() as u64;

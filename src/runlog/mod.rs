@@ -80,6 +80,9 @@ pub struct StepRecord {
     pub peak_rss_bytes: Option<u64>,
     pub spilled_bytes: u64,
     pub spill_files: u64,
+    /// An incremental step: what it read from its carried state and folded in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incremental: Option<crate::steps::carried::Carried>,
 }
 
 /// Rows per source, as read.

@@ -37,7 +37,7 @@ use object_store::ObjectStore;
 use object_store::path::Path;
 use tokio::sync::mpsc;
 
-pub(crate) use cache::{CacheUse, days_cached, forget_erased};
+pub(crate) use cache::{CacheUse, CachedDay, days_cached, forget_erased, without_erased};
 pub use dedup::RowAccounting;
 pub use erased::ErasedIdentifiers;
 pub use error::{NoFilesFound, SourceError, StagingError};

@@ -49,6 +49,10 @@ pub(crate) struct StagedSource {
     /// Days parsed by this run and days read from the typed staging cache.
     pub days_parsed: Vec<NaiveDate>,
     pub days_reused: Vec<NaiveDate>,
+    /// Every cached day, in day order (empty when not read through the cache).
+    pub days: Vec<super::CachedDay>,
+    /// The held-out records read back from the raw files (module `cache`).
+    pub read_back: Option<WrittenFile>,
 }
 
 /// Reads one source and registers its typed rows as table `<name>`; its rejects
@@ -83,6 +87,7 @@ pub(crate) async fn stage_source(
         && !listing.files.is_empty()
         && spec.schema != ContractSchema::Suppressions;
     let cache_dir = cached.then(|| cache_dir(&env.warehouse.prefix, &spec.name));
+    let (mut days, mut read_back) = (Vec::new(), None);
     let (report, mut typed, days_parsed, days_reused) = if let Some(dir) = &cache_dir {
         let cache = SourceCache {
             store: store.clone(),
@@ -96,6 +101,7 @@ pub(crate) async fn stage_source(
             tracing::info!(source = %spec.name, rows = read.rows_read_back, "held-out rows of erased people read back from the raw files");
         }
         copy_rejects(store, &read.rejects, &mut rejected).await?;
+        (days, read_back) = (read.days, read.read_back);
         (read.report, read.typed, read.days_parsed, read.days_reused)
     } else {
         let mut accepted = ParquetSink::typed(store, typed_path.clone(), spec)?;
@@ -154,6 +160,8 @@ pub(crate) async fn stage_source(
         cache_dir,
         days_parsed,
         days_reused,
+        days,
+        read_back,
     })
 }
 

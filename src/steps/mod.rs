@@ -7,6 +7,7 @@
 //! run-private Parquet and re-registered over those files (`materialize.rs`), so
 //! every later reader scans them instead of planning the chain beneath again.
 
+pub mod carried;
 pub mod clv;
 pub mod identity;
 mod materialize;
@@ -55,6 +56,9 @@ pub enum StepError {
     },
     #[error("step {step}: fit_clv: {source}")]
     Clv { step: String, source: clv::ClvError },
+    /// An incremental step's carried state could not be read or written.
+    #[error("step {step}: carried state: {message}")]
+    State { step: String, message: String },
     #[error("step {step}: writing its table: {source}")]
     Write {
         step: String,
@@ -75,20 +79,42 @@ pub struct StepEnv<'a> {
     /// reads its own previous snapshots from the output of the same name, or from the
     /// one its `previous:` names.
     pub published: PublishedLocations,
+    /// What incremental steps carry from run to run ([`carried`]); `None`
+    /// (planning without a warehouse): they are planned as plain SQL steps.
+    pub carry: Option<carried::CarryEnv>,
 }
 
-/// Registers one step on `ctx`: a SQL step becomes a view, a builtin
-/// (`stitch_identities`, `fit_clv`) runs here and registers its tables. The run
-/// then materializes the result ([`materialize`]) when the step is a table.
+/// Registers one step on `ctx`: a SQL step becomes a view (an incremental one
+/// over its carried state, [`carried`]), a builtin (`stitch_identities`,
+/// `fit_clv`) runs here and registers its tables. The run then materializes the
+/// result ([`materialize`]) when the step is a table. Returns what an
+/// incremental step carried.
 pub async fn register_step(
     ctx: &SessionContext,
     step: &StepSpec,
     env: &StepEnv<'_>,
-) -> Result<(), StepError> {
+) -> Result<Option<carried::Carried>, StepError> {
+    let mut carried = None;
     match &step.kind {
-        StepKind::Sql { file, sql } => {
-            register_sql_step(ctx, &step.name, file, sql, env.vars).await?;
-        }
+        StepKind::Sql { file, sql } => match (&step.incremental, &env.carry) {
+            (None, _) | (_, None) => {
+                register_sql_step(ctx, &step.name, file, sql, env.vars).await?
+            }
+            (Some(incremental), Some(carry)) => {
+                let file = file.display().to_string();
+                let text = sql::interpolated(&step.name, &file, sql, env.vars)?;
+                carried = carried::register_carried(
+                    ctx,
+                    step,
+                    incremental,
+                    &file,
+                    &text,
+                    env.date,
+                    carry,
+                )
+                .await?;
+            }
+        },
         StepKind::Builtin { builtin, inputs } => match builtin.settings(env.vars) {
             Err(source) => {
                 return Err(StepError::Setting {
@@ -118,5 +144,5 @@ pub async fn register_step(
         },
     }
     tracing::debug!(step = %step.name, "step registered");
-    Ok(())
+    Ok(carried)
 }

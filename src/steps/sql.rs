@@ -17,11 +17,7 @@ pub async fn register_sql_step(
     vars: &BTreeMap<String, String>,
 ) -> Result<(), StepError> {
     let file_name = file.display().to_string();
-    let text = crate::job::interpolate(sql, vars).map_err(|e| StepError::Template {
-        step: name.to_string(),
-        file: file_name.clone(),
-        message: e.to_string(),
-    })?;
+    let text = interpolated(name, &file_name, sql, vars)?;
     let sql_err = |source| StepError::Sql {
         step: name.to_string(),
         file: file_name.clone(),
@@ -31,4 +27,18 @@ pub async fn register_sql_step(
     ctx.register_table(name, frame.into_view())
         .map_err(sql_err)?;
     Ok(())
+}
+
+/// The SQL of step `name` (from `file`) with its `{name}` placeholders filled.
+pub(super) fn interpolated(
+    name: &str,
+    file: &str,
+    sql: &str,
+    vars: &BTreeMap<String, String>,
+) -> Result<String, StepError> {
+    crate::job::interpolate(sql, vars).map_err(|e| StepError::Template {
+        step: name.to_string(),
+        file: file.to_string(),
+        message: e.to_string(),
+    })
 }

@@ -46,6 +46,55 @@ async fn run_on(raw: &Path, wh: &Path, on: &str, full_refresh: bool) -> RunRecor
     serde_json::from_slice(&std::fs::read(record).unwrap()).unwrap()
 }
 
+/// What the incremental step `identity_link_rows` carried in `record`.
+fn carried(record: &RunRecord) -> c360::steps::carried::Carried {
+    let step = record.steps.iter().find(|s| s.name == "identity_link_rows");
+    step.and_then(|s| s.incremental.clone()).unwrap()
+}
+
+/// No row of the carried identity rows names a source id whose erasure was
+/// requested by `on` (the raw requests, read here as text).
+async fn assert_no_erased_rows(raw: &Path, wh: &Path, on: &str) {
+    let mut erased = BTreeSet::new();
+    for file in files_under(&raw.join("suppressions")) {
+        for line in std::fs::read_to_string(file).unwrap().lines().skip(1) {
+            let fields: Vec<&str> = line.split(',').collect();
+            if fields.len() == 4 && !fields[2].is_empty() && fields[3][..10] <= *on {
+                erased.insert(format!("{}:{}", fields[1], fields[2]));
+            }
+        }
+    }
+    assert!(!erased.is_empty());
+    let ctx = datafusion::prelude::SessionContext::new();
+    let state = wh.join("_c360/state/identity_link_rows");
+    let base: Vec<_> = files_under(&state)
+        .into_iter()
+        .filter(|f| f.extension().is_some_and(|e| e == "parquet"))
+        .collect();
+    assert_eq!(base.len(), 1, "{base:?}");
+    let options = datafusion::prelude::ParquetReadOptions::default();
+    ctx.register_parquet("base", base[0].to_str().unwrap(), options)
+        .await
+        .unwrap();
+    let sql = "SELECT DISTINCT source_system || ':' || source_customer_id AS id FROM base";
+    let batches = ctx.sql(sql).await.unwrap().collect().await.unwrap();
+    let mut ids = BTreeSet::new();
+    for batch in &batches {
+        let column = datafusion::arrow::compute::cast(
+            batch.column(0),
+            &datafusion::arrow::datatypes::DataType::Utf8,
+        )
+        .unwrap();
+        let column = column
+            .as_any()
+            .downcast_ref::<datafusion::arrow::array::StringArray>();
+        ids.extend(column.unwrap().iter().flatten().map(str::to_string));
+    }
+    assert!(ids.len() > 100, "{}", ids.len());
+    let kept: Vec<_> = erased.intersection(&ids).collect();
+    assert!(kept.is_empty(), "{kept:?}");
+}
+
 /// `(days parsed, days reused)` of source `name` in `record`.
 fn days(record: &RunRecord, name: &str) -> (Vec<NaiveDate>, Vec<NaiveDate>) {
     let source = record.sources.iter().find(|s| s.name == name).unwrap();
@@ -172,20 +221,62 @@ async fn daily_runs_through_the_cache_equal_a_full_refresh() {
             .all(|d| reused.contains(d) || *d == day("2026-01-03"))
     );
 
+    // Nights 4 and 5 add a day each. The carried identity rows are read from
+    // the state; a day waits, reduced each run, until the end of the run that
+    // parsed it has taken erased people's rows out of it, and is folded into the
+    // state by the next run.
+    let fourth = run_on(&raw, &wh, "2026-01-17", false).await;
+    let fifth = run_on(&raw, &wh, "2026-01-18", false).await;
+    let sources = ["transactions", "profiles", "communications"];
+    let new_days = |on: &str| {
+        (sources.iter())
+            .filter(|s| raw_days(&raw, s, day(on)).contains(&day(on)))
+            .count() as u64
+    };
+    // Nights 1 to 3 rebuilt the carried state: there was none, then days it
+    // folded were withdrawn or parsed again (a min cannot forget a day).
+    let rebuilt = |r: &RunRecord| carried(r).rebuilt.unwrap_or_default();
+    assert_eq!(rebuilt(&first), "no carried state");
+    assert!(
+        rebuilt(&second).contains(" was parsed again") || rebuilt(&second).contains(" is gone")
+    );
+    assert_eq!(
+        rebuilt(&third),
+        "transactions dt=2026-01-03 was parsed again"
+    );
+    let (c4, c5) = (carried(&fourth), carried(&fifth));
+    assert_eq!(c4.rebuilt, None, "{c4:?}");
+    assert_eq!(c5.rebuilt, None, "{c5:?}");
+    let all_days: u64 = (sources.iter())
+        .map(|s| raw_days(&raw, s, day("2026-01-17")).len() as u64)
+        .sum();
+    assert!(c4.days_carried > 0, "{c4:?}");
+    let read = c4.days_carried + c4.days_folded + c4.days_pending;
+    assert_eq!(read, all_days, "{c4:?}");
+    assert_eq!(c4.days_pending, new_days("2026-01-17"), "{c4:?}");
+    assert_eq!(c5.days_folded, c4.days_pending, "{c5:?}");
+    assert_eq!(c5.days_carried, c4.days_carried + c4.days_folded, "{c5:?}");
+    assert!(c5.days_pending >= 1, "{c5:?}");
+    assert_no_erased_rows(&raw, &wh, "2026-01-18").await;
+
     // The same warehouse, refreshed in full for the last night.
     let copy = tmp.path().join("copy");
     copy_dir(&wh, &copy);
-    let refreshed = run_on(&raw, &copy, "2026-01-16", true).await;
-    for source in ["transactions", "profiles", "communications"] {
+    let refreshed = run_on(&raw, &copy, "2026-01-18", true).await;
+    assert_eq!(
+        carried(&refreshed).rebuilt.as_deref(),
+        Some("--full-refresh")
+    );
+    for source in sources {
         let (parsed, reused) = days(&refreshed, source);
         assert!(reused.is_empty(), "{source}");
         assert_eq!(
             parsed.len(),
-            raw_days(&raw, source, day("2026-01-16")).len()
+            raw_days(&raw, source, day("2026-01-18")).len()
         );
     }
-    let got = published_partitions(&wh, "2026-01-16");
-    let want = published_partitions(&copy, "2026-01-16");
+    let got = published_partitions(&wh, "2026-01-18");
+    let want = published_partitions(&copy, "2026-01-18");
     assert!(
         got.len() >= 8,
         "{:?}",

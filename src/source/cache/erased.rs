@@ -175,7 +175,8 @@ async fn forget_day(
         let path = entry.clone().join(file.name.as_str());
         let name = format!("{}-{run_id}-e{fingerprint:016x}.parquet", kind.prefix());
         let kept = entry.clone().join(name.as_str());
-        if let Some((lines, written)) = hold_out(store, &path, kind, identifiers, &kept).await? {
+        if let Some(out) = hold_out(store, &path, kind, identifiers, &kept).await? {
+            let (lines, written) = (out.lines, out.kept);
             held.extend(lines);
             replaced[slot] = Some(EntryFile {
                 name,
@@ -228,11 +229,27 @@ fn add_lines(held_out: &mut BTreeMap<String, Vec<i64>>, pairs: Vec<(String, i64)
     }
 }
 
-/// The two files of an entry.
+/// Takes the rows that carry one of `identifiers` out of `path`, a file of an
+/// incremental step's carried result (`crate::steps::carried`), by the match
+/// the cache's typed rows get over the same identifier columns: the rows kept
+/// go to `kept`. Returns how many rows were taken out and the file written, or
+/// `None` (nothing written) when no row carries one.
+pub(crate) async fn without_erased(
+    store: &Arc<dyn ObjectStore>,
+    path: &Path,
+    identifiers: &ErasedIdentifiers,
+    kept: &Path,
+) -> Result<Option<(u64, WrittenFile)>, StagingError> {
+    let out = hold_out(store, path, Kind::Carried, identifiers, kept).await?;
+    Ok(out.map(|out| (out.rows, out.kept)))
+}
+
+/// The files matched: an entry's two, or a carried result's.
 #[derive(Debug, Clone, Copy)]
 enum Kind {
     Typed,
     Rejects,
+    Carried,
 }
 
 impl Kind {
@@ -240,16 +257,27 @@ impl Kind {
         match self {
             Kind::Typed => "typed",
             Kind::Rejects => "rejects",
+            Kind::Carried => "carried",
         }
     }
 
-    /// The columns matched (those present), then the file and line columns.
-    fn columns(self) -> (&'static [&'static str], [&'static str; 2]) {
+    /// The columns matched (those present), then the file and line columns of
+    /// a file whose rows have them.
+    fn columns(self) -> (&'static [&'static str], Option<[&'static str; 2]>) {
         match self {
-            Kind::Typed => (&IDENTIFIER_COLUMNS, ["_file", "_line"]),
-            Kind::Rejects => (&["raw"], ["file", "line"]),
+            Kind::Typed => (&IDENTIFIER_COLUMNS, Some(["_file", "_line"])),
+            Kind::Rejects => (&["raw"], Some(["file", "line"])),
+            Kind::Carried => (&IDENTIFIER_COLUMNS, None),
         }
     }
+}
+
+/// What [`hold_out`] took out of a file and what it kept.
+struct HeldOut {
+    /// (raw file, line) of each row taken out, when the file has them.
+    lines: Vec<(String, i64)>,
+    rows: u64,
+    kept: WrittenFile,
 }
 
 /// The typed columns that can hold an identifier (DATA_CONTRACT.md).
@@ -292,13 +320,13 @@ async fn hold_out(
     kind: Kind,
     identifiers: &ErasedIdentifiers,
     kept: &Path,
-) -> Result<Option<(Vec<(String, i64)>, crate::outputs::WrittenFile)>, StagingError> {
+) -> Result<Option<HeldOut>, StagingError> {
     let parquet_err = |source| SinkError::Parquet {
         path: path.to_string(),
         source,
     };
     let arrow_err = |e: datafusion::arrow::error::ArrowError| parquet_err(e.into());
-    let (matched, [file_col, line_col]) = kind.columns();
+    let (matched, place) = kind.columns();
     // Fetched once, read twice: first only the matched columns (most entries
     // carry nobody), then whole when one does.
     let bytes = fetch(store, path).await?;
@@ -335,28 +363,31 @@ async fn hold_out(
         Compression::Snappy,
         &FileLayout::staging(),
     )?;
-    let mut held = Vec::new();
+    let (mut held, mut rows) = (Vec::new(), 0);
     for batch in reader {
         let batch = batch.map_err(arrow_err)?;
         let carries = carrying(&batch, &present, identifiers).map_err(arrow_err)?;
-        let (Some(files), Some(lines)) = (
-            batch.column_by_name(file_col),
-            batch.column_by_name(line_col),
-        ) else {
-            return Err(StagingError::Bind(format!(
-                "internal: cache file {path} has no `{file_col}`, `{line_col}` columns"
-            )));
-        };
-        let files = cast(files, &DataType::Utf8).map_err(arrow_err)?;
-        let files = files.as_string::<i32>();
-        let lines = lines.as_primitive_opt::<Int64Type>().ok_or_else(|| {
-            StagingError::Bind(format!(
-                "internal: cache file {path}: `{line_col}` is not BIGINT"
-            ))
-        })?;
-        for row in 0..batch.num_rows() {
-            if carries.value(row) {
-                held.push((files.value(row).to_string(), lines.value(row)));
+        rows += carries.true_count() as u64;
+        if let Some([file_col, line_col]) = place {
+            let (Some(files), Some(lines)) = (
+                batch.column_by_name(file_col),
+                batch.column_by_name(line_col),
+            ) else {
+                return Err(StagingError::Bind(format!(
+                    "internal: cache file {path} has no `{file_col}`, `{line_col}` columns"
+                )));
+            };
+            let files = cast(files, &DataType::Utf8).map_err(arrow_err)?;
+            let files = files.as_string::<i32>();
+            let lines = lines.as_primitive_opt::<Int64Type>().ok_or_else(|| {
+                StagingError::Bind(format!(
+                    "internal: cache file {path}: `{line_col}` is not BIGINT"
+                ))
+            })?;
+            for row in 0..batch.num_rows() {
+                if carries.value(row) {
+                    held.push((files.value(row).to_string(), lines.value(row)));
+                }
             }
         }
         let keep: BooleanArray = carries.iter().map(|c| c.map(|c| !c)).collect();
@@ -364,5 +395,9 @@ async fn hold_out(
             .write(&filter_record_batch(&batch, &keep).map_err(arrow_err)?)
             .await?;
     }
-    Ok(Some((held, writer.finish().await?)))
+    Ok(Some(HeldOut {
+        lines: held,
+        rows,
+        kept: writer.finish().await?,
+    }))
 }

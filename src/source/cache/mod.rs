@@ -50,7 +50,7 @@ use crate::source::{self, Listing, RawFile, SourceError, SourceInput, SourceRepo
 mod erased;
 mod parquet_sink;
 
-pub(crate) use erased::forget_erased;
+pub(crate) use erased::{forget_erased, without_erased};
 pub(super) use parquet_sink::ParquetSink;
 
 /// Bumped when the entry layout or the manifest changes meaning (2: `held_out`,
@@ -157,6 +157,33 @@ pub(super) struct CachedRead {
     pub days_reused: Vec<NaiveDate>,
     /// Held-out records read back from the raw files (module docs).
     pub rows_read_back: u64,
+    /// Every day read, in day order, as an incremental step folds it.
+    pub days: Vec<CachedDay>,
+    /// The typed held-out records read back (also last in `typed`).
+    pub read_back: Option<WrittenFile>,
+}
+
+/// One day of a cached source as an incremental step sees it
+/// (`crate::steps::carried`): what it was parsed from, whether it was last found
+/// clean of erased people, and its typed rows.
+#[derive(Debug, Clone)]
+pub(crate) struct CachedDay {
+    pub dt: NaiveDate,
+    /// A digest of the entry's key: equal while the day's raw files are unchanged.
+    pub key: String,
+    /// The erased set the entry was last found clean for ([`forget_erased`]).
+    pub clean_for: Option<u64>,
+    /// The entry's typed rows (none when every row was rejected or held out).
+    pub typed: Option<WrittenFile>,
+}
+
+impl EntryKey {
+    /// SHA-256 of the key's JSON, in hex: stable across runs and c360 builds.
+    fn digest(&self) -> String {
+        use sha2::Digest;
+        let json = serde_json::to_vec(self).unwrap_or_default();
+        hex::encode(sha2::Sha256::digest(json))
+    }
 }
 
 impl SourceCache {
@@ -245,6 +272,8 @@ impl SourceCache {
             days_parsed: Vec::new(),
             days_reused: Vec::new(),
             rows_read_back: 0,
+            days: Vec::new(),
+            read_back: None,
         };
         for &(dt, ref manifest, parsed) in &entries {
             read.report.add(&manifest.report);
@@ -254,9 +283,14 @@ impl SourceCache {
                 rows: f.rows,
                 bytes: f.bytes,
             };
-            if manifest.typed.rows > 0 {
-                read.typed.push(file(&manifest.typed));
-            }
+            let typed = (manifest.typed.rows > 0).then(|| file(&manifest.typed));
+            read.typed.extend(typed.clone());
+            read.days.push(CachedDay {
+                dt,
+                key: manifest.key.digest(),
+                clean_for: manifest.clean_for,
+                typed,
+            });
             if manifest.rejects.rows > 0 {
                 read.rejects.push(file(&manifest.rejects));
             }
@@ -269,8 +303,10 @@ impl SourceCache {
         // After the days' own files: the held-out records, all days in one file.
         if let Some(back) = self.read_back(input, &raw_files, &entries).await? {
             read.rows_read_back = back.typed.rows + back.rejects.rows;
-            read.typed
-                .extend((back.typed.rows > 0).then_some(back.typed));
+            if back.typed.rows > 0 {
+                read.typed.push(back.typed.clone());
+                read.read_back = Some(back.typed);
+            }
             read.rejects
                 .extend((back.rejects.rows > 0).then_some(back.rejects));
         }
