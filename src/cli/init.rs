@@ -42,6 +42,7 @@ const PROJECT_FILES: &[(&str, &str)] = &[
     embed!("sql/staging/erasure_requests.sql"),
     embed!("sql/staging/fx_rates_current.sql"),
     embed!("sql/staging/golden_profile.sql"),
+    embed!("sql/staging/identity_link_rows.sql"),
     embed!("sql/staging/identity_links.sql"),
     embed!("sql/staging/permission.sql"),
     embed!("sql/staging/profiles_current.sql"),
