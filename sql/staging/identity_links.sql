@@ -17,39 +17,48 @@
 -- that is no identifier leaves a row with a NULL id, which the step counts only
 -- as the record). Rows repeat across records' texts; the step keeps each
 -- distinct link once and the earliest seen_on per identifier.
-WITH rows_known AS (
-    SELECT
-        -- A guest order has no source_customer_id; an event without source id
-        -- may lack either part.
-        CASE
-            WHEN source_system IS NOT NULL AND source_customer_id IS NOT NULL
-            THEN source_system || ':' || source_customer_id
-        END AS source_id,
-        record_kind,
-        guest_id,
-        email_id,
-        phone_id,
-        seen_on
-    FROM identity_link_rows
-    WHERE seen_on <= DATE '{date}'
-),
-links AS (
-    SELECT
-        CASE WHEN source_id IS NOT NULL THEN 'source' ELSE record_kind END AS record_type,
-        COALESCE(source_id, guest_id) AS record_id,
-        'email' AS id_type,
-        email_id AS id_value,
-        seen_on
-    FROM rows_known
-    UNION ALL
-    SELECT 'source', source_id, 'phone', phone_id, seen_on
-    FROM rows_known
-    WHERE record_kind = 'profile'
-)
+--
+-- The carried rows are read once: a CTE named twice would be planned twice (DataFusion
+-- inlines CTEs), each time merging the carried rows with the new days.
 SELECT
     record_type,
     record_id,
     CASE WHEN id_value IS NOT NULL THEN id_type END AS id_type,
     id_value,
     seen_on
-FROM links
+FROM (
+    SELECT
+        record_type,
+        record_id,
+        id_type,
+        CASE WHEN id_type = 'email' THEN email_id ELSE phone_id END AS id_value,
+        seen_on
+    FROM (
+        SELECT
+            CASE WHEN source_id IS NOT NULL THEN 'source' ELSE record_kind END AS record_type,
+            COALESCE(source_id, guest_id) AS record_id,
+            unnest(
+                CASE WHEN record_kind = 'profile'
+                THEN make_array('email', 'phone') ELSE make_array('email') END
+            ) AS id_type,
+            email_id,
+            phone_id,
+            seen_on
+        FROM (
+            SELECT
+                -- A guest order has no source_customer_id; an event without source
+                -- id may lack either part.
+                CASE
+                    WHEN source_system IS NOT NULL AND source_customer_id IS NOT NULL
+                    THEN source_system || ':' || source_customer_id
+                END AS source_id,
+                record_kind,
+                guest_id,
+                email_id,
+                phone_id,
+                seen_on
+            FROM identity_link_rows
+            WHERE seen_on <= DATE '{date}'
+        ) known
+    ) links
+) typed

@@ -86,6 +86,7 @@ pub(super) async fn stage_steps(
             store: r.bound.warehouse.store.clone(),
             store_url: r.bound.warehouse.store_url.as_str().to_string(),
             warehouse: r.bound.warehouse.prefix.clone(),
+            local_disk: r.bound.warehouse.is_local_disk(),
             run_id: r.run_id.to_string(),
             full_refresh: r.options.full_refresh,
             on_cluster,

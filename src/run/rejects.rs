@@ -70,8 +70,13 @@ pub(super) async fn publish_rejects(
         .filter(|s| s.incremental.is_some())
         .map(|s| s.name.as_str())
         .collect();
-    let (store, warehouse) = (&r.bound.warehouse.store, &r.bound.warehouse.prefix);
-    crate::steps::carried::forget_erased(store, warehouse, &carried, &identifiers, &r.run_id)
+    let warehouse = &r.bound.warehouse;
+    let (store, root, local) = (
+        &warehouse.store,
+        &warehouse.prefix,
+        warehouse.is_local_disk(),
+    );
+    crate::steps::carried::forget_erased(store, root, &carried, &identifiers, &r.run_id, local)
         .await?;
     commit_rejects(r, lease, p, sources, &identifiers).await?;
     let erasure = p.record.erasure.get_or_insert_with(Default::default);

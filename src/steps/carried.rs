@@ -83,6 +83,8 @@ pub struct CarryEnv {
     pub store: Arc<dyn ObjectStore>,
     pub store_url: String,
     pub warehouse: Path,
+    /// The warehouse is a root `LocalFileSystem`, whose killed writes leave hidden files.
+    pub local_disk: bool,
     /// Names the files this run writes.
     pub run_id: String,
     /// `--full-refresh`: every base is rebuilt.
@@ -260,10 +262,9 @@ pub async fn register_carried(
         }
         let mut frame = sub.sql(text).await.map_err(sql_err)?;
         if !base_files.is_empty() {
-            frame = union_files(&sub, frame, &env.store_url, &base_files)
+            frame = merge_into(&sub, &env.store_url, &base_files, frame, incremental)
                 .await
                 .map_err(sql_err)?;
-            frame = merge(frame, incremental).map_err(sql_err)?;
         }
         let base_name = format!("base-{}", env.run_id);
         let base_dir = dir.clone().join(base_name.as_str());
@@ -310,7 +311,7 @@ pub async fn register_carried(
         put_manifest(&env.store, &dir, &manifest)
             .await
             .map_err(state_err)?;
-        remove_unnamed(&env.store, &dir, &manifest)
+        remove_unnamed(&env.store, &dir, &manifest, env.local_disk)
             .await
             .map_err(state_err)?;
         staged.files.into_iter().map(|f| f.path).collect()
@@ -342,10 +343,9 @@ pub async fn register_carried(
                 .map_err(sql_err)?;
         }
         let frame = sub.sql(text).await.map_err(sql_err)?;
-        let frame = union_files(&sub, frame, &env.store_url, &base_files)
+        merge_into(&sub, &env.store_url, &base_files, frame, incremental)
             .await
-            .map_err(sql_err)?;
-        merge(frame, incremental).map_err(sql_err)?
+            .map_err(sql_err)?
     };
     ctx.register_table(name, frame.into_view())
         .map_err(sql_err)?;
@@ -443,18 +443,64 @@ async fn table_over(
     sub.table("_c360_base").await
 }
 
-/// `frame` with the rows of the Parquet `files` appended (none: `frame` itself).
-async fn union_files(
+/// The carried rows of the Parquet `base` files (unique on every column but
+/// the merged ones) with the step's rows `new` merged in: `new` is merged on
+/// its own (it is small: a few days), then joined to the base on every other
+/// column (NULL matching NULL), each merged column taking the smaller or larger
+/// value. One pass over the base, and no hash table of all its rows: the join
+/// is built on the new rows. No base: `new` merged.
+async fn merge_into(
     sub: &SessionContext,
-    frame: DataFrame,
     store_url: &str,
-    files: &[Path],
+    base: &[Path],
+    new: DataFrame,
+    incremental: &Incremental,
 ) -> Result<DataFrame, datafusion::error::DataFusionError> {
-    if files.is_empty() {
-        return Ok(frame);
+    let new = merge(new, incremental)?;
+    if base.is_empty() {
+        return Ok(new);
     }
-    let base = table_over(sub, store_url, files).await?;
-    frame.union(base)
+    let names: Vec<String> = new
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    sub.register_table("_c360_new", new.into_view())?;
+    engine::register_staged_files(sub, "_c360_base", store_url, base).await?;
+    let how: BTreeMap<&str, Merge> = (incremental.merge.iter())
+        .map(|(c, m)| (c.as_str(), *m))
+        .collect();
+    let mut select = Vec::new();
+    let mut on = Vec::new();
+    for name in &names {
+        let c = engine::sql_ident(name);
+        let (b, n) = (format!("b.{c}"), format!("n.{c}"));
+        select.push(match how.get(name.as_str()) {
+            None => {
+                on.push(format!("({b} IS NOT DISTINCT FROM {n})"));
+                format!("COALESCE({b}, {n}) AS {c}")
+            }
+            // NULLs merge as MIN and MAX treat them: the other value wins.
+            Some(m) => {
+                let better = if *m == Merge::Min { "<" } else { ">" };
+                format!(
+                    "CASE WHEN {b} IS NULL THEN {n} WHEN {n} IS NULL THEN {b} \
+                     WHEN {n} {better} {b} THEN {n} ELSE {b} END AS {c}"
+                )
+            }
+        });
+    }
+    let on = if on.is_empty() {
+        "TRUE".to_string()
+    } else {
+        on.join(" AND ")
+    };
+    let sql = format!(
+        "SELECT {} FROM _c360_base b FULL JOIN _c360_new n ON {on}",
+        select.join(", ")
+    );
+    sub.sql(&sql).await
 }
 
 /// `frame` grouped on every column but the merged ones, each merged by its
@@ -506,6 +552,7 @@ pub async fn forget_erased(
     steps: &[&str],
     identifiers: &ErasedIdentifiers,
     run_id: &str,
+    local_disk: bool,
 ) -> Result<(), StepError> {
     if identifiers.is_empty() {
         return Ok(());
@@ -562,7 +609,7 @@ pub async fn forget_erased(
         put_manifest(store, &dir, &manifest)
             .await
             .map_err(state_err)?;
-        remove_unnamed(store, &dir, &manifest)
+        remove_unnamed(store, &dir, &manifest, local_disk)
             .await
             .map_err(state_err)?;
     }
@@ -602,12 +649,24 @@ async fn put_manifest(
 }
 
 /// Deletes every object under `dir` but the manifest and the files it names:
-/// the old base, and whatever a killed run left.
+/// the old base, and whatever a killed run left (on local disk, its hidden
+/// half-written files too).
 async fn remove_unnamed(
     store: &Arc<dyn ObjectStore>,
     dir: &Path,
     manifest: &Manifest,
+    local_disk: bool,
 ) -> Result<(), String> {
+    if local_disk {
+        let folders = store
+            .list_with_delimiter(Some(dir))
+            .await
+            .map_err(|e| format!("{dir}: {e}"))?
+            .common_prefixes;
+        for folder in folders.iter().chain([dir]) {
+            crate::storage::remove_interrupted_writes(folder).map_err(|e| e.to_string())?;
+        }
+    }
     let keep: BTreeSet<Path> = manifest
         .paths(dir)
         .into_iter()

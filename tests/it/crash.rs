@@ -128,6 +128,7 @@ fn kill_9_at_any_moment_leaves_the_last_snapshot_complete_and_a_rerun_identical(
     let status = c360(&[]).args(&args).status().unwrap();
     assert!(status.success());
     assert_eq!(snapshot(&wh), good);
+    assert_state_complete(&wh);
     assert!(files_under(&wh.join("_c360/tmp")).is_empty());
     assert!(files_under(&wh.join("_c360/commits")).is_empty());
     assert!(!wh.join("_c360/lock").exists());
@@ -180,6 +181,23 @@ fn assert_cache_entries_complete(wh: &Path) {
     }
 }
 
+/// Every file of the carried state of `identity_link_rows` under `wh` is the
+/// manifest or named by it: a killed run's half-written base is swept.
+fn assert_state_complete(wh: &Path) {
+    let dir = wh.join("_c360/state/identity_link_rows");
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap();
+    let base = manifest["base"].as_str().unwrap();
+    let mut named: Vec<PathBuf> = (manifest["files"].as_array().unwrap().iter())
+        .map(|f| dir.join(base).join(f.as_str().unwrap()))
+        .chain([dir.join("manifest.json")])
+        .collect();
+    named.sort();
+    let mut present = files_under(&dir);
+    present.sort();
+    assert_eq!(present, named);
+}
+
 // Runs killed while they parse raw days into the typed staging cache (a full
 // refresh rewrites every entry) leave no entry a later run trusts wrongly: the
 // next run's outputs equal those of a run that never saw the cache, and the
@@ -230,6 +248,7 @@ fn kill_9_while_the_cache_is_written_then_a_rerun_equals_a_fresh_run() {
     assert!(c360(&[]).args(&args).status().unwrap().success());
     assert_eq!(snapshot(&wh), good);
     assert_cache_entries_complete(&wh);
+    assert_state_complete(&wh);
 }
 
 // The moment both kill tests above hit only by chance: a kill inside a local
