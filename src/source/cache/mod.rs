@@ -40,7 +40,7 @@ use chrono::NaiveDate;
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use futures::StreamExt;
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use object_store::{ObjectStore, ObjectStoreExt};
 use serde::{Deserialize, Serialize};
 
 use crate::outputs::{SinkError, WrittenFile};
@@ -169,7 +169,10 @@ pub(super) struct CachedRead {
 #[derive(Debug, Clone)]
 pub(crate) struct CachedDay {
     pub dt: NaiveDate,
-    /// A digest of the entry's key: equal while the day's raw files are unchanged.
+    /// Names the parse the entry holds: its key's digest (the day's raw files,
+    /// the rules) and the run that parsed it. A day parsed again, even from the
+    /// same files (`--full-refresh`), is another parse: its held-out rows are
+    /// back in its files.
     pub key: String,
     /// The erased set the entry was last found clean for ([`forget_erased`]).
     pub clean_for: Option<u64>,
@@ -287,7 +290,7 @@ impl SourceCache {
             read.typed.extend(typed.clone());
             read.days.push(CachedDay {
                 dt,
-                key: manifest.key.digest(),
+                key: format!("{} {}", manifest.key.digest(), manifest.written_by),
                 clean_for: manifest.clean_for,
                 typed,
             });
@@ -479,18 +482,9 @@ async fn read_manifest(
     store: &Arc<dyn ObjectStore>,
     path: &Path,
 ) -> Result<Option<Manifest>, StagingError> {
-    let bytes = match store.get(path).await {
-        Ok(found) => found.bytes().await.map_err(store_err(path))?,
-        Err(object_store::Error::NotFound { .. }) => return Ok(None),
-        Err(e) => return Err(store_err(path)(e).into()),
-    };
-    match serde_json::from_slice(&bytes) {
-        Ok(manifest) => Ok(Some(manifest)),
-        Err(e) => {
-            tracing::warn!(manifest = %path, error = %e, "unreadable cache manifest: the day is parsed again");
-            Ok(None)
-        }
-    }
+    let what = "the day is parsed again";
+    let manifest = crate::storage::read_json(store, path, what).await;
+    Ok(manifest.map_err(store_err(path))?)
 }
 
 async fn put_manifest(
@@ -498,15 +492,8 @@ async fn put_manifest(
     path: &Path,
     manifest: &Manifest,
 ) -> Result<(), StagingError> {
-    let body = serde_json::to_vec_pretty(manifest).map_err(|e| SinkError::Marker {
-        path: path.to_string(),
-        message: e.to_string(),
-    })?;
-    store
-        .put(path, PutPayload::from(body))
-        .await
-        .map_err(store_err(path))?;
-    Ok(())
+    let put = crate::storage::put_json(store, path, manifest).await;
+    Ok(put.map_err(store_err(path))?)
 }
 
 async fn delete(store: &Arc<dyn ObjectStore>, path: &Path) -> Result<(), StagingError> {

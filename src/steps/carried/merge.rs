@@ -1,0 +1,160 @@
+//! Planning an incremental step over some of its sources' days, and merging
+//! its rows into the carried base.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use datafusion::catalog::{MemTable, MemoryCatalogProviderList};
+use datafusion::common::Column;
+use datafusion::execution::SessionStateBuilder;
+use datafusion::functions_aggregate::expr_fn::{max, min};
+use datafusion::prelude::{DataFrame, Expr, SessionContext, col};
+use object_store::path::Path;
+
+use crate::engine;
+use crate::job::{Incremental, Merge};
+
+/// The step's SQL `text` planned on `sub` with each source bound to `files`.
+pub(super) async fn step_over(
+    ctx: &SessionContext,
+    sub: &SessionContext,
+    text: &str,
+    store_url: &str,
+    files: &BTreeMap<&str, Vec<Path>>,
+) -> Result<DataFrame, datafusion::error::DataFusionError> {
+    for (source, files) in files {
+        register_files(ctx, sub, source, store_url, files).await?;
+    }
+    sub.sql(text).await
+}
+
+/// A session with `ctx`'s settings, functions and runtime but its own (empty)
+/// catalog, where a step's sources can be bound to some of their days.
+pub(super) fn sub_context(ctx: &SessionContext) -> SessionContext {
+    let state = ctx.state();
+    let config = state
+        .config()
+        .clone()
+        .with_create_default_catalog_and_schema(true);
+    let state = SessionStateBuilder::new_from_existing(state)
+        .with_config(config)
+        .with_catalog_list(Arc::new(MemoryCatalogProviderList::new()))
+        .build();
+    SessionContext::new_with_state(state)
+}
+
+/// Registers `source` on `sub` over `files`, or empty with the schema it has on `ctx`.
+async fn register_files(
+    ctx: &SessionContext,
+    sub: &SessionContext,
+    source: &str,
+    store_url: &str,
+    files: &[Path],
+) -> Result<(), datafusion::error::DataFusionError> {
+    if files.is_empty() {
+        let schema = ctx.table_provider(source).await?.schema();
+        sub.register_table(source, Arc::new(MemTable::try_new(schema, vec![vec![]])?))?;
+        return Ok(());
+    }
+    engine::register_staged_files(sub, source, store_url, files).await
+}
+
+/// The carried rows of the Parquet `base` files (unique on every column but
+/// the merged ones) with the step's rows `new` merged in: `new` is merged on
+/// its own (it is small: a few days), then joined to the base on every other
+/// column (NULL matching NULL), each merged column taking the smaller or larger
+/// value. One pass over the base, and no hash table of all its rows: the join
+/// is built on the new rows. No base: `new` merged.
+pub(super) async fn merge_into(
+    sub: &SessionContext,
+    store_url: &str,
+    base: &[Path],
+    new: DataFrame,
+    incremental: &Incremental,
+) -> Result<DataFrame, datafusion::error::DataFusionError> {
+    let new = merge(new, incremental)?;
+    if base.is_empty() {
+        return Ok(new);
+    }
+    let names: Vec<String> = new
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    sub.register_table("_c360_new", new.into_view())?;
+    engine::register_staged_files(sub, "_c360_base", store_url, base).await?;
+    let how: BTreeMap<&str, Merge> = (incremental.merge.iter())
+        .map(|(c, m)| (c.as_str(), *m))
+        .collect();
+    let mut select = Vec::new();
+    let mut on = Vec::new();
+    for name in &names {
+        let c = engine::sql_ident(name);
+        let (b, n) = (format!("b.{c}"), format!("n.{c}"));
+        select.push(match how.get(name.as_str()) {
+            None => {
+                on.push(format!("({b} IS NOT DISTINCT FROM {n})"));
+                format!("COALESCE({b}, {n}) AS {c}")
+            }
+            // NULLs merge as MIN and MAX treat them: the other value wins.
+            Some(m) => {
+                let better = if *m == Merge::Min { "<" } else { ">" };
+                format!(
+                    "CASE WHEN {b} IS NULL THEN {n} WHEN {n} IS NULL THEN {b} \
+                     WHEN {n} {better} {b} THEN {n} ELSE {b} END AS {c}"
+                )
+            }
+        });
+    }
+    let on = if on.is_empty() {
+        "TRUE".to_string()
+    } else {
+        on.join(" AND ")
+    };
+    let sql = format!(
+        "SELECT {} FROM _c360_base b FULL JOIN _c360_new n ON {on}",
+        select.join(", ")
+    );
+    sub.sql(&sql).await
+}
+
+/// `frame` grouped on every column but the merged ones, each merged by its
+/// function; columns in their order.
+fn merge(
+    frame: DataFrame,
+    incremental: &Incremental,
+) -> Result<DataFrame, datafusion::error::DataFusionError> {
+    let names: Vec<String> = frame
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    let how: BTreeMap<&str, Merge> = incremental
+        .merge
+        .iter()
+        .map(|(c, m)| (c.as_str(), *m))
+        .collect();
+    if let Some(missing) = how.keys().find(|c| !names.iter().any(|n| n == *c)) {
+        return Err(datafusion::error::DataFusionError::Plan(format!(
+            "incremental.merge names `{missing}`, which the step's result does not have"
+        )));
+    }
+    let column = |n: &str| col(Column::from_name(n));
+    let keys: Vec<Expr> = names
+        .iter()
+        .filter(|n| !how.contains_key(n.as_str()))
+        .map(|n| column(n))
+        .collect();
+    let merged: Vec<Expr> = how
+        .iter()
+        .map(|(n, m)| match m {
+            Merge::Min => min(column(n)).alias(*n),
+            Merge::Max => max(column(n)).alias(*n),
+        })
+        .collect();
+    frame
+        .aggregate(keys, merged)?
+        .select(names.iter().map(|n| column(n)).collect::<Vec<_>>())
+}
