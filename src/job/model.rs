@@ -398,6 +398,16 @@ pub enum Merge {
     Max,
 }
 
+impl Merge {
+    /// The job-file spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Min => "min",
+            Self::Max => "max",
+        }
+    }
+}
+
 impl StepSpec {
     /// A Rust step (`builtin:`), whose tables are computed in this process.
     pub fn is_builtin(&self) -> bool {

@@ -53,6 +53,18 @@ pub async fn explain(job: &Job, options: &RunOptions, verbose: bool) -> Result<S
             what,
             step.depends_on.join(", ")
         );
+        if let Some(incremental) = &step.incremental {
+            let merged: Vec<String> = (incremental.merge.iter())
+                .map(|(column, how)| format!("{column} ({})", how.as_str()))
+                .collect();
+            let _ = writeln!(
+                w,
+                "  {:<24} incremental: carried in _c360/state/{}/, new days merged into {}",
+                "",
+                step.name,
+                merged.join(", ")
+            );
+        }
         for also in &step.also_defines {
             let _ = writeln!(
                 w,

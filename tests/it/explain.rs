@@ -80,6 +80,10 @@ fn explain_shows_sources_steps_checks_and_outputs_without_running() {
     let graph = line(&text, "identity_graph ");
     assert!(graph.contains("builtin stitch_identities") && graph.contains("<- identity_links"));
     assert!(line(&text, "identity_graph_merges ").contains("<- identity_graph"));
+    assert!(
+        text.contains("incremental: carried in _c360/state/identity_link_rows/, new days merged into seen_on (min)"),
+        "{text}"
+    );
     let c360 = line(&text, "customer_360 ");
     assert!(
         c360.contains(" output ") && c360.contains("sql/marts/customer_360.sql"),
