@@ -310,4 +310,17 @@ async fn daily_runs_through_the_cache_equal_a_full_refresh() {
     };
     assert!(line("completed").contains("|3|10.00|"), "{late:?}");
     assert!(line("returned").contains("|2|10.00|"), "{late:?}");
+
+    // A backfill of an earlier date computes the step in full (the state holds
+    // later days) and leaves the state usable: night 5 run again from it still
+    // equals the full refresh.
+    let backfill = run_on(&raw, &wh, "2026-01-12", false).await;
+    let step = backfill
+        .steps
+        .iter()
+        .find(|s| s.name == "identity_link_rows");
+    assert_eq!(step.map(|s| s.incremental.clone()), Some(None));
+    let again = run_on(&raw, &wh, "2026-01-18", false).await;
+    assert_eq!(carried(&again).rebuilt, None, "{:?}", carried(&again));
+    assert_eq!(published_partitions(&wh, "2026-01-18"), want);
 }
