@@ -391,6 +391,16 @@ pub struct Incremental {
     pub merge: Vec<(String, Merge)>,
 }
 
+impl Incremental {
+    /// How `column` merges; `None`: rows merge on it.
+    pub fn merge_of(&self, column: &str) -> Option<Merge> {
+        self.merge
+            .iter()
+            .find(|(c, _)| c == column)
+            .map(|(_, m)| *m)
+    }
+}
+
 /// How a column of an incremental step merges.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Merge {

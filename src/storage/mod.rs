@@ -23,16 +23,18 @@ use datafusion::execution::runtime_env::RuntimeEnv;
 use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
 use object_store::path::Path as StorePath;
-use object_store::{ObjectStore, ObjectStoreExt, ObjectStoreScheme, RetryConfig};
+use object_store::{ObjectStore, ObjectStoreScheme, RetryConfig};
 use url::Url;
 
 pub use cloud::{default_retry_config, retry_config};
 
 mod cloud;
 mod describe;
+mod json;
 mod redact;
 
 pub use describe::{describe, one_line};
+pub use json::{put_json, read_json};
 
 /// `text` as it may be shown to anyone: a password in a URL, the values of
 /// `options` (`storage.options`) and secret-looking cloud environment variables
@@ -137,43 +139,6 @@ impl StorageLocation {
             _ => inner.prefix.prefix_matches(&self.prefix),
         }
     }
-}
-
-/// The JSON document at `path` (a manifest): `None` when there is none, or when it
-/// does not parse (logged, naming `what` happens instead: it is rebuilt).
-pub async fn read_json<T: serde::de::DeserializeOwned>(
-    store: &Arc<dyn ObjectStore>,
-    path: &StorePath,
-    what: &str,
-) -> Result<Option<T>, object_store::Error> {
-    let bytes = match store.get(path).await {
-        Ok(found) => found.bytes().await?,
-        Err(object_store::Error::NotFound { .. }) => return Ok(None),
-        Err(e) => return Err(e),
-    };
-    match serde_json::from_slice(&bytes) {
-        Ok(value) => Ok(Some(value)),
-        Err(e) => {
-            tracing::warn!(manifest = %path, error = %e, "unreadable manifest: {what}");
-            Ok(None)
-        }
-    }
-}
-
-/// Puts `value` at `path` as pretty JSON, in one object write (atomic).
-pub async fn put_json<T: serde::Serialize>(
-    store: &Arc<dyn ObjectStore>,
-    path: &StorePath,
-    value: &T,
-) -> Result<(), object_store::Error> {
-    let body = serde_json::to_vec_pretty(value).map_err(|e| object_store::Error::Generic {
-        store: "json",
-        source: Box::new(e),
-    })?;
-    store
-        .put(path, object_store::PutPayload::from(body))
-        .await?;
-    Ok(())
 }
 
 /// Removes, from local folder `dir` (a store path of a root `LocalFileSystem`),

@@ -72,34 +72,26 @@ pub(super) async fn merge_into(
     new: DataFrame,
     incremental: &Incremental,
 ) -> Result<DataFrame, datafusion::error::DataFusionError> {
-    let new = merge(new, incremental)?;
+    let names = columns_of(&new, incremental)?;
+    let new = merge(new, &names, incremental)?;
     if base.is_empty() {
         return Ok(new);
     }
-    let names: Vec<String> = new
-        .schema()
-        .fields()
-        .iter()
-        .map(|f| f.name().clone())
-        .collect();
     sub.register_table("_c360_new", new.into_view())?;
     engine::register_staged_files(sub, "_c360_base", store_url, base).await?;
-    let how: BTreeMap<&str, Merge> = (incremental.merge.iter())
-        .map(|(c, m)| (c.as_str(), *m))
-        .collect();
     let mut select = Vec::new();
     let mut on = Vec::new();
     for name in &names {
         let c = engine::sql_ident(name);
         let (b, n) = (format!("b.{c}"), format!("n.{c}"));
-        select.push(match how.get(name.as_str()) {
+        select.push(match incremental.merge_of(name) {
             None => {
                 on.push(format!("({b} IS NOT DISTINCT FROM {n})"));
                 format!("COALESCE({b}, {n}) AS {c}")
             }
             // NULLs merge as MIN and MAX treat them: the other value wins.
             Some(m) => {
-                let better = if *m == Merge::Min { "<" } else { ">" };
+                let better = if m == Merge::Min { "<" } else { ">" };
                 format!(
                     "CASE WHEN {b} IS NULL THEN {n} WHEN {n} IS NULL THEN {b} \
                      WHEN {n} {better} {b} THEN {n} ELSE {b} END AS {c}"
@@ -119,39 +111,39 @@ pub(super) async fn merge_into(
     sub.sql(&sql).await
 }
 
-/// `frame` grouped on every column but the merged ones, each merged by its
-/// function; columns in their order.
-fn merge(
-    frame: DataFrame,
+/// The columns of `frame`, in order; an error when a merged column is not one.
+fn columns_of(
+    frame: &DataFrame,
     incremental: &Incremental,
-) -> Result<DataFrame, datafusion::error::DataFusionError> {
-    let names: Vec<String> = frame
-        .schema()
-        .fields()
-        .iter()
+) -> Result<Vec<String>, datafusion::error::DataFusionError> {
+    let names: Vec<String> = (frame.schema().fields().iter())
         .map(|f| f.name().clone())
         .collect();
-    let how: BTreeMap<&str, Merge> = incremental
-        .merge
-        .iter()
-        .map(|(c, m)| (c.as_str(), *m))
-        .collect();
-    if let Some(missing) = how.keys().find(|c| !names.iter().any(|n| n == *c)) {
+    let merged = incremental.merge.iter().map(|(c, _)| c);
+    if let Some(missing) = merged.clone().find(|c| !names.contains(c)) {
         return Err(datafusion::error::DataFusionError::Plan(format!(
             "incremental.merge names `{missing}`, which the step's result does not have"
         )));
     }
+    Ok(names)
+}
+
+/// `frame` (of columns `names`) grouped on every column but the merged ones,
+/// each merged by its function; columns in their order.
+fn merge(
+    frame: DataFrame,
+    names: &[String],
+    incremental: &Incremental,
+) -> Result<DataFrame, datafusion::error::DataFusionError> {
     let column = |n: &str| col(Column::from_name(n));
-    let keys: Vec<Expr> = names
-        .iter()
-        .filter(|n| !how.contains_key(n.as_str()))
+    let keys: Vec<Expr> = (names.iter())
+        .filter(|n| incremental.merge_of(n).is_none())
         .map(|n| column(n))
         .collect();
-    let merged: Vec<Expr> = how
-        .iter()
+    let merged: Vec<Expr> = (incremental.merge.iter())
         .map(|(n, m)| match m {
-            Merge::Min => min(column(n)).alias(*n),
-            Merge::Max => max(column(n)).alias(*n),
+            Merge::Min => min(column(n)).alias(n),
+            Merge::Max => max(column(n)).alias(n),
         })
         .collect();
     frame
