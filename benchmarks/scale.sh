@@ -7,6 +7,9 @@
 #   floor   read and count every raw row (DuckDB), the scan floor
 #   nightly c360 on the next day, on the warehouse the full load left: one new raw
 #           day on top of D, the rest from the typed staging cache (issue 18)
+#   nightly2 the next day again: it folds the day the first night parsed into the
+#           incremental steps' carried state, as every later night folds the day
+#           before (the steady state; only the new day's parse is missing)
 # The extracts hold D + 1 days; the full load and DuckDB run for day D.
 # Prints wall, CPU and peak RSS (GNU time) per run and the medians, the ratio
 # c360 / DuckDB, and the last c360 run's per-stage and per-step figures.
@@ -60,6 +63,10 @@ for i in $(seq 1 "$runs"); do
     cp "$(ls "$work"/wh/_c360/runs/*.json | sort | tail -1)" "$work/full-run.json"
     measure nightly "$bin" run jobs/customer_360.yaml --date "$next_date" --memory-limit "$limit" \
         --set raw="$work/raw" --set warehouse="$work/wh"
+    cp "$(ls "$work"/wh/_c360/runs/*.json | sort | tail -1)" "$work/nightly-run.json"
+    measure nightly2 "$bin" run jobs/customer_360.yaml --date "$next_date" --memory-limit "$limit" \
+        --set raw="$work/raw" --set warehouse="$work/wh"
+    cp "$(ls "$work"/wh/_c360/runs/*.json | sort | tail -1)" "$work/nightly2-run.json"
     measure duckdb "$py" benchmarks/duckdb_pipeline.py "$work/raw" "$work/duck" "$end_date" \
         --memory-limit "$duck_limit" --threads "$(nproc)"
     measure floor "$py" benchmarks/duckdb_pipeline.py "$work/raw" "$work/duck" "$end_date" --scan-floor
@@ -70,28 +77,31 @@ median() { cut -d' ' -f"$2" "$1" | sort -n | awk '{ v[NR] = $1 } END { print v[i
 echo
 echo "medians of $runs ($customers customers x $days days, limit $limit, DuckDB limit $duck_limit, $(nproc) cores):"
 printf '%-8s %10s %10s %14s\n' "" "wall s" "cpu s" "peak RSS MiB"
-for name in c360 duckdb floor nightly; do
+for name in c360 duckdb floor nightly nightly2; do
     printf '%-8s %10s %10s %14d\n' "$name" "$(median "$work/$name.times" 1)" \
         "$(median "$work/$name.times" 2)" "$(( $(median "$work/$name.times" 3) / 1024 ))"
 done
 echo "c360 / duckdb wall: $(echo "scale=2; $(median "$work/c360.times" 1) / $(median "$work/duckdb.times" 1)" | bc)"
-echo "nightly / full c360 wall: $(echo "scale=3; $(median "$work/nightly.times" 1) / $(median "$work/c360.times" 1)" | bc)"
-for which in full nightly; do
-"$py" - "$work/full-run.json" "$work/wh" "$which" <<'PY'
-import glob, json, sys
-if sys.argv[3] == "full":
-    record = json.load(open(sys.argv[1]))
-else:
-    record = json.load(open(sorted(glob.glob(sys.argv[2] + "/_c360/runs/*.json"))[-1]))
-print(f"\nlast c360 {sys.argv[3]} run ({record['logical_date']}), per source: days parsed / reused")
+for name in nightly nightly2; do
+    echo "$name / full c360 wall: $(echo "scale=3; $(median "$work/$name.times" 1) / $(median "$work/c360.times" 1)" | bc)"
+done
+for which in full nightly nightly2; do
+"$py" - "$work/$which-run.json" "$which" <<'PY'
+import json, sys
+record = json.load(open(sys.argv[1]))
+print(f"\nlast c360 {sys.argv[2]} run ({record['logical_date']}), per source: days parsed / reused")
 for s in record["sources"]:
     print(f"  {s['name']:<20} {len(s.get('days_parsed', [])):4d} / {len(s.get('days_reused', [])):4d}")
 print("per stage (run log):")
 for s in record["stages"]:
     rss = s.get("peak_rss_bytes")
     print(f"  {s['stage']:<20} {s['secs']:8.2f} s" + (f"  peak RSS {rss >> 20:>5} MiB" if rss else ""))
-print("per step (tables and outputs):")
+print("per step (tables and outputs; incremental: days carried / folded / pending):")
 for s in record.get("steps", []):
+    inc = s.get("incremental")
+    if inc:
+        print(f"  {s['name']:<22} incremental {inc['days_carried']} / {inc['days_folded']} / {inc['days_pending']}"
+              + (f", rebuilt: {inc['rebuilt']}" if inc.get("rebuilt") else ""))
     if s["materialize"] != "view":
         print(f"  {s['name']:<22} {s['secs']:7.2f} s  {s['join']:<10} rows {s['rows']:>10}  "
               f"pool peak {s['peak_memory_bytes'] >> 20:>5} MiB  RSS peak {(s.get('peak_rss_bytes') or 0) >> 20:>5} MiB  "

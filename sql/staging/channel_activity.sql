@@ -1,9 +1,9 @@
 -- Activity per customer and channel (DOMAIN.md "Engagement and permission"): one
 -- row per customer_key x channel with any contact event as of the logical date
--- (customer_events.sql attributes and cuts the events; docs/rules.md "Engagement,
--- permission and relationship stage" states every rule below). The one pass over
--- the events: channel_engagement publishes these columns but last_opt_out_ts,
--- which permission reads, so the events are attributed once and never staged.
+-- (customer_events.sql attributes the carried activity rows and cuts them at the
+-- date; docs/rules.md "Engagement, permission and relationship stage" states
+-- every rule below). channel_engagement publishes these columns but
+-- last_opt_out_ts, which permission reads.
 --
 -- * counts are events of that type (BIGINT, 0 when none);
 -- * open_rate / click_rate = opened / delivered, clicked / delivered; NULL when
@@ -21,39 +21,24 @@
 SELECT
     customer_key,
     channel,
-    COUNT(*) FILTER (WHERE event_type = 'sent') AS sent,
-    COUNT(*) FILTER (WHERE event_type = 'delivered') AS delivered,
-    COUNT(*) FILTER (WHERE event_type = 'opened') AS opened,
-    COUNT(*) FILTER (WHERE event_type = 'clicked') AS clicked,
-    COUNT(*) FILTER (WHERE event_type = 'bounced') AS bounced,
-    COUNT(*) FILTER (WHERE event_type = 'unsubscribed') AS unsubscribed,
-    COUNT(*) FILTER (WHERE event_type = 'complained') AS complained,
-    COUNT(*) FILTER (WHERE event_type = 'replied') AS replied,
-    COUNT(*) FILTER (WHERE event_type = 'service_contact') AS service_contacts,
-    COUNT(*) FILTER (WHERE event_type = 'review') AS reviews,
-    COUNT(*) FILTER (WHERE event_type = 'referral') AS referrals,
-    CAST(COUNT(*) FILTER (WHERE event_type = 'opened') AS DOUBLE)
-        / CAST(NULLIF(COUNT(*) FILTER (WHERE event_type = 'delivered'), 0) AS DOUBLE) AS open_rate,
-    CAST(COUNT(*) FILTER (WHERE event_type = 'clicked') AS DOUBLE)
-        / CAST(NULLIF(COUNT(*) FILTER (WHERE event_type = 'delivered'), 0) AS DOUBLE) AS click_rate,
-    COUNT(*) FILTER (WHERE event_type IN ('opened', 'clicked', 'replied')) AS engagements,
-    MAX(event_ts) FILTER (WHERE event_type IN ('opened', 'clicked', 'replied')) AS last_engagement_ts,
-    MAX(event_ts) FILTER (WHERE is_contact) AS last_contact_ts,
-    COUNT(*) FILTER (
-        WHERE is_contact AND CAST(DATE '{date}' - event_date AS INT) <= {fatigue_days}
-    ) AS contacts_last_30d,
+    SUM(sent) AS sent,
+    SUM(delivered) AS delivered,
+    SUM(opened) AS opened,
+    SUM(clicked) AS clicked,
+    SUM(bounced) AS bounced,
+    SUM(unsubscribed) AS unsubscribed,
+    SUM(complained) AS complained,
+    SUM(replied) AS replied,
+    SUM(service_contacts) AS service_contacts,
+    SUM(reviews) AS reviews,
+    SUM(referrals) AS referrals,
+    CAST(SUM(opened) AS DOUBLE) / CAST(NULLIF(SUM(delivered), 0) AS DOUBLE) AS open_rate,
+    CAST(SUM(clicked) AS DOUBLE) / CAST(NULLIF(SUM(delivered), 0) AS DOUBLE) AS click_rate,
+    SUM(opened + clicked + replied) AS engagements,
+    MAX(last_engagement_ts) AS last_engagement_ts,
+    MAX(last_contact_ts) AS last_contact_ts,
+    SUM(recent_contacts) AS contacts_last_30d,
     CAST(COALESCE(SUM(cost), 0) AS DECIMAL(18, 2)) AS contact_cost,
-    MAX(event_ts) FILTER (WHERE event_type IN ('unsubscribed', 'complained')) AS last_opt_out_ts
-FROM (
-    SELECT
-        customer_key,
-        channel,
-        event_type,
-        event_ts,
-        event_date,
-        cost,
-        (direction = 'outbound' AND event_type IN ('sent', 'service_contact'))
-            OR direction = 'inbound' AS is_contact
-    FROM customer_events
-) e
+    MAX(last_opt_out_ts) AS last_opt_out_ts
+FROM customer_events
 GROUP BY customer_key, channel

@@ -30,6 +30,7 @@ const PROJECT_FILES: &[(&str, &str)] = &[
     embed!("sql/marts/order_lines.sql"),
     embed!("sql/marts/segment_summary.sql"),
     embed!("sql/staging/channel_activity.sql"),
+    embed!("sql/staging/channel_activity_rows.sql"),
     embed!("sql/staging/clv_summary.sql"),
     embed!("sql/staging/communications_clean.sql"),
     embed!("sql/staging/customer_engagement.sql"),

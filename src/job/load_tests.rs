@@ -606,9 +606,35 @@ fn incremental_reads_only_partitioned_sources_and_merges_a_column() {
     assert_eq!(
         f.errors(&unpartitioned),
         vec![
-            "7:41: step `a`: an incremental step reads only partitioned sources (not the erasure requests); `orders` is not one"
+            "7:41: step `a`: an incremental step reads only partitioned sources (not the erasure requests) and the `_deduped` rows of those where the first copy wins; `orders` is neither"
         ]
     );
+    // Deduplicated rows: only where the first copy wins (a later order copy wins).
+    f.sql(
+        "d.sql",
+        "SELECT email, COUNT(*) AS n FROM orders_deduped GROUP BY email",
+    );
+    let latest_wins = format!(
+        "{partitioned}steps:\n  - {{ name: d, sql: d.sql, incremental: {{ merge: {{ n: sum }} }} }}\n"
+    );
+    assert_eq!(
+        f.errors(&latest_wins),
+        vec![
+            "7:41: step `d`: an incremental step reads only partitioned sources (not the erasure requests) and the `_deduped` rows of those where the first copy wins; `orders_deduped` is neither"
+        ]
+    );
+    f.sql(
+        "e.sql",
+        "SELECT email, COUNT(*) AS n FROM events_deduped GROUP BY email",
+    );
+    let first_wins = format!(
+        "{partitioned}  events: {{ path: \"{{raw}}/events\", format: ndjson, schema: communications, partitions: [dt] }}\nsteps:\n  - {{ name: e, sql: e.sql, incremental: {{ merge: {{ n: sum }} }} }}\n"
+    );
+    let job = f.load(&first_wins).unwrap();
+    let want = Incremental {
+        merge: vec![("n".to_string(), Merge::Sum)],
+    };
+    assert_eq!(job.steps[0].incremental, Some(want));
     let empty = format!(
         "{partitioned}steps:\n  - {{ name: a, sql: a.sql, incremental: {{ merge: {{}} }} }}\n"
     );
@@ -617,10 +643,10 @@ fn incremental_reads_only_partitioned_sources_and_merges_a_column() {
         vec!["7:41: step `a`: `incremental.merge` names no column"]
     );
     let bad_fn = format!(
-        "{partitioned}steps:\n  - {{ name: a, sql: a.sql, incremental: {{ merge: {{ first_ts: sum }} }} }}\n"
+        "{partitioned}steps:\n  - {{ name: a, sql: a.sql, incremental: {{ merge: {{ first_ts: avg }} }} }}\n"
     );
     let errors = f.errors(&bad_fn);
-    assert!(errors[0].contains("sum"), "{errors:?}");
+    assert!(errors[0].contains("avg"), "{errors:?}");
     let builtin = format!(
         "{partitioned}steps:\n  - {{ name: g, builtin: stitch_identities, input: orders, incremental: {{ merge: {{ x: max }} }} }}\n"
     );

@@ -384,7 +384,9 @@ pub struct StepSpec {
 /// (`crate::steps::carried`). The step must be a distributive reduction: its
 /// result over rows A ∪ B equals its results over A and over B merged on every
 /// column not in `merge`, each `merge` column by its function. Min and max are
-/// idempotent, so a row counted twice changes nothing.
+/// idempotent, so a row counted twice changes nothing; a sum counts each row
+/// once, so it needs rows that are read once (a source's deduplicated rows
+/// where the first copy wins, whose winners a later day never displaces).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Incremental {
     /// Column -> how it merges; rows merge on every other column.
@@ -406,6 +408,8 @@ impl Incremental {
 pub enum Merge {
     Min,
     Max,
+    /// The sum (NULL only when both sides are NULL, as SQL's `SUM`).
+    Sum,
 }
 
 impl Merge {
@@ -414,6 +418,7 @@ impl Merge {
         match self {
             Self::Min => "min",
             Self::Max => "max",
+            Self::Sum => "sum",
         }
     }
 }

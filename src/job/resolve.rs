@@ -5,6 +5,7 @@
 
 use super::charts_spec::ChartDraft;
 use super::checks_spec::TableChecks;
+use super::dedup::{Winner, deduped_table};
 use super::interpolate::interpolate_mapped;
 use super::model::{
     CheckSpec, FileLayout, Job, OutputSpec, Places, RejectBudget, ScheduleSpec, SourceLimits,
@@ -74,7 +75,12 @@ pub(crate) fn resolve(
     let cached_sources: BTreeSet<String> = sources
         .iter()
         .filter(|s| !s.partitions.is_empty() && s.schema != ContractSchema::Suppressions)
-        .map(|s| s.name.clone())
+        .flat_map(|s| {
+            // A later copy never displaces a carried winner only where the first wins.
+            let rule = s.schema.dedup_rule();
+            let first_wins = !rule.key.is_empty() && rule.winner == Winner::First;
+            std::iter::once(s.name.clone()).chain(first_wins.then(|| deduped_table(&s.name)))
+        })
         .collect();
     let scope = Scope {
         base_dir,

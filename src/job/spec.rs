@@ -159,7 +159,7 @@ pub(crate) struct StepRaw {
     /// `auto`, `hash` or `sort_merge`.
     #[serde(default)]
     pub join: Option<JoinRaw>,
-    /// `{ merge: { column: min | max, … } }`: the result is carried from run to
+    /// `{ merge: { column: min | max | sum, … } }`: the result is carried from run to
     /// run and updated with the new days' rows (`crate::steps::carried`).
     #[serde(default)]
     pub incremental: Option<Located<IncrementalRaw>>,
@@ -178,6 +178,7 @@ pub(crate) struct IncrementalRaw {
 pub(crate) enum MergeRaw {
     Min,
     Max,
+    Sum,
 }
 
 /// `steps[].materialize:`.

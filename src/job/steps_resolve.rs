@@ -18,8 +18,9 @@ pub(crate) struct Scope<'a> {
     pub tables: &'a BTreeSet<String>,
     /// Every output name (a builtin's `previous` must be one).
     pub outputs: &'a BTreeSet<String>,
-    /// Sources read through the typed staging cache (partitioned, not the
-    /// erasure requests): what an incremental step may read.
+    /// What an incremental step may read: the sources read through the typed
+    /// staging cache (partitioned, not the erasure requests), and the
+    /// deduplicated rows (`<source>_deduped`) of those where the first copy wins.
     pub cached_sources: &'a BTreeSet<String>,
     /// Params, `raw`, `warehouse`, and a stand-in `date`.
     pub vars: &'a BTreeMap<String, String>,
@@ -221,7 +222,7 @@ fn resolve_incremental(
     }
     for table in reads.iter().filter(|t| !scope.cached_sources.contains(*t)) {
         let message = format!(
-            "{context}: an incremental step reads only partitioned sources (not the erasure requests); `{table}` is not one"
+            "{context}: an incremental step reads only partitioned sources (not the erasure requests) and the `_deduped` rows of those where the first copy wins; `{table}` is neither"
         );
         report.at(line, column, message);
     }
@@ -237,6 +238,7 @@ fn resolve_incremental(
             let how = match how {
                 MergeRaw::Min => Merge::Min,
                 MergeRaw::Max => Merge::Max,
+                MergeRaw::Sum => Merge::Sum,
             };
             (column, how)
         })

@@ -93,7 +93,8 @@ pub(super) async fn stage_steps(
             sources: sources
                 .iter()
                 .map(|(spec, staged)| {
-                    let cached = CachedSource::new(staged.days.clone(), staged.read_back.clone());
+                    let (days, read_back) = (staged.days.clone(), staged.read_back.clone());
+                    let cached = CachedSource::new(days, read_back, spec.schema.dedup_rule());
                     (spec.name.clone(), cached)
                 })
                 .collect(),

@@ -48,7 +48,12 @@ async fn run_on(raw: &Path, wh: &Path, on: &str, full_refresh: bool) -> RunRecor
 
 /// What the incremental step `identity_link_rows` carried in `record`.
 fn carried(record: &RunRecord) -> c360::steps::carried::Carried {
-    let step = record.steps.iter().find(|s| s.name == "identity_link_rows");
+    carried_by(record, "identity_link_rows")
+}
+
+/// What incremental step `step` carried in `record`.
+fn carried_by(record: &RunRecord, step: &str) -> c360::steps::carried::Carried {
+    let step = record.steps.iter().find(|s| s.name == step);
     step.and_then(|s| s.incremental.clone()).unwrap()
 }
 
@@ -158,6 +163,20 @@ async fn daily_runs_through_the_cache_equal_a_full_refresh() {
     .unwrap();
     assert!(raw.join("communications/dt=2026-01-04").is_dir());
     std::fs::remove_dir_all(raw.join("communications/dt=2026-01-04")).unwrap();
+    // A guest known only by email gets a send (with a cost) on day 7; night 5
+    // re-sends it changed (the first copy wins) beside an event dated after its
+    // date (not counted yet).
+    let event = |id: &str, kind: &str, ts: &str, cost: &str| {
+        format!(
+            r#"{{"event_id":"{id}","source_system":"crm","email":"resent.guest@example.com","channel":"email","direction":"outbound","event_type":"{kind}","event_ts":"{ts}","cost":{cost}}}"#
+        )
+    };
+    let resent = |kind, cost| event("E-RESENT-1", kind, "2026-01-06T09:00:00Z", cost);
+    std::fs::write(
+        raw.join("communications/dt=2026-01-07/part-0009.ndjson"),
+        resent("sent", "0.25") + "\n",
+    )
+    .unwrap();
 
     // Night 2 (after the generator's erasure requests of day 8): only the
     // re-sent day and the new days are parsed; the withdrawn day's entry goes.
@@ -226,6 +245,12 @@ async fn daily_runs_through_the_cache_equal_a_full_refresh() {
     // parsed it has taken erased people's rows out of it, and is folded into the
     // state by the next run.
     let fourth = run_on(&raw, &wh, "2026-01-17", false).await;
+    let ahead = event("E-AHEAD-1", "sent", "2026-01-19T08:00:00Z", "7.00");
+    std::fs::write(
+        raw.join("communications/dt=2026-01-18/part-0009.ndjson"),
+        format!("{}\n{ahead}\n", resent("clicked", "5.00")),
+    )
+    .unwrap();
     let fifth = run_on(&raw, &wh, "2026-01-18", false).await;
     let sources = ["transactions", "profiles", "communications"];
     let new_days = |on: &str| {
@@ -257,6 +282,18 @@ async fn daily_runs_through_the_cache_equal_a_full_refresh() {
     assert_eq!(c5.days_folded, c4.days_pending, "{c5:?}");
     assert_eq!(c5.days_carried, c4.days_carried + c4.days_folded, "{c5:?}");
     assert!(c5.days_pending >= 1, "{c5:?}");
+    // The events' counts are carried alike (one source, communications).
+    let (e4, e5) = (
+        carried_by(&fourth, "channel_activity_rows"),
+        carried_by(&fifth, "channel_activity_rows"),
+    );
+    assert_eq!(
+        (e4.rebuilt.clone(), e5.rebuilt.clone()),
+        (None, None),
+        "{e4:?}"
+    );
+    assert_eq!((e4.days_pending, e5.days_folded), (1, 1), "{e4:?} {e5:?}");
+    assert_eq!(e5.days_carried, e4.days_carried + e4.days_folded, "{e5:?}");
     assert_no_erased_rows(&raw, &wh, "2026-01-18").await;
 
     // The same warehouse, refreshed in full for the last night.
@@ -310,6 +347,27 @@ async fn daily_runs_through_the_cache_equal_a_full_refresh() {
     };
     assert!(line("completed").contains("|3|10.00|"), "{late:?}");
     assert!(line("returned").contains("|2|10.00|"), "{late:?}");
+    // The guest's email row: its first send counts (1 sent, no click, cost
+    // 0.25); neither the changed copy nor the event dated after the date does.
+    let rows = |table: &str| {
+        &got.iter()
+            .find(|(dir, _)| dir.starts_with(table))
+            .unwrap()
+            .1
+    };
+    let key = (rows("identity_map").iter())
+        .find(|l| l.contains("|resent.guest@example.com|"))
+        .map(|l| l.split('|').nth(2).unwrap().to_string())
+        .unwrap();
+    let guest: Vec<&String> = (rows("channel_engagement").iter())
+        .filter(|l| l.starts_with(&format!("{key}|")))
+        .collect();
+    assert_eq!(guest.len(), 1, "{guest:?}");
+    assert!(
+        guest[0].starts_with(&format!("{key}|email|1|0|0|0|")),
+        "{guest:?}"
+    );
+    assert!(guest[0].ends_with("|0.25"), "{guest:?}");
 
     // A backfill of an earlier date computes the step in full (the state holds
     // later days) and leaves the state usable: night 5 run again from it still

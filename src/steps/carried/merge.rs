@@ -4,28 +4,56 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use chrono::NaiveDate;
+
 use datafusion::catalog::{MemTable, MemoryCatalogProviderList};
 use datafusion::common::Column;
 use datafusion::execution::SessionStateBuilder;
-use datafusion::functions_aggregate::expr_fn::{max, min};
+use datafusion::functions_aggregate::expr_fn::{max, min, sum};
+use datafusion::logical_expr::{LogicalPlanBuilder, cast};
 use datafusion::prelude::{DataFrame, Expr, SessionContext, col};
 use object_store::path::Path;
 
 use crate::engine;
-use crate::job::{Incremental, Merge};
+use crate::job::{DedupRule, Incremental, Merge};
+use crate::source::dedup::{duplicates_table, register_deduped};
 
-/// The step's SQL `text` planned on `sub` with each source bound to `files`.
-pub(super) async fn step_over(
-    ctx: &SessionContext,
-    sub: &SessionContext,
-    text: &str,
-    store_url: &str,
-    files: &BTreeMap<&str, Vec<Path>>,
-) -> Result<DataFrame, datafusion::error::DataFusionError> {
-    for (source, files) in files {
-        register_files(ctx, sub, source, store_url, files).await?;
+/// What a step is planned over: some files of each source it reads.
+pub(super) struct Inputs<'a> {
+    /// Source -> the files bound to it.
+    pub(super) files: BTreeMap<&'a str, Vec<Path>>,
+    /// Sources read deduplicated (`<source>_deduped`), with their rule.
+    pub(super) deduped: &'a BTreeMap<&'a str, DedupRule>,
+    pub(super) date: NaiveDate,
+    pub(super) store_url: &'a str,
+}
+
+impl Inputs<'_> {
+    /// The step's SQL `text` planned on `sub` with each source bound to its
+    /// files, and its deduplicated rows to those files' winners among the
+    /// run's duplicates (registered on `ctx`): every copy of a key is in some
+    /// day, so a day's winners are found from the run's duplicates alone.
+    pub(super) async fn step(
+        &self,
+        ctx: &SessionContext,
+        sub: &SessionContext,
+        text: &str,
+    ) -> Result<DataFrame, datafusion::error::DataFusionError> {
+        for (source, files) in &self.files {
+            register_files(ctx, sub, source, self.store_url, files).await?;
+            if let Some(rule) = self.deduped.get(source) {
+                let duplicates = duplicates_table(source);
+                let found = ctx.table_exist(duplicates.as_str())?;
+                if found {
+                    let provider = ctx.table_provider(duplicates.as_str()).await?;
+                    sub.register_table(duplicates.as_str(), provider)?;
+                }
+                let registered = found.then_some(duplicates.as_str());
+                register_deduped(sub, rule, source, registered, self.date).await?;
+            }
+        }
+        sub.sql(text).await
     }
-    sub.sql(text).await
 }
 
 /// A session with `ctx`'s settings, functions and runtime but its own (empty)
@@ -63,7 +91,7 @@ async fn register_files(
 /// the merged ones) with the step's rows `new` merged in: `new` is merged on
 /// its own (it is small: a few days), then joined to the base on every other
 /// column (NULL matching NULL), each merged column taking the smaller or larger
-/// value. One pass over the base, and no hash table of all its rows: the join
+/// value or the sum. One pass over the base, and no hash table of all its rows: the join
 /// is built on the new rows. No base: `new` merged.
 pub(super) async fn merge_into(
     sub: &SessionContext,
@@ -73,6 +101,7 @@ pub(super) async fn merge_into(
     incremental: &Incremental,
 ) -> Result<DataFrame, datafusion::error::DataFusionError> {
     let names = columns_of(&new, incremental)?;
+    let schema = new.schema().as_arrow().clone();
     let new = merge(new, &names, incremental)?;
     if base.is_empty() {
         return Ok(new);
@@ -89,12 +118,20 @@ pub(super) async fn merge_into(
                 on.push(format!("({b} IS NOT DISTINCT FROM {n})"));
                 format!("COALESCE({b}, {n}) AS {c}")
             }
-            // NULLs merge as MIN and MAX treat them: the other value wins.
+            // NULLs merge as MIN, MAX and SUM treat them: the other value wins.
             Some(m) => {
-                let better = if m == Merge::Min { "<" } else { ">" };
+                let both = match m {
+                    Merge::Min => format!("CASE WHEN {n} < {b} THEN {n} ELSE {b} END"),
+                    Merge::Max => format!("CASE WHEN {n} > {b} THEN {n} ELSE {b} END"),
+                    // Cast back: a sum's type is the column's, not a widened one.
+                    Merge::Sum => {
+                        let t = schema.field_with_name(name)?.data_type();
+                        format!("arrow_cast({b} + {n}, '{t}')")
+                    }
+                };
                 format!(
                     "CASE WHEN {b} IS NULL THEN {n} WHEN {n} IS NULL THEN {b} \
-                     WHEN {n} {better} {b} THEN {n} ELSE {b} END AS {c}"
+                     ELSE {both} END AS {c}"
                 )
             }
         });
@@ -144,9 +181,26 @@ fn merge(
         .map(|(n, m)| match m {
             Merge::Min => min(column(n)).alias(n),
             Merge::Max => max(column(n)).alias(n),
+            Merge::Sum => sum(column(n)).alias(n),
         })
         .collect();
-    frame
+    // A sum's type is the column's, not SUM's widened one.
+    let schema = frame.schema().clone();
+    let select = (names.iter())
+        .map(|n| match incremental.merge_of(n) {
+            Some(Merge::Sum) => {
+                let t = schema.field_with_unqualified_name(n)?.data_type().clone();
+                Ok(cast(column(n), t).alias(n))
+            }
+            _ => Ok(column(n)),
+        })
+        .collect::<Result<Vec<_>, datafusion::error::DataFusionError>>()?;
+    // Not `DataFrame::aggregate`: it groups on the columns the keys determine
+    // too (a `GROUP BY` step's output declares them), the merged ones among them.
+    let (state, plan) = frame.into_parts();
+    let plan = LogicalPlanBuilder::from(plan)
         .aggregate(keys, merged)?
-        .select(names.iter().map(|n| column(n)).collect::<Vec<_>>())
+        .project(select)?
+        .build()?;
+    Ok(DataFrame::new(state, plan))
 }

@@ -3,11 +3,15 @@
 //! the new days of its sources instead of reducing every day again.
 //!
 //! The step must be a distributive reduction of cached sources (a `GROUP BY`
-//! per source, `UNION ALL`-ed, with `MIN`/`MAX` columns): its result over rows
-//! A ∪ B equals its results over A and B merged on every column but the
+//! per source, `UNION ALL`-ed, with `MIN`/`MAX`/`SUM` columns): its result over
+//! rows A ∪ B equals its results over A and B merged on every column but the
 //! `merge` ones, each merged by its function. Min and max are idempotent, so a
-//! row seen twice (a re-sent row, a held-out row also still carried) changes
-//! nothing, and the merged result equals a full recompute exactly.
+//! row seen twice (a re-sent row) changes nothing. A sum counts each row once,
+//! so a step that sums reads a source's deduplicated rows (`<source>_deduped`,
+//! allowed where the first copy wins): each day's rows are bound to the run's
+//! duplicates, and a carried winner is never displaced, since a new day comes
+//! after every folded one (or the base is rebuilt). Either way the merged
+//! result equals a full recompute exactly.
 //!
 //! ```text
 //! _c360/state/<step>/manifest.json   query digest, days folded (source -> dt -> the parse),
@@ -24,7 +28,12 @@
 //!   and the merge), the c360 version or `--full-refresh` says so, or when a
 //!   folded day was parsed again (its raw files changed, or `--full-refresh`
 //!   rewrote its cache entry, which puts its held-out rows back in its files) or
-//!   vanished: a day cannot be taken out of a min or max.
+//!   vanished (a day cannot be taken out of a min or max), when a day older
+//!   than a folded one arrived since the state was written (its copies could
+//!   win over carried ones; the days pending then were known), or when
+//!   a folded day's entry was cleaned for another erased set than the base (a
+//!   run killed between the two scans at its end: held-out rows read back
+//!   would be counted twice).
 //! * A run for an earlier date than a folded day (a backfill) leaves the base
 //!   alone and computes the step in full.
 //! * Erasure: at the end of a run the base loses every row whose identifier
@@ -40,7 +49,7 @@
 mod merge;
 mod state;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use chrono::NaiveDate;
@@ -51,25 +60,34 @@ use serde::{Deserialize, Serialize};
 
 use super::StepError;
 use crate::engine;
-use crate::job::{Incremental, StepSpec};
+use crate::job::{DedupRule, Incremental, StepSpec, deduped_table};
 use crate::outputs::WrittenFile;
 use crate::source::CachedDay;
-use merge::{merge_into, step_over, sub_context};
+use merge::{Inputs, merge_into, sub_context};
 pub use state::forget_erased;
 use state::{MANIFEST, Manifest, STATE_FORMAT, read_manifest, state_dir, write_base};
 
-/// One partitioned source as incremental steps read it: its cached days and
-/// the held-out records read back this run.
-#[derive(Debug, Clone, Default)]
+/// One partitioned source as incremental steps read it: its cached days, the
+/// held-out records read back this run and its duplicate rule.
+#[derive(Debug, Clone)]
 pub struct CachedSource {
     pub(crate) days: Vec<CachedDay>,
     pub(crate) read_back: Option<WrittenFile>,
+    pub(crate) dedup: DedupRule,
 }
 
 impl CachedSource {
     /// A source read through the cache (`days` in day order).
-    pub(crate) fn new(days: Vec<CachedDay>, read_back: Option<WrittenFile>) -> Self {
-        Self { days, read_back }
+    pub(crate) fn new(
+        days: Vec<CachedDay>,
+        read_back: Option<WrittenFile>,
+        dedup: DedupRule,
+    ) -> Self {
+        Self {
+            days,
+            read_back,
+            dedup,
+        }
     }
 }
 
@@ -131,11 +149,28 @@ pub async fn register_carried(
         step: name.to_string(),
         message,
     };
-    let reads: BTreeSet<&str> = reads.iter().map(String::as_str).collect();
-    let sources: BTreeMap<&str, CachedSource> = reads
-        .iter()
-        .map(|s| (*s, env.sources.get(*s).cloned().unwrap_or_default()))
-        .collect();
+    // Each table read is a cached source or its deduplicated rows.
+    let mut sources: BTreeMap<&str, CachedSource> = BTreeMap::new();
+    let mut deduped = BTreeMap::new();
+    for read in reads {
+        let found = env.sources.iter().find_map(|(source, cached)| {
+            let plain = read == source;
+            (plain || *read == deduped_table(source)).then_some((source, cached, plain))
+        });
+        let Some((source, cached, plain)) = found else {
+            return Err(state_err(format!("`{read}` is not a cached source")));
+        };
+        sources.insert(source.as_str(), cached.clone());
+        if !plain {
+            deduped.insert(source.as_str(), cached.dedup);
+        }
+    }
+    let inputs = |files| Inputs {
+        files,
+        deduped: &deduped,
+        date,
+        store_url: &env.store_url,
+    };
     let dir = state_dir(&env.warehouse, name);
     let query = {
         use sha2::Digest;
@@ -167,11 +202,9 @@ pub async fn register_carried(
         .map(|m| m.paths(&dir))
         .unwrap_or_default();
     if plan.base.is_none() || plan.carried.days_folded > 0 {
-        let fold = files_of(&reads, &plan.fold, |_| None);
+        let fold = files_of(&sources, &plan.fold, |_| None);
         let sub = sub_context(ctx);
-        let frame = step_over(ctx, &sub, text, &env.store_url, &fold)
-            .await
-            .map_err(sql_err)?;
+        let frame = (inputs(fold).step(ctx, &sub, text).await).map_err(sql_err)?;
         // base ∪ step(days to fold), merged: the new base.
         let frame = if base_files.is_empty() {
             frame
@@ -186,7 +219,7 @@ pub async fn register_carried(
 
     // This run's result: the base, merged with what is not (yet) in it.
     let read_back = |source: &str| sources[source].read_back.as_ref().map(|f| f.path.clone());
-    let rest = files_of(&reads, &plan.pending, read_back);
+    let rest = files_of(&sources, &plan.pending, read_back);
     let sub = sub_context(ctx);
     let frame = if rest.values().all(Vec::is_empty) {
         engine::register_staged_files(&sub, "_c360_base", &env.store_url, &base_files)
@@ -194,9 +227,7 @@ pub async fn register_carried(
             .map_err(sql_err)?;
         sub.table("_c360_base").await.map_err(sql_err)?
     } else {
-        let frame = step_over(ctx, &sub, text, &env.store_url, &rest)
-            .await
-            .map_err(sql_err)?;
+        let frame = (inputs(rest).step(ctx, &sub, text).await).map_err(sql_err)?;
         merge_into(&sub, &env.store_url, &base_files, frame, incremental)
             .await
             .map_err(sql_err)?
@@ -274,14 +305,14 @@ impl<'a> Plan<'a> {
     }
 }
 
-/// The typed files of `days` of each source in `reads`, plus what `extra` adds.
+/// The typed files of `days` of each source, plus what `extra` adds.
 fn files_of<'a>(
-    reads: &BTreeSet<&'a str>,
+    sources: &BTreeMap<&'a str, CachedSource>,
     days: &DaysBySource,
     extra: impl Fn(&str) -> Option<Path>,
 ) -> BTreeMap<&'a str, Vec<Path>> {
-    reads
-        .iter()
+    sources
+        .keys()
         .map(|source| {
             let typed = days.get(source).into_iter().flatten();
             let mut files: Vec<Path> = typed
@@ -309,14 +340,35 @@ fn stale(
         let Some(cached) = sources.get(source.as_str()) else {
             return Some(format!("the step no longer reads {source}"));
         };
-        let now: BTreeMap<NaiveDate, &str> =
-            cached.days.iter().map(|d| (d.dt, d.key.as_str())).collect();
+        let now: BTreeMap<NaiveDate, &CachedDay> = cached.days.iter().map(|d| (d.dt, d)).collect();
         for (dt, key) in days {
             match now.get(dt) {
                 None => return Some(format!("{source} dt={dt} is gone")),
-                Some(k) if k != key => return Some(format!("{source} dt={dt} was parsed again")),
+                Some(d) if d.key != *key => {
+                    return Some(format!("{source} dt={dt} was parsed again"));
+                }
+                Some(d) if d.clean_for != manifest.clean_for => {
+                    return Some(format!(
+                        "{source} dt={dt} was cleaned for another erased set than the state"
+                    ));
+                }
                 Some(_) => {}
             }
+        }
+        // A day older than a folded one, new since the state was written: its
+        // copies of a key could win over carried ones.
+        let newest = days.keys().next_back();
+        let known = manifest.pending.get(source);
+        let late = (cached.days.iter()).find(|d| {
+            !days.contains_key(&d.dt)
+                && Some(&d.dt) < newest
+                && known.and_then(|k| k.get(&d.dt)) != Some(&d.key)
+        });
+        if let Some(d) = late {
+            return Some(format!(
+                "{source} dt={} arrived after later days were folded",
+                d.dt
+            ));
         }
     }
     None

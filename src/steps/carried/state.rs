@@ -32,6 +32,11 @@ pub(super) struct Manifest {
     pub(super) query: String,
     /// Source -> day -> the digest of the cache entry folded in.
     pub(super) days: BTreeMap<String, BTreeMap<NaiveDate, String>>,
+    /// Source -> day -> digest of the cached days not folded when the state was
+    /// written: their rows were known then (a key's winner was chosen among
+    /// them), so they may be folded later even when older than a folded day.
+    #[serde(default)]
+    pub(super) pending: BTreeMap<String, BTreeMap<NaiveDate, String>>,
     /// The erased set ([`ErasedIdentifiers::fingerprint`]) every folded day was
     /// clean for, and the base is.
     pub(super) clean_for: Option<u64>,
@@ -94,11 +99,18 @@ pub(super) async fn write_base(
         let entry = days.entry(source.to_string()).or_default();
         entry.extend(list.iter().map(|day| (day.dt, day.key.clone())));
     }
+    let pending = (plan.pending.iter())
+        .map(|(source, list)| {
+            let list = list.iter().map(|day| (day.dt, day.key.clone()));
+            (source.to_string(), list.collect())
+        })
+        .collect();
     let manifest = Manifest {
         format: STATE_FORMAT,
         c360_version: env!("CARGO_PKG_VERSION").to_string(),
         query,
         days,
+        pending,
         clean_for: plan.clean_for,
         base: base_name,
         files: (staged.files.iter())
