@@ -181,21 +181,28 @@ fn assert_cache_entries_complete(wh: &Path) {
     }
 }
 
-/// Every file of the carried state of `identity_link_rows` under `wh` is the
-/// manifest or named by it: a killed run's half-written base is swept.
+/// Every file of the carried states under `wh` is a manifest or named by it
+/// (its base or a delta): a killed run's half-written part is swept.
 fn assert_state_complete(wh: &Path) {
-    let dir = wh.join("_c360/state/identity_link_rows");
-    let manifest: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap();
-    let base = manifest["base"].as_str().unwrap();
-    let mut named: Vec<PathBuf> = (manifest["files"].as_array().unwrap().iter())
-        .map(|f| dir.join(base).join(f.as_str().unwrap()))
-        .chain([dir.join("manifest.json")])
-        .collect();
-    named.sort();
-    let mut present = files_under(&dir);
-    present.sort();
-    assert_eq!(present, named);
+    for step in ["identity_link_rows", "channel_activity_rows"] {
+        let dir = wh.join("_c360/state").join(step);
+        let manifest: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap();
+        let deltas = manifest["deltas"].as_array().unwrap().iter();
+        let mut named: Vec<PathBuf> = std::iter::once(&manifest["base"])
+            .chain(deltas)
+            .flat_map(|part| {
+                let folder = dir.join(part["dir"].as_str().unwrap());
+                let files = part["files"].as_array().unwrap().iter();
+                files.map(move |f| folder.join(f.as_str().unwrap()))
+            })
+            .chain([dir.join("manifest.json")])
+            .collect();
+        named.sort();
+        let mut present = files_under(&dir);
+        present.sort();
+        assert_eq!(present, named, "{step}");
+    }
 }
 
 // Runs killed while they parse raw days into the typed staging cache (a full

@@ -57,6 +57,16 @@ fn carried_by(record: &RunRecord, step: &str) -> c360::steps::carried::Carried {
     step.and_then(|s| s.incremental.clone()).unwrap()
 }
 
+/// The parts of incremental step `step`'s state in `wh`: (base rows, delta rows each).
+fn state_parts(wh: &Path, step: &str) -> (u64, Vec<u64>) {
+    let manifest = wh.join("_c360/state").join(step).join("manifest.json");
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(manifest).unwrap()).unwrap();
+    let rows = |part: &serde_json::Value| part["rows"].as_u64().unwrap();
+    let deltas = manifest["deltas"].as_array().unwrap();
+    (rows(&manifest["base"]), deltas.iter().map(rows).collect())
+}
+
 /// No row of the carried identity rows names a source id whose erasure was
 /// requested by `on` (the raw requests, read here as text).
 async fn assert_no_erased_rows(raw: &Path, wh: &Path, on: &str) {
@@ -71,18 +81,26 @@ async fn assert_no_erased_rows(raw: &Path, wh: &Path, on: &str) {
     }
     assert!(!erased.is_empty());
     let ctx = datafusion::prelude::SessionContext::new();
+    // The base and the deltas: every Parquet file of the state.
     let state = wh.join("_c360/state/identity_link_rows");
-    let base: Vec<_> = files_under(&state)
+    let parts: Vec<_> = files_under(&state)
         .into_iter()
         .filter(|f| f.extension().is_some_and(|e| e == "parquet"))
         .collect();
-    assert_eq!(base.len(), 1, "{base:?}");
-    let options = datafusion::prelude::ParquetReadOptions::default();
-    ctx.register_parquet("base", base[0].to_str().unwrap(), options)
-        .await
-        .unwrap();
-    let sql = "SELECT DISTINCT source_system || ':' || source_customer_id AS id FROM base";
-    let batches = ctx.sql(sql).await.unwrap().collect().await.unwrap();
+    assert!(!parts.is_empty());
+    let mut selects = Vec::new();
+    for (i, part) in parts.iter().enumerate() {
+        let options = datafusion::prelude::ParquetReadOptions::default();
+        let name = format!("part{i}");
+        ctx.register_parquet(&name, part.to_str().unwrap(), options)
+            .await
+            .unwrap();
+        selects.push(format!(
+            "SELECT DISTINCT source_system || ':' || source_customer_id AS id FROM {name}"
+        ));
+    }
+    let sql = selects.join(" UNION ");
+    let batches = ctx.sql(&sql).await.unwrap().collect().await.unwrap();
     let mut ids = BTreeSet::new();
     for batch in &batches {
         let column = datafusion::arrow::compute::cast(
@@ -245,6 +263,14 @@ async fn daily_runs_through_the_cache_equal_a_full_refresh() {
     // parsed it has taken erased people's rows out of it, and is folded into the
     // state by the next run.
     let fourth = run_on(&raw, &wh, "2026-01-17", false).await;
+    // Night 4 folded the days night 3 parsed (11 to 16) beside the base night 3
+    // wrote (a delta, the base untouched)...
+    let (base4, deltas4) = state_parts(&wh, "identity_link_rows");
+    assert_eq!(deltas4.len(), 1, "{deltas4:?}");
+    assert!(
+        deltas4[0] > 0 && deltas4[0] * 16 >= base4,
+        "{base4} {deltas4:?}"
+    );
     let ahead = event("E-AHEAD-1", "sent", "2026-01-19T08:00:00Z", "7.00");
     std::fs::write(
         raw.join("communications/dt=2026-01-18/part-0009.ndjson"),
@@ -252,6 +278,10 @@ async fn daily_runs_through_the_cache_equal_a_full_refresh() {
     )
     .unwrap();
     let fifth = run_on(&raw, &wh, "2026-01-18", false).await;
+    // ... and that delta, over 1/16 of the base, was merged into a new base
+    // when night 5 folded day 17.
+    let (base5, deltas5) = state_parts(&wh, "identity_link_rows");
+    assert!(deltas5.is_empty() && base5 > base4, "{base5} {deltas5:?}");
     let sources = ["transactions", "profiles", "communications"];
     let new_days = |on: &str| {
         (sources.iter())
@@ -380,5 +410,9 @@ async fn daily_runs_through_the_cache_equal_a_full_refresh() {
     assert_eq!(step.map(|s| s.incremental.clone()), Some(None));
     let again = run_on(&raw, &wh, "2026-01-18", false).await;
     assert_eq!(carried(&again).rebuilt, None, "{:?}", carried(&again));
+    // It folded day 18 as a delta beside the base night 5 wrote, and its
+    // result (base, delta and read-back rows merged) still equals the refresh.
+    let (base, deltas) = state_parts(&wh, "identity_link_rows");
+    assert_eq!((base, deltas.len()), (base5, 1), "{deltas:?}");
     assert_eq!(published_partitions(&wh, "2026-01-18"), want);
 }

@@ -16,9 +16,15 @@
 //! ```text
 //! _c360/state/<step>/manifest.json   query digest, days folded (source -> dt -> the parse),
 //!                                    the erased set it is clean for, its files
-//! _c360/state/<step>/base-<run>/     the carried result: the step over every folded day
-//! this run's result = merge(base ∪ step(days not folded) ∪ step(held-out rows read back))
+//! _c360/state/<step>/base-<run>/     the step over the days folded up to a compaction, merged
+//! _c360/state/<step>/delta-<run>/    the step over the days one later run folded
+//! this run's result = merge(base ∪ deltas ∪ step(days not folded) ∪ step(held-out rows read back))
 //! ```
+//!
+//! A fold writes only the new days' rows (a delta), so a night does not rewrite
+//! the base; once the deltas hold 1/16 of the base's rows, a fold merges them
+//! all into a new base (a compaction). Every run merges the deltas with its own
+//! new rows, then joins them to the base once.
 //!
 //! * A day is folded into the base when its cache entry was last found clean
 //!   for the same erased set as the base (so a new day waits one run, until the
@@ -63,9 +69,9 @@ use crate::engine;
 use crate::job::{DedupRule, Incremental, StepSpec, deduped_table};
 use crate::outputs::WrittenFile;
 use crate::source::CachedDay;
-use merge::{Inputs, merge_into, sub_context};
+use merge::{Inputs, merge_into, sub_context, with_deltas};
 pub use state::forget_erased;
-use state::{MANIFEST, Manifest, STATE_FORMAT, read_manifest, state_dir, write_base};
+use state::{MANIFEST, Manifest, STATE_FORMAT, read_manifest, save, state_dir, write_part};
 
 /// One partitioned source as incremental steps read it: its cached days, the
 /// held-out records read back this run and its duplicate rule.
@@ -198,39 +204,69 @@ pub async fn register_carried(
         return Ok(None);
     }
     let plan = Plan::new(previous, &query, &sources, env.full_refresh);
-    let mut base_files: Vec<Path> = (plan.base.as_ref())
-        .map(|m| m.paths(&dir))
-        .unwrap_or_default();
-    if plan.base.is_none() || plan.carried.days_folded > 0 {
-        let fold = files_of(&sources, &plan.fold, |_| None);
-        let sub = sub_context(ctx);
-        let frame = (inputs(fold).step(ctx, &sub, text).await).map_err(sql_err)?;
-        // base ∪ step(days to fold), merged: the new base.
-        let frame = if base_files.is_empty() {
-            frame
-        } else {
-            merge_into(&sub, &env.store_url, &base_files, frame, incremental)
-                .await
-                .map_err(sql_err)?
-        };
-        base_files = write_base(frame, step, query, &plan, &dir, env).await?;
-    }
+    let folds = plan.base.is_none() || plan.carried.days_folded > 0;
+    let state = match &plan.base {
+        Some(m) if !folds => m.clone(),
+        _ => {
+            let fold = files_of(&sources, &plan.fold, |_| None);
+            let sub = sub_context(ctx);
+            let frame = (inputs(fold).step(ctx, &sub, text).await).map_err(sql_err)?;
+            let run = &env.run_id;
+            let parts = match &plan.base {
+                None => (
+                    write_part(frame, step, format!("base-{run}"), &dir, env).await?,
+                    vec![],
+                ),
+                // The days folded now, beside the base: no rewrite of the base.
+                Some(m) if !m.due_for_compaction() => {
+                    let delta = write_part(frame, step, format!("delta-{run}"), &dir, env).await?;
+                    let deltas = m.deltas.iter().cloned().chain([delta]).collect();
+                    (m.base.clone(), deltas)
+                }
+                // base ∪ deltas ∪ step(days to fold), merged: the new base.
+                Some(m) => {
+                    let deltas = m.delta_paths(&dir);
+                    let new = with_deltas(&sub, &env.store_url, Some(frame), &deltas).await;
+                    let new = new
+                        .map_err(sql_err)?
+                        .ok_or_else(|| state_err("internal: nothing to fold".to_string()))?;
+                    let base = m.base.paths(&dir);
+                    let frame = merge_into(&sub, &env.store_url, &base, new, incremental).await;
+                    let frame = frame.map_err(sql_err)?;
+                    (
+                        write_part(frame, step, format!("base-{run}"), &dir, env).await?,
+                        vec![],
+                    )
+                }
+            };
+            save(step, query, &plan, parts, &dir, env).await?
+        }
+    };
     let carried = plan.carried;
 
-    // This run's result: the base, merged with what is not (yet) in it.
+    // This run's result: the base, merged with the deltas and what is not
+    // (yet) in the state.
     let read_back = |source: &str| sources[source].read_back.as_ref().map(|f| f.path.clone());
     let rest = files_of(&sources, &plan.pending, read_back);
     let sub = sub_context(ctx);
-    let frame = if rest.values().all(Vec::is_empty) {
-        engine::register_staged_files(&sub, "_c360_base", &env.store_url, &base_files)
-            .await
-            .map_err(sql_err)?;
-        sub.table("_c360_base").await.map_err(sql_err)?
+    let rest = if rest.values().all(Vec::is_empty) {
+        None
     } else {
-        let frame = (inputs(rest).step(ctx, &sub, text).await).map_err(sql_err)?;
-        merge_into(&sub, &env.store_url, &base_files, frame, incremental)
+        Some((inputs(rest).step(ctx, &sub, text).await).map_err(sql_err)?)
+    };
+    let deltas = state.delta_paths(&dir);
+    let new = (with_deltas(&sub, &env.store_url, rest, &deltas).await).map_err(sql_err)?;
+    let base_files = state.base.paths(&dir);
+    let frame = match new {
+        None => {
+            engine::register_staged_files(&sub, "_c360_base", &env.store_url, &base_files)
+                .await
+                .map_err(sql_err)?;
+            sub.table("_c360_base").await.map_err(sql_err)?
+        }
+        Some(new) => merge_into(&sub, &env.store_url, &base_files, new, incremental)
             .await
-            .map_err(sql_err)?
+            .map_err(sql_err)?,
     };
     ctx.register_table(name, frame.into_view())
         .map_err(sql_err)?;

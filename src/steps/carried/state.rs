@@ -19,7 +19,7 @@ use crate::source::ErasedIdentifiers;
 use crate::steps::StepError;
 
 /// Bumped when the state layout or its meaning changes.
-pub(super) const STATE_FORMAT: u32 = 1;
+pub(super) const STATE_FORMAT: u32 = 2;
 
 pub(super) const MANIFEST: &str = "manifest.json";
 
@@ -40,20 +40,55 @@ pub(super) struct Manifest {
     /// The erased set ([`ErasedIdentifiers::fingerprint`]) every folded day was
     /// clean for, and the base is.
     pub(super) clean_for: Option<u64>,
-    /// The base: its folder in the state folder and the files in it.
-    pub(super) base: String,
-    pub(super) files: Vec<String>,
+    /// The base: the step over the days folded when it was last written,
+    /// merged (unique on every column but the merged ones).
+    pub(super) base: Part,
+    /// The step over each fold since, unmerged: a run merges them with its own
+    /// new rows (a fold writes one day's rows, not the whole base again), and a
+    /// fold merges them into a new base once they reach 1/[`COMPACT_AT`] of it.
+    #[serde(default)]
+    pub(super) deltas: Vec<Part>,
     pub(super) written_by: String,
 }
 
-impl Manifest {
-    /// The base's files, under state folder `dir`.
+/// A fold writes a new base once the deltas hold this fraction of its rows.
+pub(super) const COMPACT_AT: u64 = 16;
+
+/// One folder of a step's state: Parquet files of the step's rows.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(super) struct Part {
+    /// The folder, in the state folder.
+    pub(super) dir: String,
+    pub(super) files: Vec<String>,
+    pub(super) rows: u64,
+}
+
+impl Part {
+    /// The part's files, under state folder `dir`.
     pub(super) fn paths(&self, dir: &Path) -> Vec<Path> {
-        let base = dir.clone().join(self.base.as_str());
-        self.files
-            .iter()
-            .map(|f| base.clone().join(f.as_str()))
+        let folder = dir.clone().join(self.dir.as_str());
+        (self.files.iter())
+            .map(|f| folder.clone().join(f.as_str()))
             .collect()
+    }
+}
+
+impl Manifest {
+    /// Every file of the state (base and deltas), under state folder `dir`.
+    pub(super) fn paths(&self, dir: &Path) -> Vec<Path> {
+        let parts = std::iter::once(&self.base).chain(&self.deltas);
+        parts.flat_map(|p| p.paths(dir)).collect()
+    }
+
+    /// The deltas' files, under state folder `dir`.
+    pub(super) fn delta_paths(&self, dir: &Path) -> Vec<Path> {
+        self.deltas.iter().flat_map(|p| p.paths(dir)).collect()
+    }
+
+    /// Whether the deltas, with one more, should be merged into a new base.
+    pub(super) fn due_for_compaction(&self) -> bool {
+        let rows: u64 = self.deltas.iter().map(|p| p.rows).sum();
+        rows.saturating_mul(COMPACT_AT) >= self.base.rows
     }
 }
 
@@ -62,28 +97,20 @@ pub(super) fn state_dir(warehouse: &Path, step: &str) -> Path {
     warehouse.clone().join("_c360").join("state").join(step)
 }
 
-/// Writes `frame` as the new base of `step` (`base-<run_id>/`), then its
-/// manifest (the base's days and the days folded now), then deletes the old
-/// base. Returns the files written.
-pub(super) async fn write_base(
+/// Writes `frame` into folder `folder` of state folder `dir` (files first:
+/// the manifest names them only once [`save`] puts it).
+pub(super) async fn write_part(
     frame: DataFrame,
     step: &StepSpec,
-    query: String,
-    plan: &Plan<'_>,
+    folder: String,
     dir: &Path,
     env: &CarryEnv,
-) -> Result<Vec<Path>, StepError> {
+) -> Result<Part, StepError> {
     let name = step.name.as_str();
-    let state_err = |message: String| StepError::State {
-        step: name.to_string(),
-        message,
-    };
-    let base_name = format!("base-{}", env.run_id);
-    let base_dir = dir.clone().join(base_name.as_str());
     let to = StagingDir {
         store: env.store.clone(),
         store_url: &env.store_url,
-        dir: &base_dir,
+        dir: &dir.clone().join(folder.as_str()),
     };
     let layout = FileLayout::staging();
     let (staged, _) = outputs::write_frame(name, frame, to, Compression::Snappy, &layout, false)
@@ -92,6 +119,29 @@ pub(super) async fn write_base(
             step: name.to_string(),
             source,
         })?;
+    Ok(Part {
+        dir: folder,
+        files: (staged.files.iter())
+            .filter_map(|f| f.path.filename().map(str::to_string))
+            .collect(),
+        rows: staged.files.iter().map(|f| f.rows).sum(),
+    })
+}
+
+/// Puts the manifest of `step`'s state after a fold (its days: the base's and
+/// those folded now), then deletes what it no longer names. Returns it.
+pub(super) async fn save(
+    step: &StepSpec,
+    query: String,
+    plan: &Plan<'_>,
+    (base, deltas): (Part, Vec<Part>),
+    dir: &Path,
+    env: &CarryEnv,
+) -> Result<Manifest, StepError> {
+    let state_err = |message: String| StepError::State {
+        step: step.name.clone(),
+        message,
+    };
     let mut days = (plan.base.as_ref())
         .map(|m| m.days.clone())
         .unwrap_or_default();
@@ -112,10 +162,8 @@ pub(super) async fn write_base(
         days,
         pending,
         clean_for: plan.clean_for,
-        base: base_name,
-        files: (staged.files.iter())
-            .filter_map(|f| f.path.filename().map(str::to_string))
-            .collect(),
+        base,
+        deltas,
         written_by: env.run_id.clone(),
     };
     put_manifest(&env.store, dir, &manifest)
@@ -124,7 +172,7 @@ pub(super) async fn write_base(
     remove_unnamed(&env.store, dir, &manifest, env.local_disk)
         .await
         .map_err(state_err)?;
-    Ok(staged.files.into_iter().map(|f| f.path).collect())
+    Ok(manifest)
 }
 
 /// Takes every row that carries one of `identifiers` out of the bases of
@@ -157,36 +205,20 @@ pub async fn forget_erased(
         if manifest.clean_for == Some(fingerprint) {
             continue;
         }
-        // Every file is rewritten into a new folder when any row goes, so the
-        // manifest names one folder.
-        let kept_base = format!("base-{run_id}-e{fingerprint:016x}");
         let mut removed = 0;
-        let mut kept_files = Vec::new();
-        let paths = manifest.paths(&dir);
-        for (path, name) in paths.iter().zip(&manifest.files) {
-            let kept = dir.clone().join(kept_base.as_str()).join(name.as_str());
-            let out = crate::source::without_erased(store, path, identifiers, &kept)
+        let parts = std::iter::once(&mut manifest.base).chain(manifest.deltas.iter_mut());
+        for (i, part) in parts.enumerate() {
+            let kept = format!("part{i}-{run_id}-e{fingerprint:016x}");
+            removed += without_erased(store, &dir, part, identifiers, kept)
                 .await
-                .map_err(|e| state_err(e.to_string()))?;
-            removed += out.as_ref().map_or(0, |(rows, _)| *rows);
-            kept_files.push((out.is_some(), path, kept));
+                .map_err(state_err)?;
         }
         if removed > 0 {
-            // Files with nobody to take out are copied, so the base stays one folder.
-            for (written, from, to) in &kept_files {
-                if !written {
-                    store
-                        .copy(from, to)
-                        .await
-                        .map_err(|e| state_err(format!("{from}: {e}")))?;
-                }
-            }
             tracing::info!(
                 step,
                 rows = removed,
                 "erased people's rows taken out of the carried state"
             );
-            manifest.base = kept_base;
         }
         manifest.clean_for = Some(fingerprint);
         manifest.written_by = run_id.to_string();
@@ -198,6 +230,41 @@ pub async fn forget_erased(
             .map_err(state_err)?;
     }
     Ok(())
+}
+
+/// Takes the rows carrying one of `identifiers` out of `part` (of state
+/// folder `dir`): when any go, every file is written anew into folder `kept`
+/// (files without any are copied), so a part stays one folder. Returns the
+/// rows taken out.
+async fn without_erased(
+    store: &Arc<dyn ObjectStore>,
+    dir: &Path,
+    part: &mut Part,
+    identifiers: &ErasedIdentifiers,
+    kept: String,
+) -> Result<u64, String> {
+    let mut removed = 0;
+    let mut files = Vec::new();
+    for (path, name) in part.paths(dir).iter().zip(&part.files) {
+        let to = dir.clone().join(kept.as_str()).join(name.as_str());
+        let out = crate::source::without_erased(store, path, identifiers, &to)
+            .await
+            .map_err(|e| e.to_string())?;
+        removed += out.as_ref().map_or(0, |(rows, _)| *rows);
+        files.push((out.is_some(), path.clone(), to));
+    }
+    if removed == 0 {
+        return Ok(0);
+    }
+    for (_, from, to) in files.iter().filter(|(written, ..)| !written) {
+        store
+            .copy(from, to)
+            .await
+            .map_err(|e| format!("{from}: {e}"))?;
+    }
+    part.dir = kept;
+    part.rows -= removed;
+    Ok(removed)
 }
 
 pub(super) async fn read_manifest(
