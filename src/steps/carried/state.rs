@@ -208,7 +208,10 @@ pub async fn forget_erased(
         let mut removed = 0;
         let parts = std::iter::once(&mut manifest.base).chain(manifest.deltas.iter_mut());
         for (i, part) in parts.enumerate() {
-            let kept = format!("part{i}-{run_id}-e{fingerprint:016x}");
+            let kept = match i {
+                0 => format!("base-{run_id}-e{fingerprint:016x}"),
+                _ => format!("delta{i}-{run_id}-e{fingerprint:016x}"),
+            };
             removed += without_erased(store, &dir, part, identifiers, kept)
                 .await
                 .map_err(state_err)?;
