@@ -5,7 +5,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use chrono::NaiveDate;
-
 use datafusion::catalog::{MemTable, MemoryCatalogProviderList};
 use datafusion::common::Column;
 use datafusion::execution::SessionStateBuilder;

@@ -85,7 +85,8 @@ impl Manifest {
         self.deltas.iter().flat_map(|p| p.paths(dir)).collect()
     }
 
-    /// Whether the deltas, with one more, should be merged into a new base.
+    /// Whether the next fold merges the deltas into a new base: they hold at
+    /// least 1/[`COMPACT_AT`] of its rows.
     pub(super) fn due_for_compaction(&self) -> bool {
         let rows: u64 = self.deltas.iter().map(|p| p.rows).sum();
         rows.saturating_mul(COMPACT_AT) >= self.base.rows
