@@ -50,9 +50,11 @@ pub const HASH_JOIN_INPUT_DIVISOR: u64 = 32;
 /// (5 to 10 times for c360's staged tables), hence the margin of
 /// [`HASH_JOIN_INPUT_DIVISOR`]: at 1,000,000 customers, pool / 8 let
 /// customer_360's nine per-customer joins hold the 2 GiB pool and its sort failed.
-pub fn hash_joins_fit(input_bytes: &[u64], pool_bytes: u64) -> bool {
+/// `built` is held besides, whatever the sizes: inputs known to be a build side
+/// (the rows merged into a carried base, which is what streams through).
+pub fn hash_joins_fit(input_bytes: &[u64], built: u64, pool_bytes: u64) -> bool {
     let largest = input_bytes.iter().copied().max().unwrap_or(0);
-    let held = input_bytes.iter().sum::<u64>() - largest;
+    let held = input_bytes.iter().sum::<u64>() - largest + built;
     held <= pool_bytes / HASH_JOIN_INPUT_DIVISOR
 }
 
@@ -463,14 +465,17 @@ mod tests {
     #[test]
     fn hash_joins_fit_when_all_but_the_largest_input_is_small() {
         let pool = 2048 << 20; // 2 GiB: build sides may hold 64 MiB of Parquet.
-        assert!(hash_joins_fit(&[], pool));
+        assert!(hash_joins_fit(&[], 0, pool));
         assert!(
-            hash_joins_fit(&[5 << 30], pool),
+            hash_joins_fit(&[5 << 30], 0, pool),
             "one huge input, nothing built"
         );
-        assert!(hash_joins_fit(&[5 << 30, 50 << 20, 14 << 20], pool));
-        assert!(!hash_joins_fit(&[5 << 30, 50 << 20, 15 << 20], pool));
-        assert!(!hash_joins_fit(&[100 << 20, 100 << 20], pool));
+        assert!(hash_joins_fit(&[5 << 30, 50 << 20, 14 << 20], 0, pool));
+        assert!(!hash_joins_fit(&[5 << 30, 50 << 20, 15 << 20], 0, pool));
+        assert!(!hash_joins_fit(&[100 << 20, 100 << 20], 0, pool));
+        // What is built anyway counts even when it would be the largest.
+        assert!(hash_joins_fit(&[], 64 << 20, pool));
+        assert!(!hash_joins_fit(&[5 << 30], 65 << 20, pool));
     }
 
     #[test]

@@ -88,6 +88,15 @@ pub async fn write_frame(
             source,
         })?;
     let staged = super::write_stream(name, stream, to.store, to.dir, compression, layout).await?;
+    // `-v`: the plan as EXPLAIN ANALYZE shows it, where a step's time went.
+    tracing::debug!(
+        output = name,
+        plan = %datafusion::physical_plan::display::DisplayableExecutionPlan::with_metrics(
+            plan.as_ref()
+        )
+        .indent(true),
+        "executed plan"
+    );
     Ok((staged, engine::spills(&plan)))
 }
 

@@ -25,6 +25,7 @@ pub(super) async fn account(
     let mut sizes = dag::Sizes {
         bytes: BTreeMap::new(),
         view_reads: BTreeMap::new(),
+        carried: BTreeMap::new(),
     };
     for (spec, staged) in sources {
         let mut typed_rows = 0;

@@ -23,7 +23,7 @@ use crate::engine::{self, Spills};
 use crate::job::{Job, JoinStrategy, Materialize, OutputSpec};
 use crate::outputs::{self, StagedOutput};
 use crate::runlog::StepRecord;
-use crate::steps::carried::{CachedSource, CarryEnv};
+use crate::steps::carried::{CachedSource, Carried, CarryEnv};
 use crate::steps::{PublishedLocations, StepEnv};
 use crate::storage::StorageLocation;
 
@@ -41,6 +41,18 @@ pub(super) struct Sizes {
     pub bytes: BTreeMap<String, u64>,
     /// For each view (`<source>_deduped`, view steps): the staged tables its plan reads.
     pub view_reads: BTreeMap<String, BTreeSet<String>>,
+    /// The carried bases of incremental steps and the rows merged into them
+    /// ([`Self::hash_joins_fit`]).
+    pub carried: BTreeMap<String, Carrying>,
+}
+
+/// What a name in [`Sizes::carried`] stands for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Carrying {
+    /// A carried base: the probe side of its merge.
+    Base,
+    /// The rows merged into a base: its merge's build side (fewer by design).
+    Merged,
 }
 
 impl Sizes {
@@ -58,15 +70,44 @@ impl Sizes {
         out
     }
 
-    fn bytes_of(&self, tables: &BTreeSet<String>) -> u64 {
-        self.each(tables).iter().sum()
+    /// What a carried step's view reads: its base and the rows merged into
+    /// it, not its sources (whose days are mostly in the base), under names no
+    /// table has.
+    fn carried_reads(&mut self, step: &str, carried: &Carried) -> BTreeSet<String> {
+        let base = format!("{step} (carried base)");
+        let merged = format!("{step} (merged into the base)");
+        for (name, bytes, role) in [
+            (&base, carried.base_bytes, Carrying::Base),
+            (&merged, carried.new_bytes, Carrying::Merged),
+        ] {
+            self.bytes.insert(name.clone(), bytes);
+            self.carried.insert(name.clone(), role);
+        }
+        BTreeSet::from([base, merged])
     }
 
-    fn each(&self, tables: &BTreeSet<String>) -> Vec<u64> {
-        tables
-            .iter()
-            .filter_map(|t| self.bytes.get(t).copied())
-            .collect()
+    /// Whether a plan over staged `tables` may use hash joins
+    /// ([`engine::hash_joins_fit`]). A carried base is left out: it streams
+    /// through its merge, whose build side is the rows merged into it (held
+    /// whatever the other inputs), and through the key joins above it (a
+    /// carried row meets its record's key, the smaller side).
+    fn hash_joins_fit(&self, tables: &BTreeSet<String>, pool_bytes: u64) -> bool {
+        let (mut inputs, mut built) = (Vec::new(), 0);
+        for table in tables {
+            let Some(&bytes) = self.bytes.get(table) else {
+                continue;
+            };
+            match self.carried.get(table) {
+                None => inputs.push(bytes),
+                Some(Carrying::Base) => {}
+                Some(Carrying::Merged) => built += bytes,
+            }
+        }
+        engine::hash_joins_fit(&inputs, built, pool_bytes)
+    }
+
+    fn bytes_of(&self, tables: &BTreeSet<String>) -> u64 {
+        tables.iter().filter_map(|t| self.bytes.get(t)).sum()
     }
 }
 
@@ -159,7 +200,7 @@ async fn run_steps(
         let hash = match step.join {
             JoinStrategy::Hash => true,
             JoinStrategy::SortMerge => false,
-            JoinStrategy::Auto => engine::hash_joins_fit(&sizes.each(&reads), pool_bytes),
+            JoinStrategy::Auto => sizes.hash_joins_fit(&reads, pool_bytes),
         };
         engine::set_hash_joins(ctx, hash);
         let carried = crate::steps::register_step(ctx, step, env).await?;
@@ -196,7 +237,11 @@ async fn run_steps(
                 let m = write_table().await?;
                 (m.staged, m.spills, "table")
             } else {
-                sizes.view_reads.insert(table.clone(), reads.clone());
+                let reads = match &carried {
+                    Some(c) => sizes.carried_reads(table, c),
+                    None => reads.clone(),
+                };
+                sizes.view_reads.insert(table.clone(), reads);
                 continue;
             };
             let (partition, spills, kind) = result;
@@ -367,4 +412,66 @@ async fn register_staged(
             what: format!("staged output {}", staged.name),
             source,
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIB: u64 = 1 << 20;
+
+    /// A step over an incremental step's view is sized by the rows merged
+    /// into its base, not by the sources beneath it nor the base: at
+    /// 1,000,000 customers the sources hold 1 GB of Parquet, and sort-merge
+    /// joins sorted the whole carried base to merge a day into it.
+    #[test]
+    fn a_carried_view_is_sized_by_the_rows_merged_into_its_base() {
+        let mut sizes = Sizes {
+            bytes: BTreeMap::from([
+                ("profiles".to_string(), 190 * MIB),
+                ("transactions".to_string(), 270 * MIB),
+                ("identity_map".to_string(), 90 * MIB),
+            ]),
+            view_reads: BTreeMap::new(),
+            carried: BTreeMap::new(),
+        };
+        let pool = 2048 * MIB;
+        let tables = |names: &[&str]| names.iter().map(|n| n.to_string()).collect();
+        assert!(!sizes.hash_joins_fit(&tables(&["profiles", "transactions"]), pool));
+        let carried = Carried {
+            base_bytes: 235 * MIB,
+            new_bytes: 3 * MIB,
+            ..Carried::default()
+        };
+        let reads = sizes.carried_reads("link_rows", &carried);
+        sizes.view_reads.insert("link_rows".to_string(), reads);
+        let reads = sizes.base_tables(&["link_rows".to_string()]);
+        // The step's input is both; a hash table holds the new rows.
+        assert_eq!(sizes.bytes_of(&reads), 238 * MIB);
+        assert!(sizes.hash_joins_fit(&reads, pool));
+        // Beside other inputs: the new rows, and all of them but the largest.
+        let mut beside = reads.clone();
+        beside.insert("transactions".to_string());
+        assert!(sizes.hash_joins_fit(&beside, pool));
+        beside.insert("profiles".to_string());
+        assert!(!sizes.hash_joins_fit(&beside, pool));
+        // 61 MiB merged into the base, beside transactions and the 3 MiB
+        // merged into another base: 64 MiB held, the most a 2 GiB pool takes.
+        let other = Carried {
+            new_bytes: 61 * MIB,
+            ..carried.clone()
+        };
+        let mut two = sizes.carried_reads("event_rows", &other);
+        two.extend(reads.clone());
+        two.insert("transactions".to_string());
+        assert!(sizes.hash_joins_fit(&two, pool));
+        // Too many rows merged in for the pool: sort-merge, though the new
+        // rows are the largest input left.
+        let big = Carried {
+            new_bytes: 65 * MIB,
+            ..carried
+        };
+        let reads = sizes.carried_reads("link_rows", &big);
+        assert!(!sizes.hash_joins_fit(&reads, pool));
+    }
 }

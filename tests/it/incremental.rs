@@ -312,6 +312,9 @@ async fn daily_runs_through_the_cache_equal_a_full_refresh() {
     assert_eq!(c5.days_folded, c4.days_pending, "{c5:?}");
     assert_eq!(c5.days_carried, c4.days_carried + c4.days_folded, "{c5:?}");
     assert!(c5.days_pending >= 1, "{c5:?}");
+    // The run log has what the joins above it were chosen from: the base and
+    // the (fewer) bytes merged into it, the pending days among them.
+    assert!(c5.new_bytes > 0 && c5.new_bytes < c5.base_bytes, "{c5:?}");
     // The events' counts are carried alike (one source, communications).
     let (e4, e5) = (
         carried_by(&fourth, "channel_activity_rows"),

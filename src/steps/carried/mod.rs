@@ -60,8 +60,8 @@ use std::sync::Arc;
 
 use chrono::NaiveDate;
 use datafusion::prelude::SessionContext;
-use object_store::ObjectStore;
 use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt};
 use serde::{Deserialize, Serialize};
 
 use super::StepError;
@@ -127,6 +127,13 @@ pub struct Carried {
     pub days_folded: u64,
     /// Source days reduced for this run only (not yet clean for the base's set).
     pub days_pending: u64,
+    /// Parquet bytes of the base this run read, and of what it merged into it
+    /// (the deltas, the days not folded, the held-out rows read back): the
+    /// step's joins are chosen from these, not from its sources' sizes.
+    #[serde(default)]
+    pub base_bytes: u64,
+    #[serde(default)]
+    pub new_bytes: u64,
 }
 
 /// Days of each source, by source name.
@@ -242,21 +249,28 @@ pub async fn register_carried(
             save(step, query, &plan, parts, &dir, env).await?
         }
     };
-    let carried = plan.carried;
+    let mut carried = plan.carried;
 
     // This run's result: the base, merged with the deltas and what is not
     // (yet) in the state.
     let read_back = |source: &str| sources[source].read_back.as_ref().map(|f| f.path.clone());
     let rest = files_of(&sources, &plan.pending, read_back);
+    let deltas = state.delta_paths(&dir);
+    let base_files = state.base.paths(&dir);
+    let new_files: Vec<Path> = rest.values().flatten().chain(&deltas).cloned().collect();
+    carried.new_bytes = file_bytes(&env.store, &new_files)
+        .await
+        .map_err(state_err)?;
+    carried.base_bytes = file_bytes(&env.store, &base_files)
+        .await
+        .map_err(state_err)?;
     let sub = sub_context(ctx);
     let rest = if rest.values().all(Vec::is_empty) {
         None
     } else {
         Some((inputs(rest).step(ctx, &sub, text).await).map_err(sql_err)?)
     };
-    let deltas = state.delta_paths(&dir);
     let new = (with_deltas(&sub, &env.store_url, rest, &deltas).await).map_err(sql_err)?;
-    let base_files = state.base.paths(&dir);
     let frame = match new {
         None => {
             engine::register_staged_files(&sub, "_c360_base", &env.store_url, &base_files)
@@ -279,6 +293,16 @@ pub async fn register_carried(
         "incremental step"
     );
     Ok(Some(carried))
+}
+
+/// The total size of `files`.
+async fn file_bytes(store: &Arc<dyn ObjectStore>, files: &[Path]) -> Result<u64, String> {
+    let mut total = 0;
+    for file in files {
+        let meta = store.head(file).await.map_err(|e| format!("{file}: {e}"))?;
+        total += meta.size;
+    }
+    Ok(total)
 }
 
 /// Which days a run reads from the base, folds into it and reduces for itself.
