@@ -172,8 +172,29 @@ pub fn session_config(options: &EngineOptions) -> SessionConfig {
     let partitions = config.target_partitions().max(1) as u64;
     let reservation = (options.pool_bytes() / (8 * partitions)).min(10 << 20);
     config.options_mut().execution.sort_spill_reservation_bytes = reservation as usize;
+    // A hash join whose build side is estimated below these is built once for
+    // every partition (`CollectLeft`) instead of both sides being shuffled by
+    // key: at 1,000,000 customers a lookup in the identity map (1.6M rows)
+    // shuffled 11M order lines and spilled the shuffle. DataFusion's defaults
+    // (1 MiB, 128K rows) suit a cluster, which sends a collected side to every
+    // task, and keep them there. What a step may hold in hash tables at all is
+    // bounded by its join choice ([`hash_joins_fit`]), whichever the mode.
+    if options.cluster.is_none() {
+        let optimizer = &mut config.options_mut().optimizer;
+        optimizer.hash_join_single_partition_threshold =
+            (options.pool_bytes() / COLLECT_BUILD_SIDE_DIVISOR) as usize;
+        optimizer.hash_join_single_partition_threshold_rows =
+            (options.pool_bytes() / COLLECT_BUILD_SIDE_ROW_BYTES) as usize;
+    }
     config.with_batch_size(batch_size(options.pool_bytes()))
 }
+
+/// A hash join's build side is collected once (not shuffled) when estimated at
+/// most the pool divided by this (128 MiB of a 2 GiB pool)...
+const COLLECT_BUILD_SIDE_DIVISOR: u64 = 16;
+/// ...or, without a byte estimate, at most the pool divided by this many rows
+/// (8M rows of a 2 GiB pool).
+const COLLECT_BUILD_SIDE_ROW_BYTES: u64 = 256;
 
 /// A session state of `config` on `runtime` with DataFusion's defaults and the
 /// physical optimizer `rules` ([`physical_optimizer_rules`]).
