@@ -22,7 +22,7 @@
 //! (about 1 in 10^10 at 10^7 customers); it is detected and fails the run rather than
 //! silently joining two people.
 
-use std::collections::HashMap;
+use hashbrown::HashMap;
 
 use super::graph::{Components, NONE};
 use super::intern::{Interner, Tag};
