@@ -10,6 +10,7 @@
 
 mod queries;
 mod rules;
+mod sorted;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -29,6 +30,8 @@ use crate::outputs::{self, SinkError};
 use queries::{Plan, plan};
 pub use queries::{SAMPLE_ROWS, ident, name as check_name};
 use rules::{freshness, row_count};
+use sorted::Duplicates;
+pub use sorted::SortedFiles;
 
 /// Errors of the check layer.
 #[derive(Debug, thiserror::Error)]
@@ -109,6 +112,9 @@ pub struct OutputFacts {
     /// Rows staged by this run.
     pub rows: u64,
     pub previous: Option<PreviousSnapshot>,
+    /// Its staged files, when known: a `unique` check on a prefix of their
+    /// sort order counts adjacent copies instead of grouping every key.
+    pub sorted: Option<SortedFiles>,
 }
 
 /// Everything checks need from the run.
@@ -215,13 +221,19 @@ async fn run_one(
             sample,
             unit,
         } => {
-            let n = count_of(cx.ctx, &count).await.map_err(query_err)?;
-            let rows = if n > 0 {
-                sample_of(cx.ctx, &sample).await.map_err(query_err)?
-            } else {
-                Vec::new()
+            let found = match in_sort_order(table, spec, cx).await? {
+                Some(found) => found,
+                None => {
+                    let keys = count_of(cx.ctx, &count).await.map_err(query_err)?;
+                    let sample = if keys > 0 {
+                        sample_of(cx.ctx, &sample).await.map_err(query_err)?
+                    } else {
+                        Vec::new()
+                    };
+                    Duplicates { keys, sample }
+                }
             };
-            (n, format!("{n} {unit}"), rows)
+            (found.keys, format!("{} {unit}", found.keys), found.sample)
         }
         Plan::RowCount => {
             let rows = match cx.outputs.get(table) {
@@ -258,6 +270,28 @@ async fn run_one(
         sample,
         elapsed_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
     })
+}
+
+/// A `unique` check of a staged output whose files are sorted by its columns,
+/// read in that order ([`SortedFiles::duplicates`]); `None` for any other check.
+async fn in_sort_order(
+    table: &str,
+    spec: &CheckSpec,
+    cx: &CheckContext<'_>,
+) -> Result<Option<Duplicates>, CheckError> {
+    let (CheckSpec::Unique { columns, .. }, Some(files)) =
+        (spec, cx.outputs.get(table).and_then(|f| f.sorted.as_ref()))
+    else {
+        return Ok(None);
+    };
+    files
+        .duplicates(columns)
+        .await
+        .map_err(|message| CheckError::Invalid {
+            table: table.to_string(),
+            check: check_name(spec),
+            message,
+        })
 }
 
 fn spec_severity(spec: &CheckSpec) -> Severity {

@@ -22,6 +22,8 @@ pub struct StagedOutput {
     /// The partition this run replaces (`root` itself when unpartitioned).
     pub target: Path,
     pub staged: StagedPartition,
+    /// The columns its rows are sorted by, in its files' order (`sort_by`).
+    pub sort_by: Vec<String>,
     /// What the output's plan spilled while it was written.
     pub spills: crate::engine::Spills,
 }
@@ -207,6 +209,7 @@ pub async fn stage_output(
         partitioned: !partition.is_empty(),
         target,
         staged,
+        sort_by: output.sort_by.clone(),
         spills,
     })
 }

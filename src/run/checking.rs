@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use datafusion::prelude::SessionContext;
 
 use super::{Progress, Run, RunError, record};
-use crate::checks::{self, OutputFacts};
+use crate::checks::{self, OutputFacts, SortedFiles};
 use crate::outputs::StagedOutput;
 
 /// Runs every check; records the outcomes in `p`.
@@ -34,6 +34,11 @@ pub(super) async fn check_outputs(
             OutputFacts {
                 rows: staged.staged.rows(),
                 previous,
+                sorted: Some(SortedFiles {
+                    store: bound.warehouse.store.clone(),
+                    files: staged.staged.files.iter().map(|f| f.path.clone()).collect(),
+                    sort_by: staged.sort_by.clone(),
+                }),
             },
         );
     }

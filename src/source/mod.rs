@@ -42,7 +42,6 @@ pub use dedup::RowAccounting;
 pub use erased::ErasedIdentifiers;
 pub use error::{NoFilesFound, SourceError, StagingError};
 pub use layout::{Codec, Listing, RawFile, list_files};
-pub(crate) use parquet::ObjectReader;
 pub use reject::{Reason, rejects_schema};
 pub use rows::FileStats;
 pub use schema::{

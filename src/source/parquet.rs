@@ -13,19 +13,14 @@ use datafusion::arrow::datatypes::DataType;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::parquet::arrow::ParquetRecordBatchStreamBuilder;
 use datafusion::parquet::arrow::ProjectionMask;
-use datafusion::parquet::arrow::arrow_reader::ArrowReaderOptions;
-use datafusion::parquet::arrow::async_reader::AsyncFileReader;
-use datafusion::parquet::errors::ParquetError;
-use datafusion::parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
-use futures::future::BoxFuture;
-use futures::{FutureExt, TryFutureExt, TryStreamExt};
-use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt};
+use futures::TryStreamExt;
+use object_store::ObjectStore;
 
 use super::error::SourceError;
 use super::layout::RawFile;
 use super::rows::{FileRows, FileStats};
 use super::{BatchSink, route};
+use crate::storage::parquet::ObjectReader;
 
 /// Reads one Parquet file through `rows`, writing batches to the sinks as they fill.
 pub(crate) async fn read_parquet(
@@ -41,11 +36,7 @@ pub(crate) async fn read_parquet(
         file: path.clone(),
         source,
     };
-    let reader = ObjectReader {
-        store: store.clone(),
-        path: file.path.clone(),
-        size: file.size,
-    };
+    let reader = ObjectReader::new(store, &file.path, file.size);
     let builder = ParquetRecordBatchStreamBuilder::new(reader)
         .await
         .map_err(parquet_err)?;
@@ -137,60 +128,6 @@ fn render_raw(names: &[&str], values: &[Option<&str>]) -> String {
         })
         .collect();
     serde_json::Value::Object(object).to_string()
-}
-
-/// Ranged reads of one object of known size. Parquet's own `ParquetObjectReader`
-/// is deprecated in favour of implementing `AsyncFileReader` directly, like this.
-pub(crate) struct ObjectReader {
-    store: Arc<dyn ObjectStore>,
-    path: Path,
-    size: u64,
-}
-
-impl ObjectReader {
-    /// A reader of `path`, its size asked of the store.
-    pub(crate) async fn open(
-        store: &Arc<dyn ObjectStore>,
-        path: &Path,
-    ) -> Result<Self, object_store::Error> {
-        let size = store.head(path).await?.size;
-        Ok(Self {
-            store: store.clone(),
-            path: path.clone(),
-            size,
-        })
-    }
-}
-
-fn store_err(e: object_store::Error) -> ParquetError {
-    ParquetError::External(Box::new(e))
-}
-
-impl AsyncFileReader for ObjectReader {
-    fn get_bytes(
-        &mut self,
-        range: std::ops::Range<u64>,
-    ) -> BoxFuture<'_, datafusion::parquet::errors::Result<bytes::Bytes>> {
-        self.store
-            .get_range(&self.path, range)
-            .map_err(store_err)
-            .boxed()
-    }
-
-    fn get_metadata<'a>(
-        &'a mut self,
-        options: Option<&'a ArrowReaderOptions>,
-    ) -> BoxFuture<'a, datafusion::parquet::errors::Result<Arc<ParquetMetaData>>> {
-        async move {
-            let size = self.size;
-            let metadata = ParquetMetaDataReader::new()
-                .with_arrow_reader_options(options)
-                .load_and_finish(self, size)
-                .await?;
-            Ok(Arc::new(metadata))
-        }
-        .boxed()
-    }
 }
 
 #[cfg(test)]

@@ -31,6 +31,7 @@ pub use cloud::{default_retry_config, retry_config};
 mod cloud;
 mod describe;
 mod json;
+pub mod parquet;
 mod redact;
 
 pub use describe::{describe, one_line};

@@ -140,7 +140,28 @@ async fn a_failing_check_publishes_nothing_and_names_check_output_and_rows() {
             2,
             "accepted_values(country_code) on customer_360: 2 row(s), e.g. [country_code=GB]",
         ),
-        // C3 and C4 bought but have no profile.
+        // order_lines is sorted by (transaction_id, line_no, status), so a unique
+        // check on a prefix of that counts adjacent copies in its staged files
+        // (`checks/sorted.rs`); the same rule as the SQL form above. As of 2 Feb:
+        // T1 has lines 1 and 2, T3 line 1 is completed and returned.
+        (
+            "order_lines",
+            CheckSpec::Unique {
+                columns: cols(&["transaction_id"]),
+                severity: E,
+            },
+            2,
+            "unique(transaction_id) on order_lines: 2 duplicated key(s), e.g. [transaction_id=T1, copies=2] [transaction_id=T3, copies=2]",
+        ),
+        (
+            "order_lines",
+            CheckSpec::Unique {
+                columns: cols(&["transaction_id", "line_no"]),
+                severity: E,
+            },
+            1,
+            "unique(transaction_id, line_no) on order_lines: 1 duplicated key(s), e.g. [transaction_id=T3, line_no=1, copies=2]",
+        ),
         (
             "order_lines",
             CheckSpec::Relationships {

@@ -10,25 +10,17 @@ use datafusion::arrow::compute::{cast, filter_record_batch};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::parquet::arrow::ParquetRecordBatchStreamBuilder;
-use datafusion::parquet::arrow::ProjectionMask;
 use futures::TryStreamExt;
 use object_store::ObjectStore;
 use object_store::path::Path;
 
 use super::super::{ErasedIdentifiers, ErasureError};
-use super::{HistoryOutput, store_err};
+use super::HistoryOutput;
 use crate::outputs::{self, ParquetFileWriter, StagedPartition};
-use crate::source::ObjectReader;
+use crate::storage::parquet::{self, Batches, ObjectReader};
 
 /// The columns that make an output the identity map, in the order read.
 pub(super) const IDENTITY_MAP_COLUMNS: [&str; 3] = ["id_type", "id_value", "customer_key"];
-
-pub(super) type Batches = std::pin::Pin<
-    Box<
-        dyn futures::Stream<Item = Result<RecordBatch, datafusion::parquet::errors::ParquetError>>
-            + Send,
-    >,
->;
 
 /// The batches of Parquet file `path` with exactly `columns`, in that order;
 /// `None` when it lacks one of them.
@@ -45,10 +37,7 @@ async fn stream_builder(
     store: &Arc<dyn ObjectStore>,
     path: &Path,
 ) -> Result<ParquetRecordBatchStreamBuilder<ObjectReader>, ErasureError> {
-    let reader = ObjectReader::open(store, path)
-        .await
-        .map_err(store_err(path))?;
-    ParquetRecordBatchStreamBuilder::new(reader)
+    parquet::stream_builder(store, path)
         .await
         .map_err(read_err(path))
 }
@@ -59,31 +48,7 @@ fn projected(
     path: &Path,
     columns: &[&str],
 ) -> Result<Option<Batches>, ErasureError> {
-    let fields = builder.parquet_schema().root_schema().get_fields();
-    let mut indices = Vec::new();
-    for column in columns {
-        match fields.iter().position(|f| f.name() == *column) {
-            Some(i) => indices.push(i),
-            None => return Ok(None),
-        }
-    }
-    let mask = ProjectionMask::roots(builder.parquet_schema(), indices.iter().copied());
-    let stream = builder
-        .with_projection(mask)
-        .build()
-        .map_err(read_err(path))?;
-    // A projection yields the columns in file order; put them in `columns` order.
-    let order: Vec<usize> = {
-        let mut sorted = indices.clone();
-        sorted.sort_unstable();
-        indices
-            .iter()
-            .map(|i| sorted.iter().position(|s| s == i).unwrap_or(0))
-            .collect()
-    };
-    Ok(Some(Box::pin(stream.map_ok(move |batch| {
-        batch.project(&order).unwrap_or(batch)
-    }))))
+    parquet::columns(builder, columns).map_err(read_err(path))
 }
 
 pub(super) fn read_err(
