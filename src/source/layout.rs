@@ -51,8 +51,7 @@ pub struct Listing {
     pub skipped: Vec<String>,
     /// File (relative name) -> the only lines to read of it: records starting
     /// elsewhere are skipped unparsed (CSV and NDJSON). Empty: read every record.
-    pub only_lines:
-        std::collections::BTreeMap<String, std::sync::Arc<std::collections::HashSet<i64>>>,
+    pub only_lines: std::collections::BTreeMap<String, std::sync::Arc<hashbrown::HashSet<i64>>>,
 }
 
 /// How a file name maps onto the declared format: `Some(compression)` when it is a

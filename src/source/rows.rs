@@ -55,7 +55,7 @@ pub(crate) struct FileContext {
     pub limits: SourceLimits,
     /// Read only the records starting on these lines (the typed staging cache
     /// reading back the rows it holds out, `cache/erased.rs`); `None`: every record.
-    pub only_lines: Option<Arc<HashSet<i64>>>,
+    pub only_lines: Option<Arc<hashbrown::HashSet<i64>>>,
 }
 
 enum ColumnBuilder {

@@ -4,7 +4,7 @@
 //! later run reads them back from there ([`SourceCache::read_back`]; see the
 //! parent module).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use chrono::NaiveDate;
@@ -48,7 +48,7 @@ impl SourceCache {
                 continue;
             }
             for (file, lines) in &manifest.held_out {
-                let lines = Arc::new(lines.iter().copied().collect::<HashSet<i64>>());
+                let lines = Arc::new(lines.iter().copied().collect::<hashbrown::HashSet<i64>>());
                 listing.only_lines.insert(file.clone(), lines);
             }
             let day_files = raw_files.get(dt).into_iter().flatten();

@@ -86,27 +86,17 @@ async fn register_files(
     engine::register_staged_files(sub, source, store_url, files).await
 }
 
-/// `frame` and the rows of Parquet files `deltas` (both the step's rows), as
-/// one frame; `None` when there is neither.
-pub(super) async fn with_deltas(
+/// The rows of Parquet files `deltas` (the step's rows); `None` when there are none.
+pub(super) async fn delta_rows(
     sub: &SessionContext,
     store_url: &str,
-    frame: Option<DataFrame>,
     deltas: &[Path],
 ) -> Result<Option<DataFrame>, datafusion::error::DataFusionError> {
-    let mut selects = Vec::new();
-    if let Some(frame) = frame {
-        sub.register_table("_c360_rows", frame.into_view())?;
-        selects.push("SELECT * FROM _c360_rows");
-    }
-    if !deltas.is_empty() {
-        engine::register_staged_files(sub, "_c360_deltas", store_url, deltas).await?;
-        selects.push("SELECT * FROM _c360_deltas");
-    }
-    if selects.is_empty() {
+    if deltas.is_empty() {
         return Ok(None);
     }
-    Ok(Some(sub.sql(&selects.join(" UNION ALL ")).await?))
+    engine::register_staged_files(sub, "_c360_deltas", store_url, deltas).await?;
+    Ok(Some(sub.table("_c360_deltas").await?))
 }
 
 /// The carried rows of the Parquet `base` files (unique on every column but

@@ -69,7 +69,7 @@ use crate::engine;
 use crate::job::{DedupRule, Incremental, StepSpec, deduped_table};
 use crate::outputs::WrittenFile;
 use crate::source::CachedDay;
-use merge::{Inputs, merge_into, sub_context, with_deltas};
+use merge::{Inputs, delta_rows, merge_into, sub_context};
 pub use state::forget_erased;
 use state::{MANIFEST, Manifest, STATE_FORMAT, read_manifest, save, state_dir, write_part};
 
@@ -232,11 +232,11 @@ pub async fn register_carried(
                 }
                 // base ∪ deltas ∪ step(days to fold), merged: the new base.
                 Some(m) => {
-                    let deltas = m.delta_paths(&dir);
-                    let new = with_deltas(&sub, &env.store_url, Some(frame), &deltas).await;
-                    let new = new
-                        .map_err(sql_err)?
-                        .ok_or_else(|| state_err("internal: nothing to fold".to_string()))?;
+                    let deltas = delta_rows(&sub, &env.store_url, &m.delta_paths(&dir)).await;
+                    let new = match deltas.map_err(sql_err)? {
+                        Some(deltas) => frame.union(deltas).map_err(sql_err)?,
+                        None => frame,
+                    };
                     let base = m.base.paths(&dir);
                     let frame = merge_into(&sub, &env.store_url, &base, new, incremental).await;
                     let frame = frame.map_err(sql_err)?;
@@ -270,7 +270,11 @@ pub async fn register_carried(
     } else {
         Some((inputs(rest).step(ctx, &sub, text).await).map_err(sql_err)?)
     };
-    let new = (with_deltas(&sub, &env.store_url, rest, &deltas).await).map_err(sql_err)?;
+    let new = match (rest, delta_rows(&sub, &env.store_url, &deltas).await) {
+        (Some(rest), Ok(Some(d))) => rest.union(d).map(Some),
+        (rest, d) => d.map(|d| rest.or(d)),
+    };
+    let new = new.map_err(sql_err)?;
     let frame = match new {
         None => {
             engine::register_staged_files(&sub, "_c360_base", &env.store_url, &base_files)
