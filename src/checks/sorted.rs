@@ -42,8 +42,9 @@ pub struct Duplicates {
 
 impl SortedFiles {
     /// The duplicated keys of `columns`, read in sort order; `None` when
-    /// `columns` is not a prefix of the sort order or a file lacks one of
-    /// them (the check then runs as SQL). The error is the reason, with the file.
+    /// `columns` is not a prefix of the sort order, a file lacks one of them or
+    /// one is a float (the check then runs as SQL). The error is the reason,
+    /// with the file.
     pub async fn duplicates(&self, columns: &[String]) -> Result<Option<Duplicates>, String> {
         if columns.is_empty() || !self.sort_by.starts_with(columns) {
             return Ok(None);
@@ -59,6 +60,15 @@ impl SortedFiles {
                 return Ok(None);
             };
             while let Some(batch) = batches.try_next().await.map_err(read_err)? {
+                // Float keys group as SQL compares them (0.0 = -0.0), not by their bits.
+                if batch
+                    .schema()
+                    .fields()
+                    .iter()
+                    .any(|f| f.data_type().is_floating())
+                {
+                    return Ok(None);
+                }
                 let runs = match &mut runs {
                     Some(runs) => runs,
                     None => runs.insert(Runs::new(&batch).map_err(|e| e.to_string())?),
@@ -309,5 +319,33 @@ mod tests {
             ..sorted.clone()
         };
         assert_eq!(missing.duplicates(&cols(&["d"])).await.unwrap(), None);
+    }
+
+    /// 0.0 and -0.0 are one key to SQL and two to their bits: float keys run as SQL.
+    #[tokio::test]
+    async fn float_keys_are_left_to_sql() {
+        use datafusion::arrow::array::Float64Array;
+        let store: Arc<dyn ObjectStore> = Arc::new(object_store::memory::InMemory::new());
+        let schema = Arc::new(Schema::new(vec![Field::new("x", DataType::Float64, false)]));
+        let x = Float64Array::from(vec![-0.0, 0.0]);
+        let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(x)]).unwrap();
+        let path = Path::from("out/part-00000.parquet");
+        let layout = FileLayout::staging();
+        let mut writer = ParquetFileWriter::create(
+            store.clone(),
+            path.clone(),
+            schema,
+            Compression::Snappy,
+            &layout,
+        )
+        .unwrap();
+        writer.write(&batch).await.unwrap();
+        writer.finish().await.unwrap();
+        let sorted = SortedFiles {
+            store,
+            files: vec![path],
+            sort_by: vec!["x".into()],
+        };
+        assert_eq!(sorted.duplicates(&["x".to_string()]).await.unwrap(), None);
     }
 }
