@@ -107,14 +107,14 @@ pub struct PreviousSnapshot {
 }
 
 /// What the run knows about each staged output.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct OutputFacts {
     /// Rows staged by this run.
     pub rows: u64,
     pub previous: Option<PreviousSnapshot>,
-    /// Its staged files, when known: a `unique` check on a prefix of their
-    /// sort order counts adjacent copies instead of grouping every key.
-    pub sorted: Option<SortedFiles>,
+    /// Its staged files: a `unique` check on a prefix of their sort order
+    /// counts adjacent copies instead of grouping every key.
+    pub files: SortedFiles,
 }
 
 /// Everything checks need from the run.
@@ -279,12 +279,11 @@ async fn in_sort_order(
     spec: &CheckSpec,
     cx: &CheckContext<'_>,
 ) -> Result<Option<Duplicates>, CheckError> {
-    let (CheckSpec::Unique { columns, .. }, Some(files)) =
-        (spec, cx.outputs.get(table).and_then(|f| f.sorted.as_ref()))
-    else {
+    let (CheckSpec::Unique { columns, .. }, Some(facts)) = (spec, cx.outputs.get(table)) else {
         return Ok(None);
     };
-    files
+    facts
+        .files
         .duplicates(columns)
         .await
         .map_err(|message| CheckError::Invalid {

@@ -15,18 +15,20 @@ use datafusion::arrow::array::{Array, RecordBatch};
 use datafusion::arrow::buffer::NullBuffer;
 use datafusion::arrow::row::{OwnedRow, RowConverter, Rows, SortField};
 use datafusion::arrow::util::display::array_value_to_string;
+use datafusion::parquet::arrow::ParquetRecordBatchStreamBuilder;
 use futures::TryStreamExt;
 use object_store::ObjectStore;
-use object_store::path::Path;
 
 use super::SAMPLE_ROWS;
-use crate::storage::parquet;
+use crate::outputs::WrittenFile;
+use crate::storage::parquet::{self, ObjectReader};
 
 /// An output's staged files, in order, and the columns their rows are sorted by.
 #[derive(Debug, Clone)]
 pub struct SortedFiles {
     pub store: Arc<dyn ObjectStore>,
-    pub files: Vec<Path>,
+    /// Each with its size, so reading needs no request for it.
+    pub files: Vec<WrittenFile>,
     /// Ascending, NULLs last (`outputs::stage_output`); empty: no order.
     pub sort_by: Vec<String>,
 }
@@ -52,28 +54,29 @@ impl SortedFiles {
         let names: Vec<&str> = columns.iter().map(String::as_str).collect();
         let mut runs: Option<Runs> = None;
         for file in &self.files {
-            let read_err = |e: datafusion::parquet::errors::ParquetError| format!("{file}: {e}");
-            let builder = parquet::stream_builder(&self.store, file)
+            let path = &file.path;
+            let read_err = |e: datafusion::parquet::errors::ParquetError| format!("{path}: {e}");
+            let reader = ObjectReader::new(&self.store, path, file.bytes);
+            let builder = ParquetRecordBatchStreamBuilder::new(reader)
                 .await
                 .map_err(read_err)?;
+            // Float keys group as SQL compares them (0.0 = -0.0), not by their bits.
+            let schema = builder.schema().clone();
+            let float = |name: &&str| {
+                (schema.field_with_name(name)).is_ok_and(|f| f.data_type().is_floating())
+            };
+            if names.iter().any(float) {
+                return Ok(None);
+            }
             let Some(mut batches) = parquet::columns(builder, &names).map_err(read_err)? else {
                 return Ok(None);
             };
             while let Some(batch) = batches.try_next().await.map_err(read_err)? {
-                // Float keys group as SQL compares them (0.0 = -0.0), not by their bits.
-                if batch
-                    .schema()
-                    .fields()
-                    .iter()
-                    .any(|f| f.data_type().is_floating())
-                {
-                    return Ok(None);
-                }
                 let runs = match &mut runs {
                     Some(runs) => runs,
                     None => runs.insert(Runs::new(&batch).map_err(|e| e.to_string())?),
                 };
-                runs.add(&batch).map_err(|e| format!("{file}: {e}"))?;
+                runs.add(&batch).map_err(|e| format!("{path}: {e}"))?;
             }
         }
         let Some(runs) = runs else {
@@ -206,13 +209,18 @@ mod tests {
         RecordBatch::try_new(schema(), vec![Arc::new(a), Arc::new(b), Arc::new(c)]).unwrap()
     }
 
-    async fn write(store: &Arc<dyn ObjectStore>, path: &str, batches: &[RecordBatch]) -> Path {
-        let path = Path::from(path);
+    /// One Parquet file of `batches` (which are not empty) at `path`.
+    async fn write(
+        store: &Arc<dyn ObjectStore>,
+        path: &str,
+        batches: &[RecordBatch],
+    ) -> WrittenFile {
+        let path = object_store::path::Path::from(path);
         let layout = FileLayout::staging();
         let mut writer = ParquetFileWriter::create(
             store.clone(),
-            path.clone(),
-            schema(),
+            path,
+            batches[0].schema(),
             Compression::Snappy,
             &layout,
         )
@@ -220,8 +228,7 @@ mod tests {
         for b in batches {
             writer.write(b).await.unwrap();
         }
-        writer.finish().await.unwrap();
-        path
+        writer.finish().await.unwrap()
     }
 
     /// Worked by hand: (x, 1) twice; a NULL `b` is no key; (y, 1) three times
@@ -328,22 +335,11 @@ mod tests {
         let store: Arc<dyn ObjectStore> = Arc::new(object_store::memory::InMemory::new());
         let schema = Arc::new(Schema::new(vec![Field::new("x", DataType::Float64, false)]));
         let x = Float64Array::from(vec![-0.0, 0.0]);
-        let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(x)]).unwrap();
-        let path = Path::from("out/part-00000.parquet");
-        let layout = FileLayout::staging();
-        let mut writer = ParquetFileWriter::create(
-            store.clone(),
-            path.clone(),
-            schema,
-            Compression::Snappy,
-            &layout,
-        )
-        .unwrap();
-        writer.write(&batch).await.unwrap();
-        writer.finish().await.unwrap();
+        let batch = RecordBatch::try_new(schema, vec![Arc::new(x)]).unwrap();
+        let file = write(&store, "out/part-00000.parquet", &[batch]).await;
         let sorted = SortedFiles {
             store,
-            files: vec![path],
+            files: vec![file],
             sort_by: vec!["x".into()],
         };
         assert_eq!(sorted.duplicates(&["x".to_string()]).await.unwrap(), None);

@@ -34,11 +34,11 @@ pub(super) async fn check_outputs(
             OutputFacts {
                 rows: staged.staged.rows(),
                 previous,
-                sorted: Some(SortedFiles {
+                files: SortedFiles {
                     store: bound.warehouse.store.clone(),
-                    files: staged.staged.files.iter().map(|f| f.path.clone()).collect(),
+                    files: staged.staged.files.clone(),
                     sort_by: staged.sort_by.clone(),
-                }),
+                },
             },
         );
     }

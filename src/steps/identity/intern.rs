@@ -90,32 +90,19 @@ pub struct Interner {
     hasher: DefaultHashBuilder,
 }
 
-/// A table entry: 32 bits of the node's hash (high) and its id (low). The
-/// table's own hash is [`Entry::table_hash`] of those bits, so the table can
-/// grow without reading any text.
-type Entry = u64;
-
-/// The hash bits an entry keeps of `(tag, value)`'s hash.
-fn hash_bits(hash: u64) -> u32 {
-    (hash >> 32) as u32
+/// A table entry: a node's id and 32 bits of its `(tag, value)` hash. The
+/// table's own hash is [`table_hash`] of those bits, so the table can grow
+/// without reading any text.
+#[derive(Clone, Copy)]
+struct Entry {
+    bits: u32,
+    id: u32,
 }
 
 /// The table's hash of an entry with hash bits `bits`, spread over 64 bits
 /// (hashbrown takes its bucket from the low bits and its tag from the top 7).
 fn table_hash(bits: u32) -> u64 {
     u64::from(bits).wrapping_mul(0x9E37_79B9_7F4A_7C15)
-}
-
-fn entry(bits: u32, id: u32) -> Entry {
-    (u64::from(bits) << 32) | u64::from(id)
-}
-
-fn entry_id(entry: Entry) -> u32 {
-    entry as u32
-}
-
-fn entry_bits(entry: Entry) -> u32 {
-    (entry >> 32) as u32
 }
 
 impl Interner {
@@ -131,7 +118,7 @@ impl Interner {
 
     /// The id of `(tag, value)`, adding it if new.
     pub fn intern(&mut self, tag: Tag, value: &str) -> Result<u32, TooManyNodes> {
-        let bits = hash_bits(self.hasher.hash_one((tag as u8, value)));
+        let bits = self.bits(tag, value);
         if let Some(id) = self.find(bits, tag, value) {
             return Ok(id);
         }
@@ -143,31 +130,29 @@ impl Interner {
         self.ends.push(self.text.len() as u64);
         self.tags.push(tag as u8);
         self.table
-            .insert_unique(table_hash(bits), entry(bits, id), |&e| {
-                table_hash(entry_bits(e))
-            });
+            .insert_unique(table_hash(bits), Entry { bits, id }, |e| table_hash(e.bits));
         Ok(id)
+    }
+
+    /// The hash bits an entry keeps of `(tag, value)`'s hash (its high half).
+    fn bits(&self, tag: Tag, value: &str) -> u32 {
+        (self.hasher.hash_one((tag as u8, value)) >> 32) as u32
     }
 
     /// The node of `(tag, value)`, whose hash bits are `bits`.
     fn find(&self, bits: u32, tag: Tag, value: &str) -> Option<u32> {
         self.table
-            .find(table_hash(bits), |&e| {
-                let id = entry_id(e);
-                entry_bits(e) == bits
-                    && self.tags[id as usize] == tag as u8
-                    && slice(&self.text, &self.ends, id) == value
+            .find(table_hash(bits), |e| {
+                e.bits == bits
+                    && self.tags[e.id as usize] == tag as u8
+                    && slice(&self.text, &self.ends, e.id) == value
             })
-            .map(|&e| entry_id(e))
+            .map(|e| e.id)
     }
 
     /// The id of `(tag, value)` if it was interned.
     pub fn get(&self, tag: Tag, value: &str) -> Option<u32> {
-        self.find(
-            hash_bits(self.hasher.hash_one((tag as u8, value))),
-            tag,
-            value,
-        )
+        self.find(self.bits(tag, value), tag, value)
     }
 
     /// The kind of node `id`.
