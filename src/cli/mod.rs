@@ -9,7 +9,7 @@ use chrono::NaiveDate;
 use clap::{Parser, Subcommand};
 
 use crate::clock::SystemClock;
-use crate::run::{RunOptions, RunSummary};
+use crate::run::RunOptions;
 
 mod cluster;
 mod generate;
@@ -18,6 +18,7 @@ mod query;
 mod report;
 mod schedule;
 mod status;
+mod summary;
 
 /// Exit codes, documented in the README and `--help`.
 pub mod exit {
@@ -328,7 +329,7 @@ pub async fn dispatch(cli: Cli) -> ExitCode {
             };
             match crate::run::run(&job, &options).await {
                 Ok(summary) => {
-                    print_summary(&summary);
+                    summary::print_summary(&summary);
                     ExitCode::from(exit::SUCCESS)
                 }
                 Err(e) => {
@@ -469,63 +470,6 @@ async fn explain(
             eprintln!("error: {e}");
             ExitCode::from(exit_code(&e))
         }
-    }
-}
-
-fn print_summary(summary: &RunSummary) {
-    let on = summary
-        .engine
-        .as_deref()
-        .map(|url| format!(" on {url}"))
-        .unwrap_or_default();
-    println!(
-        "run {} of {} for {} succeeded in {:.1}s{on}",
-        summary.run_id, summary.job, summary.date, summary.elapsed_secs
-    );
-    println!(
-        "{:<16} {:>10} {:>10} {:>10}",
-        "source", "read", "accepted", "rejected"
-    );
-    for source in &summary.sources {
-        let r = &source.report;
-        println!(
-            "{:<16} {:>10} {:>10} {:>10}",
-            source.name, r.rows_read, r.rows_accepted, r.rows_rejected
-        );
-    }
-    println!("{:<24} {:>10} {:>6}  location", "output", "rows", "files");
-    let rejects = summary
-        .rejects
-        .iter()
-        .map(|r| (format!("rejects/{}", r.name), r));
-    let outputs = summary.outputs.iter().map(|o| (o.name.clone(), o));
-    for (name, output) in outputs.chain(rejects) {
-        println!(
-            "{:<24} {:>10} {:>6}  {}",
-            name, output.rows, output.files, output.location
-        );
-    }
-    let erasure = &summary.erasure;
-    let removed: u64 = erasure.reject_rows_removed.values().sum();
-    println!(
-        "erasure: {} requested identifiers, {} customers erased, {removed} reject rows left out",
-        erasure.requested_identifiers,
-        erasure.erased_customers.unwrap_or(0)
-    );
-    if erasure.history_partitions_rewritten > 0 {
-        let rows: u64 = erasure.history_rows_removed.values().sum();
-        println!(
-            "erasure history: {} earlier partitions rewritten, {rows} rows left out",
-            erasure.history_partitions_rewritten
-        );
-    }
-    for check in &summary.checks {
-        let status = match check.status {
-            crate::checks::CheckStatus::Pass => "pass",
-            crate::checks::CheckStatus::Warn => "WARN",
-            crate::checks::CheckStatus::Fail => "FAIL",
-        };
-        println!("check {status:<4} {}", check.summary());
     }
 }
 

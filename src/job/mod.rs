@@ -25,6 +25,7 @@ mod overrides;
 mod report;
 mod resolve;
 mod sections;
+mod sources_resolve;
 mod spec;
 mod sql_refs;
 mod steps_resolve;

@@ -41,24 +41,21 @@ use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use futures::StreamExt;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
-use serde::{Deserialize, Serialize};
 
 use crate::outputs::{SinkError, WrittenFile};
 use crate::source::StagingError;
 use crate::source::{self, Listing, RawFile, SourceError, SourceInput, SourceReport};
 
 mod erased;
+mod manifest;
 mod parquet_sink;
 
 pub(crate) use erased::{forget_erased, without_erased};
+pub(crate) use manifest::days_cached;
+use manifest::{
+    CACHE_FORMAT, EntryFile, EntryKey, InputFile, MANIFEST, Manifest, put_manifest, read_manifest,
+};
 pub(super) use parquet_sink::ParquetSink;
-
-/// Bumped when the entry layout or the manifest changes meaning (2: `held_out`,
-/// which a reader of format 1 would ignore).
-const CACHE_FORMAT: u32 = 2;
-
-/// The manifest of an entry, beside its Parquet files.
-const MANIFEST: &str = "manifest.json";
 
 /// The Hive path carries the extract name, so reject files leave that column out.
 pub(super) const EXTRACT_COLUMN: &str = "extract";
@@ -66,56 +63,6 @@ pub(super) const EXTRACT_COLUMN: &str = "extract";
 /// Days parsed at once. Each parses its files [`source::PARALLEL_FILES`] at a
 /// time, so a source of one file per day still keeps two parsers busy.
 const PARALLEL_DAYS: usize = source::PARALLEL_FILES;
-
-/// What a day was parsed from: equal keys mean the cached entry is the parse.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-struct EntryKey {
-    cache_format: u32,
-    c360_version: String,
-    schema: String,
-    format: String,
-    /// The known currency codes, sorted, for a source checked against them.
-    currencies: Option<Vec<String>>,
-    /// Absent from entries written before limits existed: they are parsed again.
-    #[serde(default)]
-    limits: Option<crate::job::SourceLimits>,
-    files: Vec<InputFile>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-struct InputFile {
-    rel: String,
-    size: u64,
-    version: String,
-}
-
-/// One file of an entry.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-struct EntryFile {
-    name: String,
-    rows: u64,
-    bytes: u64,
-}
-
-/// `manifest.json` of an entry.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Manifest {
-    key: EntryKey,
-    typed: EntryFile,
-    rejects: EntryFile,
-    /// The day's read: counts, reasons, files in reading order.
-    report: SourceReport,
-    written_by: String,
-    /// [`ErasedIdentifiers::fingerprint`] of the set the entry was last found
-    /// to carry none of ([`forget_erased`]).
-    #[serde(default)]
-    clean_for: Option<u64>,
-    /// Raw file (relative name) -> lines of the records taken out of the
-    /// entry's files because they carry an erased identifier (module docs);
-    /// a run reads them back from the raw file.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    held_out: BTreeMap<String, Vec<i64>>,
-}
 
 /// How a run uses the cache.
 #[derive(Debug, Clone)]
@@ -178,15 +125,6 @@ pub(crate) struct CachedDay {
     pub clean_for: Option<u64>,
     /// The entry's typed rows (none when every row was rejected or held out).
     pub typed: Option<WrittenFile>,
-}
-
-impl EntryKey {
-    /// SHA-256 of the key's JSON, in hex: stable across runs and c360 builds.
-    fn digest(&self) -> String {
-        use sha2::Digest;
-        let json = serde_json::to_vec(self).unwrap_or_default();
-        hex::encode(sha2::Sha256::digest(json))
-    }
 }
 
 impl SourceCache {
@@ -332,7 +270,7 @@ impl SourceCache {
         let dir = self.entry_dir(dt);
         let manifest_path = dir.clone().join(MANIFEST);
         if !self.using.full_refresh
-            && let Some(cached) = self.read_manifest(&manifest_path).await?
+            && let Some(cached) = read_manifest(&self.store, &manifest_path).await?
             && cached.key == key
         {
             if self.using.sweep {
@@ -378,12 +316,6 @@ impl SourceCache {
         put_manifest(&self.store, &manifest_path, &manifest).await?;
         self.remove_unnamed(&dir, &manifest).await?;
         Ok((manifest, true))
-    }
-
-    /// The manifest at `path`; `None` when there is none or it cannot be read
-    /// as one (another format): the day is parsed again.
-    async fn read_manifest(&self, path: &Path) -> Result<Option<Manifest>, StagingError> {
-        read_manifest(&self.store, path).await
     }
 
     /// Deletes the objects of entry `dir` that `manifest` does not name,
@@ -478,24 +410,6 @@ pub(super) fn parquet_reader(
     Ok(builder)
 }
 
-async fn read_manifest(
-    store: &Arc<dyn ObjectStore>,
-    path: &Path,
-) -> Result<Option<Manifest>, StagingError> {
-    let what = "the day is parsed again";
-    let manifest = crate::storage::read_json(store, path, what).await;
-    Ok(manifest.map_err(store_err(path))?)
-}
-
-async fn put_manifest(
-    store: &Arc<dyn ObjectStore>,
-    path: &Path,
-    manifest: &Manifest,
-) -> Result<(), StagingError> {
-    let put = crate::storage::put_json(store, path, manifest).await;
-    Ok(put.map_err(store_err(path))?)
-}
-
 async fn delete(store: &Arc<dyn ObjectStore>, path: &Path) -> Result<(), StagingError> {
     match store.delete(path).await {
         Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
@@ -503,42 +417,7 @@ async fn delete(store: &Arc<dyn ObjectStore>, path: &Path) -> Result<(), Staging
     }
 }
 
-fn store_err(path: &Path) -> impl FnOnce(object_store::Error) -> SinkError {
+pub(super) fn store_err(path: &Path) -> impl FnOnce(object_store::Error) -> SinkError {
     let path = path.to_string();
     move |source| SinkError::Store { path, source }
-}
-
-/// How many days of `listing` (a partitioned source's raw files) have a cache
-/// entry under `dir` parsed from the same raw files (names, sizes, versions):
-/// the days a run reuses, unless the contract, the format, the currency codes
-/// or c360 itself changed since (`c360 explain`).
-pub(crate) async fn days_cached(
-    store: &Arc<dyn ObjectStore>,
-    dir: &Path,
-    listing: &Listing,
-) -> Result<usize, StagingError> {
-    let mut days: Vec<(NaiveDate, Vec<InputFile>)> = Vec::new();
-    for file in &listing.files {
-        let Some(dt) = file.dt else { continue };
-        let input = InputFile {
-            rel: file.rel.clone(),
-            size: file.size,
-            version: file.version.clone(),
-        };
-        match days.last_mut() {
-            Some((d, files)) if *d == dt => files.push(input),
-            _ => days.push((dt, vec![input])),
-        }
-    }
-    let mut cached = 0;
-    for (dt, files) in days {
-        let path = dir.clone().join(format!("dt={dt}")).join(MANIFEST);
-        if read_manifest(store, &path)
-            .await?
-            .is_some_and(|m| m.key.files == files)
-        {
-            cached += 1;
-        }
-    }
-    Ok(cached)
 }
