@@ -48,6 +48,7 @@ pub(super) async fn account(
             (typed_rows, rejected_rows),
             bound.date,
             &at,
+            r.engine.cluster.is_none(),
         )
         .await?;
         sizes.bytes.insert(

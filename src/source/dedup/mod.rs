@@ -4,8 +4,10 @@
 //!
 //! One hash aggregation per source groups the copies of each key (it spills; a
 //! sort and a ROW_NUMBER window over every row, what the step SQL did before,
-//! sorted tens of millions of wide rows to drop a few thousand copies). Each
-//! group yields its copy count and its winner, and the stream of groups gives:
+//! sorted tens of millions of wide rows to drop a few thousand copies). In this
+//! process a first pass hashes every key and leaves to the aggregation only the
+//! rows whose key hash another row shares (`groups`): the rest are groups of one.
+//! Each group yields its copy count and its winner, and the stream of groups gives:
 //!
 //! * the **row accounting**: every row read is accepted or rejected, and every
 //!   accepted row is kept, deduplicated or filtered;
@@ -124,6 +126,7 @@ pub(crate) async fn register_deduped(
 /// Deduplicates and accounts for one staged source (table `spec.name`);
 /// `typed_rows` and `rejected_rows` are the footer counts of its staged files.
 /// A keyed source gets `<name>_deduped` (and its duplicates, staged at `at`).
+/// `local`: the queries run in this process, not on a cluster.
 pub(crate) async fn dedup_source(
     ctx: &SessionContext,
     spec: &SourceSpec,
@@ -131,6 +134,7 @@ pub(crate) async fn dedup_source(
     (typed_rows, rejected_rows): (u64, u64),
     date: NaiveDate,
     at: &DuplicatesAt<'_>,
+    local: bool,
 ) -> Result<Deduped, StagingError> {
     let mismatch = |detail: String| StagingError::Accounting {
         name: spec.name.clone(),
@@ -145,7 +149,8 @@ pub(crate) async fn dedup_source(
     let (order, names) = file_order(&report.read_files).map_err(query_err)?;
     ctx.register_table(files.as_str(), order)
         .map_err(query_err)?;
-    let grouped = group(ctx, &rule, &spec.name, (&files, &names), date, at).await;
+    let local = local.then_some(typed_rows);
+    let grouped = group(ctx, &rule, &spec.name, (&files, &names), date, at, local).await;
     ctx.deregister_table(files.as_str()).map_err(query_err)?;
     let (tally, duplicates) = grouped?;
     if !rule.key.is_empty() {
@@ -287,9 +292,38 @@ mod tests {
         ctx.register_table("f", order).unwrap();
         let date = NaiveDate::from_ymd_opt(2026, 1, 3).unwrap();
         let rule = schema.dedup_rule();
-        let (tally, written) = group(ctx, &rule, "t", ("f", &names), date, &at)
+        // The two-pass grouping of this process, checked against one group
+        // query over every copy (a cluster's): the same tally and duplicates.
+        let one_pass = DuplicatesAt {
+            dir: Path::from("duplicates/one_pass"),
+            ..at
+        };
+        let (expected, expected_written) =
+            group(ctx, &rule, "t", ("f", &names), date, &one_pass, None)
+                .await
+                .unwrap();
+        let (tally, written) = group(ctx, &rule, "t", ("f", &names), date, &at, Some(1))
             .await
             .unwrap();
+        assert_eq!(tally, expected);
+        let mut copies = Vec::new();
+        for file in [&expected_written, &written] {
+            copies.push(match file {
+                None => Vec::new(),
+                Some(file) => {
+                    let name = "written";
+                    let path = std::slice::from_ref(&file.path);
+                    crate::engine::register_staged_files(ctx, name, at.store_url, path)
+                        .await
+                        .unwrap();
+                    let sql = "SELECT _file, _line FROM written ORDER BY _file, _line";
+                    let batches = ctx.sql(sql).await.unwrap().collect().await.unwrap();
+                    ctx.deregister_table(name).unwrap();
+                    batches
+                }
+            });
+        }
+        assert_eq!(copies[0], copies[1]);
         let duplicates = written.map(|file| file.path);
         if let Some(path) = &duplicates {
             crate::engine::register_staged_files(
