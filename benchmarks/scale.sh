@@ -18,16 +18,22 @@
 #   benchmarks/scale.sh 1000000 365 2GiB 3     # the issue's figure
 # DUCKDB_LIMIT gives the DuckDB script another memory_limit (default: LIMIT): at
 # 1M x 365 it runs out of memory under 2 GiB, so a ratio there needs more.
-# Uses the release binary under $CARGO_TARGET_DIR (default ~/.cache/c360-target) and
-# the Python in $BENCH_PYTHON (default ~/.cache/c360-ci-venv, made with duckdb if absent).
+# Uses the release binary under $CARGO_TARGET_DIR (default ~/.cache/c360-target), or
+# the binary $C360_BIN names (e.g. `cargo build --profile profiling`'s, the release
+# build with symbols, on a machine without a release build yet), and the Python in
+# $BENCH_PYTHON (default ~/.cache/c360-ci-venv, made with duckdb if absent).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 customers="${1:-200000}"; days="${2:-120}"; limit="${3:-2GiB}"; runs="${4:-3}"
 duck_limit="${DUCKDB_LIMIT:-$limit}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/c360-target}"
 target="$CARGO_TARGET_DIR"
-cargo build --release --locked --quiet
-bin="$target/release/c360"
+if [ -n "${C360_BIN:-}" ]; then
+    bin="$C360_BIN"
+else
+    cargo build --release --locked --quiet
+    bin="$target/release/c360"
+fi
 py="${BENCH_PYTHON:-$HOME/.cache/c360-ci-venv/bin/python}"
 if ! "$py" -c 'import duckdb' 2>/dev/null; then
     python3 -m venv "$(dirname "$(dirname "$py")")"
