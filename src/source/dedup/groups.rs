@@ -15,7 +15,7 @@ use datafusion::common::DFSchema;
 use datafusion::common::hash_utils::{RandomState, create_hashes};
 use datafusion::datasource::ViewTable;
 use datafusion::error::DataFusionError;
-use datafusion::execution::memory_pool::MemoryConsumer;
+use datafusion::execution::memory_pool::{MemoryConsumer, MemoryReservation};
 use datafusion::logical_expr::{
     ColumnarValue, EmptyRelation, LogicalPlan, LogicalPlanBuilder, ScalarFunctionArgs, ScalarUDF,
     ScalarUDFImpl, Signature, Volatility,
@@ -259,9 +259,10 @@ pub(super) async fn group(
         _ => None,
     };
     let filter = match shared {
-        Some(shared) if shared.is_empty() => return Ok((tally, None)),
-        Some(shared) => {
-            ctx.register_udf(ScalarUDF::new_from_impl(SharedKey::new(shared)));
+        Some((shared, _)) if shared.is_empty() => return Ok((tally, None)),
+        Some((shared, reservation)) => {
+            let udf = SharedKey::new(shared, reservation);
+            ctx.register_udf(ScalarUDF::new_from_impl(udf));
             let key: Vec<String> = (rule.key.iter())
                 .map(|c| format!("{}.{}", ident(table), ident(c)))
                 .collect();
@@ -298,18 +299,19 @@ fn key_hashes(key: &[ArrayRef], rows: usize, out: &mut Vec<u64>) -> Result<(), D
     Ok(())
 }
 
-/// The first pass of [`group`]: hashes every copy's key into a vector (8 bytes
-/// a copy, `rows` of them, reserved in the memory pool), sorts it, tallies the copies whose hash
-/// is theirs alone and returns the hashes more than one copy shares; `None`
-/// when the pool has no room. A copy dated after the date that stands alone
-/// (`late_stands_alone`) is tallied on its own, unhashed.
+/// The first pass of [`group`]: hashes every copy's key into a vector (8
+/// bytes a copy, `rows` of them, reserved in the memory pool), sorts it,
+/// tallies the copies whose hash is theirs alone and returns the hashes more
+/// than one copy shares, with their reservation; `None` when the pool has no
+/// room. A copy dated after the date that stands alone (`late_stands_alone`)
+/// is tallied on its own, unhashed.
 async fn hash_pass(
     ctx: &SessionContext,
     rule: &DedupRule,
     (table, rows): (&str, u64),
     date: NaiveDate,
     tally: &mut Tally,
-) -> Result<Option<HashSet<u64>>, DataFusionError> {
+) -> Result<Option<(HashSet<u64>, MemoryReservation)>, DataFusionError> {
     let t = ident(table);
     let key: Vec<String> = (rule.key.iter())
         .map(|c| format!("{t}.{}", ident(c)))
@@ -366,13 +368,21 @@ async fn hash_pass(
             }
         }
     }
+    let hashed = hashes.len();
+    drop(hashes);
+    // The set lives as long as the second pass: a word and a control byte a slot.
+    let set_bytes = shared.capacity() * (std::mem::size_of::<u64>() + 1);
+    if reservation.try_resize(set_bytes).is_err() {
+        tracing::info!(table, "no room for the shared key hashes: one group pass");
+        return Ok(None);
+    }
     tracing::info!(
         table,
-        hashed = hashes.len(),
+        hashed,
         shared_keys = shared.len(),
         "deduplication: copies whose key no other copy shares tallied"
     );
-    Ok(Some(shared))
+    Ok(Some((shared, reservation)))
 }
 
 /// `_c360_shared_key(key columns...)`: whether a row's key hash is one the
@@ -381,13 +391,16 @@ async fn hash_pass(
 struct SharedKey {
     hashes: Arc<HashSet<u64>>,
     signature: Signature,
+    /// The set's memory in the pool, released with the UDF.
+    _reservation: MemoryReservation,
 }
 
 impl SharedKey {
-    fn new(hashes: HashSet<u64>) -> Self {
+    fn new(hashes: HashSet<u64>, reservation: MemoryReservation) -> Self {
         Self {
             hashes: Arc::new(hashes),
             signature: Signature::variadic_any(Volatility::Immutable),
+            _reservation: reservation,
         }
     }
 }
@@ -525,8 +538,10 @@ mod tests {
         let shared = hash_pass(&ctx, &rule, ("t", 4), date, &mut tally)
             .await
             .unwrap();
-        let shared = shared.expect("room for 4 hashes");
+        let (shared, reservation) = shared.expect("room for 4 hashes");
         assert_eq!(shared.len(), 1);
+        // What stays reserved is the set's, not the hashes'.
+        assert_eq!(reservation.size(), shared.capacity() * 9);
         // E2 and E3: one copy each, kept.
         let alone = Tally {
             total: 2,
