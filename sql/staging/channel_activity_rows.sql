@@ -24,7 +24,7 @@
 -- id) depends on email alone, so it adds no group and is normalised once.
 -- A *contact* (docs/rules.md "Engagement, permission and relationship
 -- stage"): an outbound `sent` or `service_contact`, or any inbound event;
--- customer_events.sql counts the recent ones by the same rule.
+-- recent_contacts.sql counts the recent ones by the same rule.
 SELECT
     source_system,
     source_customer_id,
@@ -49,6 +49,12 @@ SELECT
             OR direction = 'inbound'
     ) AS last_contact_ts,
     MAX(event_ts) FILTER (WHERE event_type IN ('unsubscribed', 'complained')) AS last_opt_out_ts,
+    -- Contacts, by the rule above: customer_events.sql counts those of the rows
+    -- dated after arrival among the recent ones (recent_contacts.sql the rest).
+    COUNT(*) FILTER (
+        WHERE (direction = 'outbound' AND event_type IN ('sent', 'service_contact'))
+            OR direction = 'inbound'
+    ) AS contacts,
     SUM(cost) AS cost
 FROM (
     SELECT

@@ -3,12 +3,13 @@
 -- Two kinds of rows, attributed alike:
 -- * the carried activity rows (channel_activity_rows.sql: counts, latest times
 --   and cost per record, email and channel), less those dated after the logical
---   date; recent_contacts is 0 in them;
--- * the contacts dated within `fatigue_days` of the logical date (days since <=
---   fatigue_days, the one "within N days" convention of the job), counted per
---   record, email and channel in recent_contacts, the row's only measure: that
---   count moves with the date, so it comes from the events each run (a few
---   weeks of them), by channel_activity_rows.sql's rule for a contact.
+--   date; their recent_contacts are the contacts of the rows dated after the day
+--   their file arrived and within `fatigue_days` of the logical date (days since
+--   <= fatigue_days, the one "within N days" convention of the job);
+-- * the other recent contacts (recent_contacts.sql: dated within `fatigue_days`
+--   and not after their file's day, so found in the last `fatigue_days` days of
+--   events alone), in recent_contacts, the row's only measure: that count moves
+--   with the date, so it comes from the events each run.
 --
 -- Attribution mirrors identity_links.sql: a row with a source id
 -- (source_system and source_customer_id) belongs to that record's customer, one
@@ -21,7 +22,11 @@ WITH activity AS (
         sent, delivered, opened, clicked, bounced, unsubscribed, complained,
         replied, service_contacts, reviews, referrals,
         last_engagement_ts, last_contact_ts, last_opt_out_ts, cost,
-        CAST(0 AS BIGINT) AS recent_contacts
+        CASE
+            WHEN CAST(DATE '{date}' - dated_after_arrival AS INT) <= {fatigue_days}
+                THEN contacts
+            ELSE 0
+        END AS recent_contacts
     FROM channel_activity_rows
     WHERE dated_after_arrival IS NULL OR dated_after_arrival <= DATE '{date}'
     UNION ALL
@@ -29,12 +34,8 @@ WITH activity AS (
         source_system, source_customer_id, normalize_email(email), channel,
         0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
         NULL, NULL, NULL, NULL,
-        COUNT(*)
-    FROM communications_clean
-    WHERE ((direction = 'outbound' AND event_type IN ('sent', 'service_contact'))
-            OR direction = 'inbound')
-        AND CAST(DATE '{date}' - event_date AS INT) <= {fatigue_days}
-    GROUP BY source_system, source_customer_id, email, channel
+        recent_contacts
+    FROM recent_contacts
 )
 SELECT a.*, COALESCE(s.customer_key, m.customer_key) AS customer_key
 FROM activity a

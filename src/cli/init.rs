@@ -32,7 +32,6 @@ const PROJECT_FILES: &[(&str, &str)] = &[
     embed!("sql/staging/channel_activity.sql"),
     embed!("sql/staging/channel_activity_rows.sql"),
     embed!("sql/staging/clv_summary.sql"),
-    embed!("sql/staging/communications_clean.sql"),
     embed!("sql/staging/customer_engagement.sql"),
     embed!("sql/staging/customer_events.sql"),
     embed!("sql/staging/customer_lines.sql"),
@@ -47,6 +46,7 @@ const PROJECT_FILES: &[(&str, &str)] = &[
     embed!("sql/staging/identity_links.sql"),
     embed!("sql/staging/permission.sql"),
     embed!("sql/staging/profiles_current.sql"),
+    embed!("sql/staging/recent_contacts.sql"),
     embed!("sql/staging/relationship_stage.sql"),
     embed!("sql/staging/rfm.sql"),
 ];

@@ -43,6 +43,7 @@ pub use interpolate::{InterpolateError, interpolate, template_position};
 pub use model::*;
 pub use overrides::{Overridden, apply_overrides};
 pub use sql_refs::{SqlParseError, referenced_tables};
+pub(crate) use steps_resolve::window_days;
 pub use units::{parse_bytes, parse_duration};
 
 use node::Node;

@@ -163,6 +163,22 @@ pub(crate) struct StepRaw {
     /// run and updated with the new days' rows (`crate::steps::carried`).
     #[serde(default)]
     pub incremental: Option<Located<IncrementalRaw>>,
+    /// A number of days, or a `{param}` that gives one: the step reads only its
+    /// sources' days within that many days of the date (`crate::steps::carried`).
+    #[serde(default)]
+    pub window_days: Option<Located<WindowDaysRaw>>,
+}
+
+/// `steps[].window_days:`: a number, or text with `{param}` placeholders that
+/// interpolates to one (so `--set` moves it with the param the SQL uses).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(
+    untagged,
+    expecting = "a number of days or a \"{param}\" that gives one"
+)]
+pub(crate) enum WindowDaysRaw {
+    Days(u64),
+    Text(String),
 }
 
 /// `steps[].incremental:`.

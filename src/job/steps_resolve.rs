@@ -5,7 +5,7 @@ use super::interpolate::{byte_offset, interpolate_mapped, line_col};
 use super::model::{Incremental, JoinStrategy, Materialize, Merge, StepKind, StepSpec};
 use super::node_de::Located;
 use super::report::Reporter;
-use super::spec::{IncrementalRaw, MaterializeRaw, MergeRaw, StepRaw};
+use super::spec::{IncrementalRaw, MaterializeRaw, MergeRaw, StepRaw, WindowDaysRaw};
 use super::sql_refs::{parse, table_refs};
 use datafusion::sql::sqlparser::ast::Statement;
 use std::collections::{BTreeMap, BTreeSet};
@@ -189,6 +189,10 @@ fn resolve_step(step: StepRaw, scope: &Scope, report: &mut Reporter) -> Option<S
     let incremental = step
         .incremental
         .map(|raw| resolve_incremental(raw, &context, &kind, &depends_on, scope, report));
+    let window_days = step.window_days.map(|raw| {
+        let both = incremental.is_some();
+        resolve_window(raw, &context, (&kind, both), &depends_on, scope, report)
+    });
     Some(StepSpec {
         name: name.value,
         kind,
@@ -199,6 +203,7 @@ fn resolve_step(step: StepRaw, scope: &Scope, report: &mut Reporter) -> Option<S
         materialize: Materialize::View,
         join: step.join.map(JoinStrategy::from).unwrap_or_default(),
         incremental,
+        window_days,
     })
 }
 
@@ -220,12 +225,14 @@ fn resolve_incremental(
             format!("{context}: `incremental` only applies to SQL steps"),
         );
     }
-    for table in reads.iter().filter(|t| !scope.cached_sources.contains(*t)) {
-        let message = format!(
-            "{context}: an incremental step reads only partitioned sources (not the erasure requests) and the `_deduped` rows of those where the first copy wins; `{table}` is neither"
-        );
-        report.at(line, column, message);
-    }
+    reads_cached_only(
+        "an incremental step",
+        context,
+        reads,
+        scope,
+        (line, column),
+        report,
+    );
     if raw.value.merge.is_empty() {
         let message = format!("{context}: `incremental.merge` names no column");
         report.at(line, column, message);
@@ -244,6 +251,72 @@ fn resolve_incremental(
         })
         .collect();
     Incremental { merge }
+}
+
+/// Checks that a step (`what`, for the message) reads only what the typed
+/// staging cache holds by day: its days are what the step binds.
+fn reads_cached_only(
+    what: &str,
+    context: &str,
+    reads: &[String],
+    scope: &Scope,
+    (line, column): (u32, u32),
+    report: &mut Reporter,
+) {
+    for table in reads.iter().filter(|t| !scope.cached_sources.contains(*t)) {
+        let message = format!(
+            "{context}: {what} reads only partitioned sources (not the erasure requests) and the `_deduped` rows of those where the first copy wins; `{table}` is neither"
+        );
+        report.at(line, column, message);
+    }
+}
+
+/// Checks `window_days:` of a step: a SQL step, not incremental, that reads
+/// only cached sources, with a number of days (or text that interpolates to
+/// one). Returns the text the run interpolates with its own params.
+fn resolve_window(
+    raw: Located<WindowDaysRaw>,
+    context: &str,
+    (kind, incremental): (&StepKind, bool),
+    reads: &[String],
+    scope: &Scope,
+    report: &mut Reporter,
+) -> String {
+    let at = (raw.line, raw.column);
+    if !matches!(kind, StepKind::Sql { .. }) {
+        let message = format!("{context}: `window_days` only applies to SQL steps");
+        report.at(at.0, at.1, message);
+    } else if incremental {
+        let message = format!(
+            "{context}: `window_days` and `incremental` do not go together; a carried step reads every day once"
+        );
+        report.at(at.0, at.1, message);
+    }
+    reads_cached_only(
+        "a step with `window_days`",
+        context,
+        reads,
+        scope,
+        at,
+        report,
+    );
+    let text = match raw.value {
+        WindowDaysRaw::Days(n) => n.to_string(),
+        WindowDaysRaw::Text(text) => text,
+    };
+    if let Err(message) = window_days(&text, scope.vars) {
+        report.at(at.0, at.1, format!("{context}: `window_days`: {message}"));
+    }
+    text
+}
+
+/// The number of days `text` (a step's `window_days`) gives under `vars`.
+pub(crate) fn window_days(text: &str, vars: &BTreeMap<String, String>) -> Result<u32, String> {
+    let value = super::interpolate(text, vars).map_err(|e| e.to_string())?;
+    value
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{value}` is not a whole number of days"))
 }
 
 /// Reads a step's SQL file and checks it: placeholders, syntax, one query, and that

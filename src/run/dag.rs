@@ -23,7 +23,7 @@ use crate::engine::{self, Spills};
 use crate::job::{Job, JoinStrategy, Materialize, OutputSpec};
 use crate::outputs::{self, StagedOutput};
 use crate::runlog::StepRecord;
-use crate::steps::carried::{CachedSource, Carried, CarryEnv};
+use crate::steps::carried::{CachedSource, Carried, CarryEnv, Window};
 use crate::steps::{PublishedLocations, StepEnv};
 use crate::storage::StorageLocation;
 
@@ -84,6 +84,14 @@ impl Sizes {
             self.carried.insert(name.clone(), role);
         }
         BTreeSet::from([base, merged])
+    }
+
+    /// What a view with `window_days` reads: its sources' last days, under a
+    /// name no table has.
+    fn window_reads(&mut self, step: &str, window: Window) -> BTreeSet<String> {
+        let name = format!("{step} (window)");
+        self.bytes.insert(name.clone(), window.bytes);
+        BTreeSet::from([name])
     }
 
     /// Whether a plan over staged `tables` may use hash joins
@@ -203,7 +211,8 @@ async fn run_steps(
             JoinStrategy::Auto => sizes.hash_joins_fit(&reads, pool_bytes),
         };
         engine::set_hash_joins(ctx, hash);
-        let carried = crate::steps::register_step(ctx, step, env).await?;
+        let registered = crate::steps::register_step(ctx, step, env).await?;
+        let carried = registered.carried;
         // A builtin's companions (identity_graph_merges, clv_model) are computed
         // with it; they are written out with it too.
         let tables = std::iter::once(&step.name).chain(&step.also_defines);
@@ -237,9 +246,10 @@ async fn run_steps(
                 let m = write_table().await?;
                 (m.staged, m.spills, "table")
             } else {
-                let reads = match &carried {
-                    Some(c) => sizes.carried_reads(table, c),
-                    None => reads.clone(),
+                let reads = match (&carried, registered.window) {
+                    (Some(c), _) => sizes.carried_reads(table, c),
+                    (None, Some(w)) => sizes.window_reads(table, w),
+                    (None, None) => reads.clone(),
                 };
                 sizes.view_reads.insert(table.clone(), reads);
                 continue;
@@ -267,6 +277,7 @@ async fn run_steps(
             spilled_bytes: done.spills.bytes,
             spill_files: done.spills.files,
             incremental: carried,
+            window_days_read: registered.window.map(|w| w.days),
         };
         tracing::info!(
             step = %record.name,

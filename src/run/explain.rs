@@ -65,6 +65,13 @@ pub async fn explain(job: &Job, options: &RunOptions, verbose: bool) -> Result<S
                 merged.join(", ")
             );
         }
+        if let Some(days) = &step.window_days {
+            let _ = writeln!(
+                w,
+                "  {:<24} window_days: reads its sources' days within {days} days of the date",
+                ""
+            );
+        }
         for also in &step.also_defines {
             let _ = writeln!(
                 w,

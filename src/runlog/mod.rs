@@ -83,6 +83,9 @@ pub struct StepRecord {
     /// An incremental step: what it read from its carried state and folded in.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub incremental: Option<crate::steps::carried::Carried>,
+    /// A step with `window_days`: the source days it read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_days_read: Option<u64>,
 }
 
 /// Rows per source, as read.

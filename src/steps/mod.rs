@@ -84,19 +84,45 @@ pub struct StepEnv<'a> {
     pub carry: Option<carried::CarryEnv>,
 }
 
+/// What registering a step did besides registering it (the run log's figures).
+#[derive(Debug, Default)]
+pub struct Registered {
+    /// An incremental step: what it carried.
+    pub carried: Option<carried::Carried>,
+    /// A step with `window_days`: what it read (none when it read every day:
+    /// a cluster, or a plan without a warehouse).
+    pub window: Option<carried::Window>,
+}
+
 /// Registers one step on `ctx`: a SQL step becomes a view (an incremental one
-/// over its carried state, [`carried`]), a builtin (`stitch_identities`,
-/// `fit_clv`) runs here and registers its tables. The run then materializes the
-/// result ([`materialize`]) when the step is a table. Returns what an
-/// incremental step carried.
+/// over its carried state, [`carried`]; one with `window_days` over its
+/// sources' last days), a builtin (`stitch_identities`, `fit_clv`) runs here
+/// and registers its tables. The run then materializes the result
+/// ([`materialize`]) when the step is a table.
 pub async fn register_step(
     ctx: &SessionContext,
     step: &StepSpec,
     env: &StepEnv<'_>,
-) -> Result<Option<carried::Carried>, StepError> {
+) -> Result<Registered, StepError> {
     let mut carried = None;
+    let mut window = None;
     match &step.kind {
         StepKind::Sql { file, sql } => match (&step.incremental, &env.carry) {
+            (None, Some(carry)) if step.window_days.is_some() && !carry.on_cluster => {
+                let file = file.display().to_string();
+                let text = sql::interpolated(&step.name, &file, sql, env.vars)?;
+                let text_days = step.window_days.as_deref().unwrap_or_default();
+                let days = crate::job::window_days(text_days, env.vars).map_err(|message| {
+                    StepError::Template {
+                        step: step.name.clone(),
+                        file: file.clone(),
+                        message: format!("window_days: {message}"),
+                    }
+                })?;
+                let text = (file.as_str(), text.as_str());
+                let read = carried::register_windowed(ctx, step, days, text, env.date, carry);
+                window = Some(read.await?);
+            }
             (None, _) | (_, None) => {
                 register_sql_step(ctx, &step.name, file, sql, env.vars).await?
             }
@@ -144,5 +170,5 @@ pub async fn register_step(
         },
     }
     tracing::debug!(step = %step.name, "step registered");
-    Ok(carried)
+    Ok(Registered { carried, window })
 }

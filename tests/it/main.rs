@@ -35,3 +35,4 @@ mod util;
 mod validate;
 mod value;
 mod value_segments;
+mod window;

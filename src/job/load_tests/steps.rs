@@ -1,5 +1,5 @@
-//! Loading steps: their order, builtins, `previous`, deduplicated rows and
-//! `incremental:`.
+//! Loading steps: their order, builtins, `previous`, deduplicated rows,
+//! `incremental:` and `window_days:`.
 
 use super::*;
 
@@ -219,5 +219,65 @@ fn incremental_reads_only_partitioned_sources_and_merges_a_column() {
             .iter()
             .any(|e| e.contains("`incremental` only applies to SQL steps")),
         "{errors:?}"
+    );
+}
+
+#[test]
+fn window_days_is_a_number_of_days_for_a_sql_step_over_cached_sources() {
+    let f = Fixture::new();
+    f.sql(
+        "a.sql",
+        "SELECT email, COUNT(*) AS n FROM orders WHERE order_ts > DATE '{date}' - {days} GROUP BY email",
+    );
+    let job_with = |window: &str| {
+        BASE.replace("params: { cur: EUR }", "params: { cur: EUR, days: 30 }")
+            .replace(
+                "schema: transactions",
+                "schema: transactions, partitions: [dt]",
+            )
+            + &format!("steps:\n  - {{ name: a, sql: a.sql, window_days: {window} }}\n")
+    };
+    // A param (kept as text, interpolated by each run) or a number.
+    let job = f.load(&job_with("\"{days}\"")).unwrap();
+    assert_eq!(job.steps[0].window_days.as_deref(), Some("{days}"));
+    let job = f.load(&job_with("14")).unwrap();
+    assert_eq!(job.steps[0].window_days.as_deref(), Some("14"));
+    assert_eq!(
+        f.errors(&job_with("\"{nope}\"")),
+        vec!["7:41: step `a`: `window_days`: unknown placeholder `{nope}`"]
+    );
+    assert_eq!(
+        f.errors(&job_with("\"{cur}\"")),
+        vec!["7:41: step `a`: `window_days`: `EUR` is not a whole number of days"]
+    );
+    // Not with `incremental`, not on a builtin, not over an unpartitioned source.
+    let both = job_with("30").replace(
+        "window_days: 30",
+        "window_days: 30, incremental: { merge: { n: sum } }",
+    );
+    let errors = f.errors(&both);
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("`window_days` and `incremental` do not go together")),
+        "{errors:?}"
+    );
+    let builtin = job_with("30").replace("sql: a.sql", "builtin: fit_clv, input: orders");
+    let errors = f.errors(&builtin);
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("`window_days` only applies to SQL steps")),
+        "{errors:?}"
+    );
+    let unpartitioned = format!(
+        "{}steps:\n  - {{ name: a, sql: a.sql, window_days: 30 }}\n",
+        BASE.replace("params: { cur: EUR }", "params: { cur: EUR, days: 30 }")
+    );
+    assert_eq!(
+        f.errors(&unpartitioned),
+        vec![
+            "7:41: step `a`: a step with `window_days` reads only partitioned sources (not the erasure requests) and the `_deduped` rows of those where the first copy wins; `orders` is neither"
+        ]
     );
 }

@@ -34,6 +34,13 @@ pub struct StepSpec {
     pub join: JoinStrategy,
     /// A SQL step whose result is carried from run to run (`incremental:`).
     pub incremental: Option<Incremental>,
+    /// `window_days:` of a SQL step, before interpolation: the step reads only
+    /// the days of its (partitioned) sources with `date − dt ≤ N`, plus the
+    /// rows held out for erasure (`crate::steps::carried::register_windowed`).
+    /// A promise of the SQL: its filters leave out every row of an older day,
+    /// so the window changes how much is read, never the result (a cluster, or
+    /// a plan without a warehouse, reads every day).
+    pub window_days: Option<String>,
 }
 
 /// `incremental:` of a SQL step: its result is kept in the warehouse and each run

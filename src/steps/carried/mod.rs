@@ -54,6 +54,7 @@
 
 mod merge;
 mod state;
+mod window;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -72,6 +73,7 @@ use crate::source::CachedDay;
 use merge::{Inputs, delta_rows, merge_into, sub_context};
 pub use state::forget_erased;
 use state::{MANIFEST, Manifest, STATE_FORMAT, read_manifest, save, state_dir, write_part};
+pub use window::{Window, register_windowed};
 
 /// One partitioned source as incremental steps read it: its cached days, the
 /// held-out records read back this run and its duplicate rule.
@@ -115,6 +117,29 @@ pub struct CarryEnv {
     pub sources: BTreeMap<String, CachedSource>,
 }
 
+impl CarryEnv {
+    /// The cached sources behind a step's `reads` (each a cached source or its
+    /// deduplicated rows), and the rule of those read deduplicated.
+    fn bind<'a>(&'a self, reads: &[String]) -> Result<Bound<'a>, String> {
+        let mut sources = BTreeMap::new();
+        let mut deduped = BTreeMap::new();
+        for read in reads {
+            let found = self.sources.iter().find_map(|(source, cached)| {
+                let plain = read == source;
+                (plain || *read == deduped_table(source)).then_some((source, cached, plain))
+            });
+            let Some((source, cached, plain)) = found else {
+                return Err(format!("`{read}` is not a cached source"));
+            };
+            sources.insert(source.as_str(), cached.clone());
+            if !plain {
+                deduped.insert(source.as_str(), cached.dedup);
+            }
+        }
+        Ok((sources, deduped))
+    }
+}
+
 /// What an incremental step did this run (the run log's `incremental`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Carried {
@@ -135,6 +160,12 @@ pub struct Carried {
     #[serde(default)]
     pub new_bytes: u64,
 }
+
+/// A step's sources by name, and the rule of each it reads deduplicated.
+type Bound<'a> = (
+    BTreeMap<&'a str, CachedSource>,
+    BTreeMap<&'a str, DedupRule>,
+);
 
 /// Days of each source, by source name.
 type DaysBySource<'a> = BTreeMap<&'a str, Vec<&'a CachedDay>>;
@@ -162,22 +193,7 @@ pub async fn register_carried(
         step: name.to_string(),
         message,
     };
-    // Each table read is a cached source or its deduplicated rows.
-    let mut sources: BTreeMap<&str, CachedSource> = BTreeMap::new();
-    let mut deduped = BTreeMap::new();
-    for read in reads {
-        let found = env.sources.iter().find_map(|(source, cached)| {
-            let plain = read == source;
-            (plain || *read == deduped_table(source)).then_some((source, cached, plain))
-        });
-        let Some((source, cached, plain)) = found else {
-            return Err(state_err(format!("`{read}` is not a cached source")));
-        };
-        sources.insert(source.as_str(), cached.clone());
-        if !plain {
-            deduped.insert(source.as_str(), cached.dedup);
-        }
-    }
+    let (sources, deduped) = env.bind(reads).map_err(state_err)?;
     let inputs = |files| Inputs {
         files,
         deduped: &deduped,
