@@ -18,7 +18,7 @@ use c360::runlog::RunRecord;
 use chrono::NaiveDate;
 use object_store::local::LocalFileSystem;
 
-use crate::util::{files_under, published_partitions, repo_root};
+use crate::util::{engagement_of_email, files_under, published_partitions, repo_root};
 
 const HEADER: &str = "transaction_id,line_no,source_system,source_customer_id,email,order_ts,channel,product_id,category,quantity,unit_price,discount,unit_cost,currency,status";
 
@@ -382,20 +382,9 @@ async fn daily_runs_through_the_cache_equal_a_full_refresh() {
     assert!(line("returned").contains("|2|10.00|"), "{late:?}");
     // The guest's email row: its first send counts (1 sent, no click, cost
     // 0.25); neither the changed copy nor the event dated after the date does.
-    let rows = |table: &str| {
-        &got.iter()
-            .find(|(dir, _)| dir.starts_with(table))
-            .unwrap()
-            .1
-    };
-    let key = (rows("identity_map").iter())
-        .find(|l| l.contains("|resent.guest@example.com|"))
-        .map(|l| l.split('|').nth(2).unwrap().to_string())
-        .unwrap();
-    let guest: Vec<&String> = (rows("channel_engagement").iter())
-        .filter(|l| l.starts_with(&format!("{key}|")))
-        .collect();
+    let guest = engagement_of_email(&got, "resent.guest@example.com");
     assert_eq!(guest.len(), 1, "{guest:?}");
+    let key = guest[0].split('|').next().unwrap();
     assert!(
         guest[0].starts_with(&format!("{key}|email|1|0|0|0|")),
         "{guest:?}"

@@ -93,6 +93,25 @@ pub fn published_partitions(wh: &Path, date: &str) -> Vec<(PathBuf, Vec<String>)
         .collect()
 }
 
+/// The `channel_engagement` rows (as [`published_partitions`] gives them) of
+/// the customer whose identity map holds email `email`.
+pub fn engagement_of_email<'a>(
+    partitions: &'a [(PathBuf, Vec<String>)],
+    email: &str,
+) -> Vec<&'a String> {
+    let rows = |table: &str| {
+        let found = partitions.iter().find(|(dir, _)| dir.starts_with(table));
+        &found.unwrap().1
+    };
+    let key = (rows("identity_map").iter())
+        .find(|l| l.contains(&format!("|{email}|")))
+        .map(|l| l.split('|').nth(2).unwrap().to_string())
+        .unwrap();
+    (rows("channel_engagement").iter())
+        .filter(|l| l.starts_with(&format!("{key}|")))
+        .collect()
+}
+
 /// Every row of a partition folder as `|`-joined text, sorted (rows equal on an
 /// output's sort keys may come in either order).
 pub fn sorted_rows(dir: &Path) -> Vec<String> {

@@ -15,7 +15,7 @@ use c360::runlog::RunRecord;
 use chrono::NaiveDate;
 use object_store::local::LocalFileSystem;
 
-use crate::util::{published_partitions, repo_root};
+use crate::util::{engagement_of_email, published_partitions, repo_root};
 
 const DATE: &str = "2026-01-12";
 
@@ -108,19 +108,7 @@ async fn reading_the_last_days_gives_what_reading_every_day_gives() {
     }
 
     // The guest: 3 sends, 2 of them contacts within fatigue_days (W-1, W-3).
-    let rows = |table: &str| {
-        &got.iter()
-            .find(|(dir, _)| dir.starts_with(table))
-            .unwrap()
-            .1
-    };
-    let key = (rows("identity_map").iter())
-        .find(|l| l.contains("|window.guest@example.com|"))
-        .map(|l| l.split('|').nth(2).unwrap().to_string())
-        .unwrap();
-    let guest: Vec<&String> = (rows("channel_engagement").iter())
-        .filter(|l| l.starts_with(&format!("{key}|")))
-        .collect();
+    let guest = engagement_of_email(&got, "window.guest@example.com");
     assert_eq!(guest.len(), 1, "{guest:?}");
     let cells: Vec<&str> = guest[0].split('|').collect();
     // customer_key, channel, sent, ..., contacts_last_30d (19th), contact_cost.
