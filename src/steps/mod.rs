@@ -107,11 +107,10 @@ pub async fn register_step(
     let mut carried = None;
     let mut window = None;
     match &step.kind {
-        StepKind::Sql { file, sql } => match (&step.incremental, &env.carry) {
-            (None, Some(carry)) if step.window_days.is_some() && !carry.on_cluster => {
+        StepKind::Sql { file, sql } => match (&step.incremental, &step.window_days, &env.carry) {
+            (None, Some(text_days), Some(carry)) if !carry.on_cluster => {
                 let file = file.display().to_string();
                 let text = sql::interpolated(&step.name, &file, sql, env.vars)?;
-                let text_days = step.window_days.as_deref().unwrap_or_default();
                 let days = crate::job::window_days(text_days, env.vars).map_err(|message| {
                     StepError::Template {
                         step: step.name.clone(),
@@ -123,10 +122,10 @@ pub async fn register_step(
                 let read = carried::register_windowed(ctx, step, days, text, env.date, carry);
                 window = Some(read.await?);
             }
-            (None, _) | (_, None) => {
+            (None, _, _) | (_, _, None) => {
                 register_sql_step(ctx, &step.name, file, sql, env.vars).await?
             }
-            (Some(incremental), Some(carry)) => {
+            (Some(incremental), _, Some(carry)) => {
                 let file = file.display().to_string();
                 let text = sql::interpolated(&step.name, &file, sql, env.vars)?;
                 carried = carried::register_carried(

@@ -57,16 +57,13 @@ pub async fn register_windowed(
         .collect();
     let read_back = |source: &str| sources[source].read_back.as_ref();
     let typed = window.values().flatten().filter_map(|d| d.typed.as_ref());
+    let held_out = sources.keys().filter_map(|s| read_back(s));
     let read = Window {
         days: window.values().map(|d| d.len() as u64).sum(),
-        bytes: typed
-            .chain(sources.keys().filter_map(|s| read_back(s)))
-            .map(|f| f.bytes)
-            .sum(),
+        bytes: typed.chain(held_out).map(|f| f.bytes).sum(),
     };
-    let read_back = |source: &str| read_back(source).map(|f| f.path.clone());
     let inputs = Inputs {
-        files: files_of(&sources, &window, read_back),
+        files: files_of(&sources, &window, |s| read_back(s).map(|f| f.path.clone())),
         deduped: &deduped,
         date,
         store_url: &env.store_url,
