@@ -13,7 +13,15 @@ use tracing_subscriber::fmt::{self, format::DefaultFields};
 use tracing_subscriber::layer::{Layer, SubscriberExt};
 use tracing_subscriber::util::SubscriberInitExt;
 
-/// The allocator (Cargo.toml says why).
+/// The allocator (Cargo.toml says why), with its default purge delay (1,000 ms
+/// in mimalloc v3): freed pages stay with it that long before going back to the
+/// OS, and a page returned and then taken again costs the kernel a fault and
+/// zeroing it. With 100 ms (set in `main` until the sixteenth session) that was
+/// 11% of a 1M-customer night's CPU samples (`clear_page_erms`: the sorts'
+/// buffers freed and allocated again); the default made that night 8% faster at
+/// the same peak RSS, which the pool bounds at that size, and raised a 100k
+/// load's peak from about 515 to 635-677 MiB (BENCHMARKS.md). The environment's
+/// `MIMALLOC_PURGE_DELAY` still decides.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -22,13 +30,6 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// outgrow tokio's 2 MiB default on the worker threads the scheduler runs jobs on.
 const THREAD_STACK_BYTES: usize = 32 * 1024 * 1024;
 
-/// mimalloc's `mi_option_purge_delay`: its index in `mi_option_t` (mimalloc v3's
-/// `mimalloc.h`; libmimalloc-sys names no constant for it).
-const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
-
-/// How long mimalloc keeps freed pages before returning them (see `main`).
-const PURGE_DELAY_MS: std::ffi::c_long = 100;
-
 /// How long an idle blocking thread (local file reads, raw-file parsers) lives.
 /// Memory such a thread allocated and another thread freed (a Parquet column
 /// chunk read here, decoded there) returns to mimalloc only when its owner runs
@@ -36,18 +37,6 @@ const PURGE_DELAY_MS: std::ffi::c_long = 100;
 const BLOCKING_THREAD_KEEP_ALIVE: std::time::Duration = std::time::Duration::from_millis(250);
 
 fn main() -> ExitCode {
-    // mimalloc (v3) returns freed pages to the OS a second after the free by
-    // default, so a load kept hundreds of MiB resident beyond DataFusion's pool;
-    // and it asks for transparent huge pages, so each page it takes back costs the
-    // kernel zeroing 2 MiB (`clear_page_erms` was 11% of a 200k load's profile,
-    // 15% of its customer_events step). Measured on a 100k load (BENCHMARKS.md):
-    // 1,000 ms peaks at 1.24-1.50 GiB RSS, 10 ms at 0.99-1.05 GiB, 0 ms about 20%
-    // slower; 100 ms on a 200k load: the same peak RSS as 10 ms, less system time.
-    // `MIMALLOC_PURGE_DELAY` in the environment still decides.
-    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
-        // SAFETY: a plain store into mimalloc's option table, before any other thread exists.
-        unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, PURGE_DELAY_MS) };
-    }
     // Huge pages off for the whole process, as mimalloc does at start-up when
     // `MIMALLOC_ALLOW_THP=0` (setting its option here would be too late: its first
     // arena is reserved, and advised huge, by the allocations before `main`).
@@ -120,17 +109,4 @@ async fn run() -> ExitCode {
             .init(),
     }
     cli::dispatch(cli).await
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn the_purge_delay_index_is_the_purge_delay() {
-        // mimalloc v3's default purge_delay is 1,000 ms, unless the environment set it.
-        if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
-            // SAFETY: reads mimalloc's option table.
-            let value = unsafe { libmimalloc_sys::mi_option_get(super::MI_OPTION_PURGE_DELAY) };
-            assert_eq!(value, 1000, "option 15 is not MIMALLOC_PURGE_DELAY");
-        }
-    }
 }
