@@ -18,7 +18,7 @@ use tracing_subscriber::util::SubscriberInitExt;
 /// OS, and a page returned and then taken again costs the kernel a fault and
 /// zeroing it. With 100 ms (set in `main` until the sixteenth session) that was
 /// 11% of a 1M-customer night's CPU samples (`clear_page_erms`: the sorts'
-/// buffers freed and allocated again); the default made that night about 8%
+/// buffers freed and allocated again); the default made that night about 5-8%
 /// faster at the same peak RSS, and raised the peak of the 1M full load from
 /// 1,915 to 2,037-2,074 MiB (2 GiB pool) and of a 100k load from about 515 to
 /// 635-677 MiB (BENCHMARKS.md). `MIMALLOC_PURGE_DELAY=100` in the environment
