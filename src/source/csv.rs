@@ -217,6 +217,32 @@ impl<R: Read> RecordReader<R> {
         }
     }
 
+    /// Passes over the records ahead whose line `wants` rejects, without parsing
+    /// them, as far as they are plain: one line each, no quote and no lone
+    /// `\r` (which could join or split lines into records). Stops before the
+    /// first wanted or not plain record, and at the end of the buffered input,
+    /// leaving it to [`Self::next`]; blank lines are passed over as `next` does.
+    /// Only at a record boundary (before the first `next` after the header, or
+    /// between two of them), where the parser holds no state.
+    fn skip_plain(&mut self, wants: impl Fn(i64) -> bool) {
+        loop {
+            let rest = &self.input[self.pos..self.len];
+            let Some(end) = memchr::memchr(b'\n', rest) else {
+                return;
+            };
+            let text = &rest[..end];
+            let text = text.strip_suffix(b"\r").unwrap_or(text);
+            if memchr::memchr2(b'"', b'\r', text).is_some() {
+                return;
+            }
+            if !text.is_empty() && wants(i64::try_from(self.line).unwrap_or(i64::MAX)) {
+                return;
+            }
+            self.pos += end + 1;
+            self.line += 1;
+        }
+    }
+
     /// The fields of the record just read (meaningless after an overflow).
     fn fields(&self) -> impl ExactSizeIterator<Item = &[u8]> {
         (0..self.nend).map(|i| {
@@ -290,7 +316,13 @@ pub(crate) fn read_csv(
     let header = header_names(records.fields(), path, head.line)?;
     let columns = map_columns(&header, &mut rows, path)?;
 
-    while let Some(record) = records.next(false).map_err(|e| read_error(path, e))? {
+    loop {
+        if rows.reads_some_lines() {
+            records.skip_plain(|line| rows.wants(line));
+        }
+        let Some(record) = records.next(false).map_err(|e| read_error(path, e))? else {
+            break;
+        };
         let line = i64::try_from(record.line).unwrap_or(i64::MAX);
         if !rows.wants(line) {
             continue;

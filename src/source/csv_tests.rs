@@ -22,6 +22,13 @@ impl Read for OneByte<'_> {
 }
 
 fn fx_rows(limits: SourceLimits) -> FileRows {
+    fx_rows_of(limits, None)
+}
+
+fn fx_rows_of(
+    limits: SourceLimits,
+    only_lines: Option<std::sync::Arc<hashbrown::HashSet<i64>>>,
+) -> FileRows {
     let ctx = FileContext {
         extract: "fx_rates".into(),
         file: "reference/fx.csv".into(),
@@ -29,7 +36,7 @@ fn fx_rows(limits: SourceLimits) -> FileRows {
         currencies: None,
         batch_rows: 100,
         limits,
-        only_lines: None,
+        only_lines,
     };
     FileRows::new(ctx).unwrap()
 }
@@ -198,4 +205,78 @@ fn a_huge_line_is_read_in_bounded_memory() {
     }
     assert_eq!(seen[2], (3, Some(Overflow::Field), RAW_PREFIX_BYTES));
     assert_eq!(seen[3], (4, None, 5));
+}
+
+/// (line, currency) of every accepted row and (line, reason, raw) of every
+/// reject, read whole from memory (as a fetched file is) through `only_lines`.
+fn read_lines(bytes: &[u8], only: Option<&[i64]>) -> Vec<(i64, String, String)> {
+    let only = only.map(|l| std::sync::Arc::new(l.iter().copied().collect()));
+    let mut out = Vec::new();
+    let rows = fx_rows_of(SourceLimits::default(), only);
+    read_csv(io::Cursor::new(bytes), rows, "fx.csv", &mut |o| {
+        out.push(o);
+        Ok(())
+    })
+    .unwrap();
+    let mut all = rejected(&out);
+    for o in &out {
+        if let Output::Accepted(b) = o {
+            let (currency, line) = (b.column(0).as_string::<i32>(), b.column(3));
+            for i in 0..b.num_rows() {
+                let line = line.as_primitive::<Int64Type>().value(i);
+                all.push((line, "accepted".into(), currency.value(i).to_string()));
+            }
+        }
+    }
+    all.sort();
+    all
+}
+
+#[test]
+fn reading_some_lines_gives_exactly_those_records_of_a_whole_read() {
+    // Plain records, a quoted one over two lines (and a plain-looking line
+    // inside it), a lone `\r` ending a record mid-line, blank lines, CRLF, a
+    // quote inside an unquoted field and rejects.
+    let file = "currency,rate_to_reporting\n\
+        EUR,1\n\
+        \"G\nBP\",2\n\
+        USD,3\r\n\
+        \n\
+        JPY,4\rCHF,5\n\
+        SEK\n\
+        \r\n\
+        NO\"K,6\n\
+        DKK,7";
+    let whole = read_lines(file.as_bytes(), None);
+    let lines: Vec<i64> = whole.iter().map(|r| r.0).collect();
+    // Each record alone, every second one, and lines where no record starts.
+    let mut picks: Vec<Vec<i64>> = lines.iter().map(|l| vec![*l]).collect();
+    picks.push(lines.iter().copied().step_by(2).collect());
+    picks.push(vec![4, 8, 99]);
+    for pick in picks {
+        let expected: Vec<_> = (whole.iter())
+            .filter(|r| pick.contains(&r.0))
+            .cloned()
+            .collect();
+        assert_eq!(
+            read_lines(file.as_bytes(), Some(&pick)),
+            expected,
+            "lines {pick:?}"
+        );
+    }
+    // The records and lines a reader of the file sees (worked out by hand).
+    let seen: Vec<(i64, &str)> = whole.iter().map(|r| (r.0, r.2.as_str())).collect();
+    assert_eq!(
+        seen,
+        [
+            (2, "EUR"),
+            (3, "G\nBP"),
+            (5, "USD"),
+            (7, "CHF"),
+            (7, "JPY"),
+            (8, "SEK"),
+            (10, "NO\"K"),
+            (11, "DKK")
+        ]
+    );
 }

@@ -39,6 +39,15 @@ pub(crate) fn read_ndjson(
     let mut buf = Vec::new();
     let mut line: i64 = 0;
     loop {
+        if !rows.wants(line + 1) {
+            // Passed over unread: not even copied out of the buffer.
+            let n = (reader.skip_until(b'\n')).map_err(|e| super::decode::read_error(path, e))?;
+            if n == 0 {
+                break;
+            }
+            line += 1;
+            continue;
+        }
         buf.clear();
         let (n, cut) = read_line(&mut reader, &mut buf, max_record)
             .map_err(|source| super::decode::read_error(path, source))?;
@@ -46,9 +55,6 @@ pub(crate) fn read_ndjson(
             break;
         }
         line += 1;
-        if !rows.wants(line) {
-            continue;
-        }
         let mut text: &[u8] = &buf;
         if let Some(rest) = text.strip_suffix(b"\n") {
             text = rest;
@@ -323,6 +329,44 @@ mod tests {
         assert!(decode(r#"["E3"]"#).is_none());
         assert!(decode(r#"{"event_id":"E4"} x"#).is_none());
         assert!(decode(r#"{"event_id":"E5""#).is_none());
+    }
+
+    /// The lines of the accepted rows and those of the rejects of `file`, read
+    /// through `only_lines`.
+    fn read_lines(file: &str, only: Option<&[i64]>) -> (Vec<i64>, Vec<i64>) {
+        use datafusion::arrow::array::AsArray;
+        use datafusion::arrow::datatypes::Int64Type;
+        let ctx = super::super::rows::FileContext {
+            extract: "communications".into(),
+            file: "c.ndjson".into(),
+            schema: crate::job::ContractSchema::Communications,
+            currencies: None,
+            batch_rows: 2,
+            limits: crate::job::SourceLimits::default(),
+            only_lines: only.map(|l| std::sync::Arc::new(l.iter().copied().collect())),
+        };
+        let rows = FileRows::new(ctx).unwrap();
+        let (mut accepted, mut rejected) = (Vec::new(), Vec::new());
+        read_ndjson(file.as_bytes(), rows, "c.ndjson", &mut |out| {
+            let (batch, into, column) = match out {
+                Output::Accepted(b) => (b, &mut accepted, "_line"),
+                Output::Rejected(b) => (b, &mut rejected, "line"),
+            };
+            let lines = batch.column_by_name(column).unwrap();
+            into.extend(lines.as_primitive::<Int64Type>().values().iter().copied());
+            Ok(())
+        })
+        .unwrap();
+        (accepted, rejected)
+    }
+
+    #[test]
+    fn reading_some_lines_gives_exactly_those_records_of_a_whole_read() {
+        let ok = r#"{"event_id":"E1","source_system":"crm","source_customer_id":"C1","channel":"email","direction":"outbound","event_type":"sent","event_ts":"2026-01-03T15:46:03+00:00"}"#;
+        let file = format!("{ok}\n\n{{broken\r\n{ok}\n   \n{ok}");
+        assert_eq!(read_lines(&file, None), (vec![1, 4, 6], vec![3]));
+        assert_eq!(read_lines(&file, Some(&[2, 3, 6])), (vec![6], vec![3]));
+        assert_eq!(read_lines(&file, Some(&[4, 9])), (vec![4], vec![]));
     }
 
     #[test]

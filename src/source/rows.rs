@@ -164,6 +164,11 @@ impl FileRows {
         })
     }
 
+    /// Whether only some lines are to be read ([`FileContext::only_lines`]).
+    pub(crate) fn reads_some_lines(&self) -> bool {
+        self.ctx.only_lines.is_some()
+    }
+
     /// Whether the record starting on `line` is to be read at all
     /// ([`FileContext::only_lines`]); the readers skip the others unparsed.
     pub(crate) fn wants(&self, line: i64) -> bool {

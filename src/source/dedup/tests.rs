@@ -4,19 +4,26 @@
 use super::*;
 use crate::job::ContractSchema;
 use crate::source::LINE_COLUMN;
-use datafusion::arrow::array::{ArrayRef, AsArray, Int64Array, RecordBatch, StringArray};
-use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema};
+use datafusion::arrow::array::{
+    ArrayRef, AsArray, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
+};
+use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema, TimeUnit};
 use datafusion::catalog::MemTable;
 
-/// Table `name` of text columns (`_line` is a BIGINT), registered on `ctx`.
+/// The timestamp columns of the dedup rules, typed as sources hold them.
+const STAMPS: [&str; 4] = ["updated_at", "order_ts", "event_ts", "requested_at"];
+
+/// Table `name` of text columns, registered on `ctx`; `_line` is a BIGINT and
+/// the timestamps (`2026-01-02T00:00:00`, UTC) are microseconds, UTC.
 fn register(ctx: &SessionContext, name: &str, columns: &[(&str, Vec<Option<&str>>)]) {
+    let utc = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
     let fields: Vec<Field> = columns
         .iter()
         .map(|(c, _)| {
-            let ty = if *c == LINE_COLUMN {
-                DataType::Int64
-            } else {
-                DataType::Utf8
+            let ty = match *c {
+                LINE_COLUMN => DataType::Int64,
+                c if STAMPS.contains(&c) => utc.clone(),
+                _ => DataType::Utf8,
             };
             Field::new(*c, ty, true)
         })
@@ -28,6 +35,13 @@ fn register(ctx: &SessionContext, name: &str, columns: &[(&str, Vec<Option<&str>
                 Arc::new(Int64Array::from_iter(
                     values.iter().map(|v| v.map(|t| t.parse::<i64>().unwrap())),
                 ))
+            } else if STAMPS.contains(c) {
+                let micros = values.iter().map(|v| {
+                    let stamp =
+                        v.map(|t| crate::source::typing::parse_timestamp_micros(&format!("{t}Z")));
+                    stamp.map(|m| m.expect("an RFC 3339 timestamp"))
+                });
+                Arc::new(TimestampMicrosecondArray::from_iter(micros).with_timezone("UTC"))
             } else {
                 Arc::new(StringArray::from(values.clone()))
             }
@@ -317,4 +331,69 @@ async fn every_suppression_counts_on_its_own() {
     let (counts, rows) = dedup(&ctx, ContractSchema::Suppressions, &[DAY1]).await;
     assert_eq!(counts, vec![2, 1, 0, 1, 0, 0]);
     assert!(rows.is_empty());
+}
+
+#[tokio::test]
+async fn a_copy_is_dated_after_the_date_from_the_next_midnight_utc() {
+    let ctx = SessionContext::new();
+    // The last microsecond of 3 Jan (the date), and midnight starting 4 Jan.
+    register(
+        &ctx,
+        "t",
+        &[
+            ("email", vec![Some("a@example.com"); 2]),
+            (
+                "requested_at",
+                vec![
+                    Some("2026-01-03T23:59:59.999999"),
+                    Some("2026-01-04T00:00:00"),
+                ],
+            ),
+            ("_file", vec![Some(DAY1); 2]),
+            ("_line", vec![Some("1"), Some("2")]),
+        ],
+    );
+    let (counts, _) = dedup(&ctx, ContractSchema::Suppressions, &[DAY1]).await;
+    // total, kept, deduplicated, after_date, cancelled, unattributed
+    assert_eq!(counts, vec![2, 1, 0, 1, 0, 0]);
+}
+
+#[tokio::test]
+async fn the_newest_profile_wins_across_the_epoch_and_the_first_year() {
+    let ctx = SessionContext::new();
+    // C1: the newest version (1 Jan 1970) is in the earliest file, before one
+    // of the last microsecond of 1969 and one of year 1. C2: year 1 against
+    // nothing newer, in the later file.
+    register(
+        &ctx,
+        "t",
+        &[
+            ("source_system", vec![Some("crm"); 5]),
+            (
+                "source_customer_id",
+                vec![Some("C1"), Some("C1"), Some("C1"), Some("C2"), Some("C2")],
+            ),
+            (
+                "updated_at",
+                vec![
+                    Some("1970-01-01T00:00:00"),
+                    Some("1969-12-31T23:59:59.999999"),
+                    Some("0001-01-01T00:00:00"),
+                    Some("0001-01-01T00:00:00"),
+                    Some("0001-01-01T00:00:00"),
+                ],
+            ),
+            (
+                "_file",
+                vec![Some(DAY1), Some(DAY2), Some(DAY2B), Some(DAY1), Some(DAY2)],
+            ),
+            (
+                "_line",
+                vec![Some("1"), Some("1"), Some("1"), Some("2"), Some("2")],
+            ),
+        ],
+    );
+    let (counts, rows) = dedup(&ctx, ContractSchema::Profiles, &[DAY1, DAY2, DAY2B]).await;
+    assert_eq!(counts, vec![5, 2, 3, 0, 0, 0]);
+    assert_eq!(rows, vec![at(DAY1, 1), at(DAY2, 2)]);
 }
