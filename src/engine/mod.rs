@@ -266,6 +266,58 @@ mod tests {
         assert_eq!(got, vec!["2026-01-21", "12"]);
     }
 
+    /// Instants around midnights, the epoch and year 1, in microseconds.
+    fn utc_stamps() -> Vec<Option<i64>> {
+        let micros = |text: &str| {
+            let stamp = chrono::DateTime::parse_from_rfc3339(text);
+            Some(stamp.expect("an RFC 3339 timestamp").timestamp_micros())
+        };
+        vec![
+            micros("2026-01-03T23:59:59.999999Z"),
+            micros("2026-01-04T00:00:00Z"),
+            micros("2026-01-04T00:00:00.000001Z"),
+            micros("1969-12-31T23:59:59.999999Z"),
+            micros("1970-01-01T00:00:00Z"),
+            micros("0001-01-01T00:00:00Z"),
+            micros("9999-12-31T23:59:59.999999Z"),
+            None,
+        ]
+    }
+
+    /// A cast of a UTC timestamp to DATE is planned as `utc_date` (module
+    /// `udf::utc_date`) and gives what DataFusion's own cast gives.
+    #[tokio::test]
+    async fn a_cast_of_a_utc_timestamp_to_date_is_planned_as_utc_date() {
+        use datafusion::arrow::array::{ArrayRef, AsArray, RecordBatch, TimestampMicrosecondArray};
+        use datafusion::arrow::datatypes::Date32Type;
+        let utc = TimestampMicrosecondArray::from(utc_stamps()).with_timezone("UTC");
+        let london = TimestampMicrosecondArray::from(utc_stamps()).with_timezone("Europe/London");
+        let batch = RecordBatch::try_from_iter([
+            ("utc", Arc::new(utc) as ArrayRef),
+            ("london", Arc::new(london) as ArrayRef),
+        ])
+        .unwrap();
+        let sql = "SELECT CAST(utc AS DATE), CAST(london AS DATE) AS local FROM t \
+                   WHERE CAST(utc AS DATE) <= DATE '2026-01-04'";
+        let ctx = test_session();
+        ctx.register_batch("t", batch.clone()).unwrap();
+        let plan = ctx.sql(sql).await.unwrap().into_optimized_plan().unwrap();
+        let shown = plan.display_indent().to_string();
+        assert!(shown.contains("utc_date(t.utc)"), "{shown}");
+        assert!(!shown.contains("utc_date(t.london)"), "{shown}");
+        // The same rows, names and types as DataFusion's own cast.
+        let ours = ctx.sql(sql).await.unwrap().collect().await.unwrap();
+        let plain = SessionContext::new();
+        plain.register_batch("t", batch).unwrap();
+        let theirs = plain.sql(sql).await.unwrap().collect().await.unwrap();
+        assert_eq!(ours, theirs);
+        let dates: Vec<_> = (ours.iter())
+            .flat_map(|b| b.column(0).as_primitive::<Date32Type>().iter())
+            .collect();
+        // 3 and 4 Jan 2026 are days 20,456 and 20,457; year 1 starts on day -719,162.
+        assert_eq!(dates, [20_456, 20_457, 20_457, -1, 0, -719_162].map(Some));
+    }
+
     // The largest input streams through; everything else may be a build side.
     #[test]
     fn hash_joins_fit_when_all_but_the_largest_input_is_small() {

@@ -177,19 +177,24 @@ const COLLECT_BUILD_SIDE_DIVISOR: u64 = 16;
 /// (8M rows of a 2 GiB pool).
 const COLLECT_BUILD_SIDE_ROW_BYTES: u64 = 256;
 
-/// A session state of `config` on `runtime` with DataFusion's defaults and the
-/// physical optimizer `rules` ([`physical_optimizer_rules`]).
+/// A session state of `config` on `runtime` with DataFusion's defaults, the
+/// physical optimizer `rules` ([`physical_optimizer_rules`]) and
+/// [`crate::udf::CastToUtcDate`] (a UTC timestamp's date by division).
 pub fn session_state(
     config: SessionConfig,
     runtime: Arc<RuntimeEnv>,
     rules: Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync>>,
 ) -> datafusion::execution::SessionState {
-    SessionStateBuilder::new()
+    use datafusion::execution::FunctionRegistry;
+    let mut state = SessionStateBuilder::new()
         .with_config(config)
         .with_runtime_env(runtime)
         .with_default_features()
         .with_physical_optimizer_rules(rules)
-        .build()
+        .build();
+    // Infallible: the registry only appends the rewrite to its analyzer.
+    let _ = state.register_function_rewrite(Arc::new(crate::udf::CastToUtcDate));
+    state
 }
 
 /// DataFusion's physical optimizer rules with [`BuildSmallerSide`] right after

@@ -5,6 +5,8 @@
 //! - `normalize_phone(text, country_code) -> text`: the E.164 phone identifier, or NULL.
 //! - `pii_hash(text) -> text`, `pii_mask(text) -> text`: personal data hashed
 //!   (keyed HMAC-SHA256) or masked, as output column policies apply them (`pii`).
+//! - `utc_date(timestamp) -> date`: `CAST(.. AS DATE)` by division for a UTC
+//!   timestamp; every such cast in a job's SQL is planned as it ([`CastToUtcDate`]).
 //!
 //! `engine` calls [`register_all`] on every `SessionContext` it builds (and a
 //! Ballista executor registers [`all`] in its function registry), so the same
@@ -15,6 +17,7 @@
 pub mod email;
 pub mod phone;
 pub mod pii;
+pub mod utc_date;
 
 use datafusion::arrow::array::{Array, ArrayRef, LargeStringArray, StringArray, StringViewArray};
 use datafusion::common::{DataFusionError, Result, ScalarValue};
@@ -23,6 +26,7 @@ use datafusion::prelude::SessionContext;
 
 pub use email::NormalizeEmail;
 pub use phone::NormalizePhone;
+pub use utc_date::{CastToUtcDate, UtcDate};
 
 /// Every c360 UDF, for registries other than a `SessionContext` (e.g. Ballista's).
 /// `pii_hash` is keyed from the environment ([`pii::PiiKey::from_env`]); without
@@ -34,6 +38,7 @@ pub fn all() -> Vec<ScalarUDF> {
         ScalarUDF::new_from_impl(NormalizePhone::new()),
         ScalarUDF::new_from_impl(pii::PiiHash::new(key)),
         ScalarUDF::new_from_impl(pii::PiiMask::new()),
+        ScalarUDF::new_from_impl(UtcDate::new()),
     ]
 }
 
