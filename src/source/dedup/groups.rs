@@ -104,8 +104,8 @@ pub(super) fn flags(rule: &DedupRule, date: NaiveDate) -> String {
 ///
 /// Where the winner is the last (or first) copy, the flags ride in the low bits
 /// of the copy's place, `MAX(place * 8 + flags)`, a plain integer aggregate;
-/// profiles, whose winner is the newest `updated_at` first, take
-/// `last_value(place * 8 + flags ORDER BY updated_at, place)`.
+/// profiles, whose winner is the newest `updated_at` first, take `MAX` of the
+/// timestamp packed above it ([`newest_then_last`]).
 fn group_query(
     rule: &DedupRule,
     table: &str,
