@@ -139,6 +139,30 @@ async fn dedup(
     (counts, rows)
 }
 
+/// Table `t` of five profile versions: crm C1 three times, then C2 twice.
+fn register_profiles(
+    ctx: &SessionContext,
+    updated_at: [&str; 5],
+    files: [&str; 5],
+    lines: [&str; 5],
+) {
+    let ids = ["C1", "C1", "C1", "C2", "C2"];
+    fn some(values: [&str; 5]) -> Vec<Option<&str>> {
+        values.map(Some).to_vec()
+    }
+    register(
+        ctx,
+        "t",
+        &[
+            ("source_system", vec![Some("crm"); 5]),
+            ("source_customer_id", some(ids)),
+            ("updated_at", some(updated_at)),
+            ("_file", some(files)),
+            ("_line", some(lines)),
+        ],
+    );
+}
+
 fn at(file: &str, line: i64) -> (String, i64) {
     (file.to_string(), line)
 }
@@ -277,35 +301,15 @@ async fn the_first_copy_of_an_event_wins_and_a_late_profile_stands_alone() {
     // C1: versions of 1 and 2 Jan (the 2 Jan one wins, the other is deduplicated)
     // and one of 6 Jan, not known yet: filtered on its own, not a duplicate.
     // C2: two versions of the same instant: the later file wins the tie.
-    register(
-        &ctx,
-        "t",
-        &[
-            ("source_system", vec![Some("crm"); 5]),
-            (
-                "source_customer_id",
-                vec![Some("C1"), Some("C1"), Some("C1"), Some("C2"), Some("C2")],
-            ),
-            (
-                "updated_at",
-                vec![
-                    Some("2026-01-02T00:00:00"),
-                    Some("2026-01-01T00:00:00"),
-                    Some("2026-01-06T00:00:00"),
-                    Some("2026-01-02T00:00:00"),
-                    Some("2026-01-02T00:00:00"),
-                ],
-            ),
-            (
-                "_file",
-                vec![Some(DAY1), Some(DAY2), Some(DAY2), Some(DAY2), Some(DAY1)],
-            ),
-            (
-                "_line",
-                vec![Some("1"), Some("1"), Some("2"), Some("3"), Some("9")],
-            ),
-        ],
-    );
+    let updated_at = [
+        "2026-01-02T00:00:00",
+        "2026-01-01T00:00:00",
+        "2026-01-06T00:00:00",
+        "2026-01-02T00:00:00",
+        "2026-01-02T00:00:00",
+    ];
+    let files = [DAY1, DAY2, DAY2, DAY2, DAY1];
+    register_profiles(&ctx, updated_at, files, ["1", "1", "2", "3", "9"]);
     let (counts, rows) = dedup(&ctx, ContractSchema::Profiles, &[DAY1, DAY2]).await;
     assert_eq!(counts, vec![5, 2, 2, 1, 0, 0]);
     // C1's 2 Jan version, its 6 Jan one standing alone, C2's day-2 copy.
@@ -364,35 +368,15 @@ async fn the_newest_profile_wins_across_the_epoch_and_the_first_year() {
     // C1: the newest version (1 Jan 1970) is in the earliest file, before one
     // of the last microsecond of 1969 and one of year 1. C2: year 1 against
     // nothing newer, in the later file.
-    register(
-        &ctx,
-        "t",
-        &[
-            ("source_system", vec![Some("crm"); 5]),
-            (
-                "source_customer_id",
-                vec![Some("C1"), Some("C1"), Some("C1"), Some("C2"), Some("C2")],
-            ),
-            (
-                "updated_at",
-                vec![
-                    Some("1970-01-01T00:00:00"),
-                    Some("1969-12-31T23:59:59.999999"),
-                    Some("0001-01-01T00:00:00"),
-                    Some("0001-01-01T00:00:00"),
-                    Some("0001-01-01T00:00:00"),
-                ],
-            ),
-            (
-                "_file",
-                vec![Some(DAY1), Some(DAY2), Some(DAY2B), Some(DAY1), Some(DAY2)],
-            ),
-            (
-                "_line",
-                vec![Some("1"), Some("1"), Some("1"), Some("2"), Some("2")],
-            ),
-        ],
-    );
+    let updated_at = [
+        "1970-01-01T00:00:00",
+        "1969-12-31T23:59:59.999999",
+        "0001-01-01T00:00:00",
+        "0001-01-01T00:00:00",
+        "0001-01-01T00:00:00",
+    ];
+    let files = [DAY1, DAY2, DAY2B, DAY1, DAY2];
+    register_profiles(&ctx, updated_at, files, ["1", "1", "1", "2", "2"]);
     let (counts, rows) = dedup(&ctx, ContractSchema::Profiles, &[DAY1, DAY2, DAY2B]).await;
     assert_eq!(counts, vec![5, 2, 3, 0, 0, 0]);
     assert_eq!(rows, vec![at(DAY1, 1), at(DAY2, 2)]);
