@@ -41,7 +41,8 @@ pub(crate) fn read_ndjson(
     loop {
         if !rows.wants(line + 1) {
             // Passed over unread: not even copied out of the buffer.
-            let n = (reader.skip_until(b'\n')).map_err(|e| super::decode::read_error(path, e))?;
+            let skipped = reader.skip_until(b'\n');
+            let n = skipped.map_err(|source| super::decode::read_error(path, source))?;
             if n == 0 {
                 break;
             }
