@@ -266,32 +266,16 @@ mod tests {
         assert_eq!(got, vec!["2026-01-21", "12"]);
     }
 
-    /// Instants around midnights, the epoch and year 1, in microseconds.
-    fn utc_stamps() -> Vec<Option<i64>> {
-        let micros = |text: &str| {
-            let stamp = chrono::DateTime::parse_from_rfc3339(text);
-            Some(stamp.expect("an RFC 3339 timestamp").timestamp_micros())
-        };
-        vec![
-            micros("2026-01-03T23:59:59.999999Z"),
-            micros("2026-01-04T00:00:00Z"),
-            micros("2026-01-04T00:00:00.000001Z"),
-            micros("1969-12-31T23:59:59.999999Z"),
-            micros("1970-01-01T00:00:00Z"),
-            micros("0001-01-01T00:00:00Z"),
-            micros("9999-12-31T23:59:59.999999Z"),
-            None,
-        ]
-    }
-
     /// A cast of a UTC timestamp to DATE is planned as `utc_date` (module
     /// `udf::utc_date`) and gives what DataFusion's own cast gives.
     #[tokio::test]
     async fn a_cast_of_a_utc_timestamp_to_date_is_planned_as_utc_date() {
         use datafusion::arrow::array::{ArrayRef, AsArray, RecordBatch, TimestampMicrosecondArray};
         use datafusion::arrow::datatypes::Date32Type;
-        let utc = TimestampMicrosecondArray::from(utc_stamps()).with_timezone("UTC");
-        let london = TimestampMicrosecondArray::from(utc_stamps()).with_timezone("Europe/London");
+        let utc = TimestampMicrosecondArray::from(crate::udf::utc_date::test_stamps())
+            .with_timezone("UTC");
+        let london = TimestampMicrosecondArray::from(crate::udf::utc_date::test_stamps())
+            .with_timezone("Europe/London");
         let batch = RecordBatch::try_from_iter([
             ("utc", Arc::new(utc) as ArrayRef),
             ("london", Arc::new(london) as ArrayRef),

@@ -153,35 +153,37 @@ impl FunctionRewrite for CastToUtcDate {
     }
 }
 
+/// Microseconds of instants around midnights, the epoch and years 1 and 9999,
+/// and a NULL: the cases the tests here and in `engine` check.
+#[cfg(test)]
+pub(crate) fn test_stamps() -> Vec<Option<i64>> {
+    let micros = |text: &str| {
+        let stamp = chrono::DateTime::parse_from_rfc3339(text);
+        Some(stamp.expect("an RFC 3339 timestamp").timestamp_micros())
+    };
+    vec![
+        micros("2026-01-03T23:59:59.999999Z"),
+        micros("2026-01-04T00:00:00Z"),
+        micros("2026-01-04T00:00:00.000001Z"),
+        micros("1969-12-31T23:59:59.999999Z"),
+        micros("1970-01-01T00:00:00Z"),
+        micros("0001-01-01T00:00:00Z"),
+        micros("9999-12-31T23:59:59.999999Z"),
+        None,
+    ]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use datafusion::arrow::array::TimestampMicrosecondArray;
     use datafusion::arrow::compute::cast;
 
-    /// Microseconds of instants around midnights, the epoch and year 1, UTC.
-    fn stamps() -> Vec<Option<i64>> {
-        let micros = |text: &str| {
-            let stamp = chrono::DateTime::parse_from_rfc3339(text);
-            stamp.expect("an RFC 3339 timestamp").timestamp_micros()
-        };
-        vec![
-            Some(micros("2026-01-03T23:59:59.999999Z")),
-            Some(micros("2026-01-04T00:00:00Z")),
-            Some(micros("2026-01-04T00:00:00.000001Z")),
-            Some(micros("1969-12-31T23:59:59.999999Z")),
-            Some(micros("1970-01-01T00:00:00Z")),
-            Some(micros("0001-01-01T00:00:00Z")),
-            Some(micros("9999-12-31T23:59:59.999999Z")),
-            None,
-        ]
-    }
-
     #[test]
     fn the_utc_date_is_the_date_arrows_cast_gives() {
         for tz in ["UTC", "+00:00"] {
             let array: ArrayRef =
-                Arc::new(TimestampMicrosecondArray::from(stamps()).with_timezone(tz));
+                Arc::new(TimestampMicrosecondArray::from(test_stamps()).with_timezone(tz));
             let ours = utc_date(&array).unwrap();
             assert_eq!(&ours, &cast(&array, &DataType::Date32).unwrap());
             let days = ours.as_primitive::<Date32Type>();

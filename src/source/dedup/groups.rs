@@ -69,18 +69,13 @@ pub(super) fn file_order(
     Ok((Arc::new(ViewTable::new(plan, None)), names))
 }
 
-/// Whether the copy is dated after the logical date (`FALSE` for a source
-/// without dates): its UTC date, `CAST(<date column> AS DATE) > date`, written
-/// as `<date column> >= <the next day's midnight, UTC>` so that the timestamps
-/// are compared as integers (the cast converts each one through its time zone;
-/// it was a tenth of a night's deduplication at 1,000,000 customers).
+/// `CAST(<qualifier><date column> AS DATE) > date`: the copy is dated after the
+/// logical date (`FALSE` for a source without dates). The sessions plan the cast
+/// of a UTC timestamp as `utc_date`, an integer division (`udf::utc_date`).
 pub(super) fn late(rule: &DedupRule, qualifier: &str, date: NaiveDate) -> String {
-    match (rule.date, date.succ_opt()) {
-        (Some(column), Some(next)) => format!(
-            "{qualifier}{} >= to_timestamp_micros('{next}T00:00:00Z')",
-            ident(column)
-        ),
-        _ => "FALSE".to_string(),
+    match rule.date {
+        Some(column) => format!("CAST({qualifier}{} AS DATE) > DATE '{date}'", ident(column)),
+        None => "FALSE".to_string(),
     }
 }
 
